@@ -1,0 +1,4 @@
+#pragma once
+#include "bitgrad/autograd/gradcheck.hpp"
+#include "bitgrad/autograd/tape.hpp"
+#include "bitgrad/autograd/var.hpp"

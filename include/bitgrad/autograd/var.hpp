@@ -1,0 +1,158 @@
+#pragma once
+// Var<T>: a tensor value plus a gradient slot, shared by reference (copies are handles).
+//
+// Leaves are made by the user: Var(tensor, /*requires_grad=*/true) is a parameter; its gradient
+// accumulates (+=) across tapes until zero_grad(). Non-leaf Vars are made by ops on a tape; their
+// gradient is freed as soon as the backward sweep has used it, unless retain_grad() was called.
+#include <memory>
+#include <utility>
+
+#include "bitgrad/autograd/tape.hpp"
+#include "bitgrad/core/tensor.hpp"
+
+namespace bitgrad {
+
+template <class T>
+class Var {
+public:
+    struct Node {
+        Tensor<T> value;
+        Tensor<T> grad;  // undefined until a gradient arrives
+        bool requires_grad = false;
+        bool retain_grad = false;
+        uint64_t tape_id = 0;  // 0: a leaf, usable from any tape
+    };
+
+    Var() = default;
+    explicit Var(Tensor<T> value, bool requires_grad = false) : node_(std::make_shared<Node>()) {
+        node_->value = std::move(value);
+        node_->requires_grad = requires_grad;
+        node_->retain_grad = requires_grad;
+    }
+
+    bool defined() const { return node_ != nullptr; }
+    const Tensor<T>& value() const { return node_->value; }
+    Tensor<T>& value() { return node_->value; }
+    const Shape& shape() const { return node_->value.shape(); }
+    int64_t dim(int axis) const { return node_->value.dim(axis); }
+    int64_t numel() const { return node_->value.numel(); }
+    T item() const { return node_->value.item(); }
+
+    bool requires_grad() const { return node_ && node_->requires_grad; }
+    bool is_leaf() const { return node_->tape_id == 0; }
+    uint64_t tape_id() const { return node_->tape_id; }
+    // The accumulated gradient; undefined (grad().defined() == false) if none has arrived.
+    const Tensor<T>& grad() const { return node_->grad; }
+    Tensor<T>& grad() { return node_->grad; }
+    void zero_grad() {
+        if (node_->grad.defined()) node_->grad.zero();
+    }
+    // Drops the gradient buffer (frees memory; the next backward allocates a fresh one).
+    void clear_grad() { node_->grad = Tensor<T>(); }
+    void set_requires_grad(bool on) {
+        BITGRAD_CHECK(is_leaf(), "set_requires_grad: only leaf Vars (parameters, inputs) can change it");
+        node_->requires_grad = on;
+        node_->retain_grad = on;
+    }
+    // Keeps this non-leaf Var's gradient after backward (for inspection and tests).
+    Var& retain_grad() {
+        node_->retain_grad = true;
+        return *this;
+    }
+
+    Node* node() const { return node_.get(); }
+    const std::shared_ptr<Node>& node_ptr() const { return node_; }
+
+private:
+    std::shared_ptr<Node> node_;
+};
+
+template <class T>
+using Parameter = Var<T>;
+
+namespace detail {
+
+// Gradient buffer of v to add into (zero-filled on first use), or nullptr if v needs no gradient.
+template <class T>
+Tensor<T>* grad_sink(const Var<T>& v) {
+    auto* n = v.node();
+    if (!n->requires_grad) return nullptr;
+    if (!n->grad.defined()) n->grad = Tensor<T>::zeros(n->value.shape());
+    return &n->grad;
+}
+
+// Wraps an op's result: if a tape records and an input needs a gradient, appends the op's backward.
+// backward(const Tensor<T>& grad_out) must add into detail::grad_sink(input) for each input.
+template <class T, class Backward>
+Var<T> record(const char* op, Tensor<T> out_value, std::initializer_list<Var<T>> inputs, Backward&& backward) {
+    Var<T> out(std::move(out_value));
+    Tape* tape = Tape::current();
+    if (!tape) return out;
+    bool any = false;
+    int index = 0;
+    for (const Var<T>& in : inputs) {
+        BITGRAD_CHECK(in.defined(), op << ": input " << index << " is an empty Var");
+        if (in.requires_grad()) {
+            any = true;
+            if (!in.is_leaf() && in.tape_id() != tape->id()) {
+                BITGRAD_CHECK(Tape::is_live(in.tape_id()),
+                              op << ": input " << index << " (shape " << in.shape()
+                                 << ") comes from a tape that no longer exists; its backward graph is gone. "
+                                    "Recompute it on the current tape");
+                BITGRAD_CHECK(false, op << ": input " << index << " (shape " << in.shape()
+                                        << ") was recorded on an outer tape, not the current one");
+            }
+        }
+        ++index;
+    }
+    if (!any) return out;
+    auto* node = out.node();
+    node->requires_grad = true;
+    node->tape_id = tape->id();
+    tape->push(op, [out_node = out.node_ptr(), fn = std::forward<Backward>(backward)]() mutable {
+        if (!out_node->grad.defined()) return;  // nothing flowed back into this op
+        fn(static_cast<const Tensor<T>&>(out_node->grad));
+        if (!out_node->retain_grad) out_node->grad = Tensor<T>();
+    });
+    return out;
+}
+
+}  // namespace detail
+
+// Runs the backward sweep of the tape that recorded loss. loss must be a scalar unless a seed
+// gradient of its shape is given (then this computes the vector-Jacobian product with seed).
+template <class T>
+void backward(const Var<T>& loss, const Tensor<T>& seed = Tensor<T>()) {
+    BITGRAD_CHECK(loss.defined(), "backward: loss is an empty Var");
+    BITGRAD_CHECK(loss.requires_grad(), "backward: loss (shape " << loss.shape()
+                                                                 << ") does not depend on anything that requires a "
+                                                                    "gradient (was it computed under NoGrad or with no Tape?)");
+    if (seed.defined()) {
+        BITGRAD_CHECK(seed.shape() == loss.shape(),
+                      "backward: seed gradient has shape " << seed.shape() << ", expected the loss shape " << loss.shape());
+    } else {
+        BITGRAD_CHECK(loss.numel() == 1, "backward: loss has shape " << loss.shape()
+                                                                     << "; expected a scalar, or pass a seed gradient of that shape");
+    }
+    auto* n = loss.node();
+    if (n->tape_id == 0) {  // a leaf: its gradient is the seed
+        Tensor<T>* g = detail::grad_sink(loss);
+        if (seed.defined()) g->flat() += seed.flat(); else g->flat() += T(1);
+        return;
+    }
+    Tape* tape = Tape::find(n->tape_id);
+    BITGRAD_CHECK(tape, "backward: the tape that recorded this loss no longer exists");
+    BITGRAD_CHECK(!tape->backward_done(), "backward: called twice on the same tape; its saved activations were "
+                                          "freed by the first call. Record a new Tape for another backward");
+    n->grad = seed.defined() ? seed.clone() : Tensor<T>::ones(loss.shape());
+    tape->run_backward();
+}
+
+template <class V>
+void Tape::backward(const V& loss) {
+    BITGRAD_CHECK(loss.defined() && loss.tape_id() == id_,
+                  "Tape::backward: the loss was not recorded on this tape (is it a leaf, or from another tape?)");
+    bitgrad::backward(loss);
+}
+
+}  // namespace bitgrad

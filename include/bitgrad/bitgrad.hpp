@@ -1,0 +1,6 @@
+#pragma once
+// bitgrad: header-only tensors, tape autograd and fully binarized (FBI-LLM) transformers.
+#include "bitgrad/autograd.hpp"
+#include "bitgrad/core.hpp"
+#include "bitgrad/kernels.hpp"
+#include "bitgrad/ops.hpp"

@@ -1,0 +1,100 @@
+#pragma once
+// Aligned buffers with a size-class cache for big blocks.
+//
+// Why: a training step frees and re-allocates the same large activation buffers every step. Handing
+// them back to the OS and faulting them in again costs a third of a step in a VM (measured on
+// PyTorch on this machine class). Blocks >= kCacheMinBytes are rounded up to a size class and kept
+// on a free list when released; the next request of the same class reuses them without page faults.
+// Small blocks go straight to aligned operator new. The cache is bounded (set_cache_limit).
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <new>
+#include <vector>
+
+namespace bitgrad {
+
+inline constexpr std::size_t kAlignment = 64;
+
+namespace detail {
+
+class BufferCache {
+public:
+    static constexpr std::size_t kCacheMinBytes = std::size_t(1) << 16;  // 64 KiB
+
+    static BufferCache& instance() {
+        static BufferCache* cache = new BufferCache();  // leaked on purpose: outlives static tensors
+        return *cache;
+    }
+
+    // Size classes: multiples of 64 KiB below 1 MiB, then 8 classes per power of two (<= 12.5% waste).
+    static std::size_t size_class(std::size_t bytes) {
+        if (bytes < kCacheMinBytes) return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+        if (bytes <= (std::size_t(1) << 20)) return (bytes + kCacheMinBytes - 1) / kCacheMinBytes * kCacheMinBytes;
+        std::size_t top = std::size_t(1) << (63 - __builtin_clzll(bytes - 1));  // largest power of 2 < bytes
+        std::size_t step = top / 8;
+        return (bytes + step - 1) / step * step;
+    }
+
+    void* allocate(std::size_t bytes) {
+        std::size_t cls = size_class(bytes == 0 ? 1 : bytes);
+        if (cls >= kCacheMinBytes) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            auto it = free_.find(cls);
+            if (it != free_.end() && !it->second.empty()) {
+                void* p = it->second.back();
+                it->second.pop_back();
+                cached_bytes_ -= cls;
+                return p;
+            }
+        }
+        return ::operator new(cls, std::align_val_t(kAlignment));
+    }
+
+    void release(void* p, std::size_t bytes) {
+        std::size_t cls = size_class(bytes == 0 ? 1 : bytes);
+        if (cls >= kCacheMinBytes) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (cached_bytes_ + cls <= limit_) {
+                free_[cls].push_back(p);
+                cached_bytes_ += cls;
+                return;
+            }
+        }
+        ::operator delete(p, std::align_val_t(kAlignment));
+    }
+
+    // Returns every cached block to the system.
+    void trim() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (auto& [cls, blocks] : free_)
+            for (void* p : blocks) ::operator delete(p, std::align_val_t(kAlignment));
+        free_.clear();
+        cached_bytes_ = 0;
+    }
+    void set_limit(std::size_t bytes) {
+        { std::lock_guard<std::mutex> lock(mutex_); limit_ = bytes; }
+        if (cached_bytes_ > bytes) trim();
+    }
+    std::size_t cached_bytes() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return cached_bytes_;
+    }
+
+private:
+    BufferCache() = default;
+    std::mutex mutex_;
+    std::map<std::size_t, std::vector<void*>> free_;
+    std::size_t cached_bytes_ = 0;
+    std::size_t limit_ = std::size_t(4) << 30;
+};
+
+}  // namespace detail
+
+// Upper bound on the memory held by the buffer cache (default 4 GiB); 0 disables caching.
+inline void set_buffer_cache_limit(std::size_t bytes) { detail::BufferCache::instance().set_limit(bytes); }
+inline void trim_buffer_cache() { detail::BufferCache::instance().trim(); }
+inline std::size_t buffer_cache_bytes() { return detail::BufferCache::instance().cached_bytes(); }
+
+}  // namespace bitgrad

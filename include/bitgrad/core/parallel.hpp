@@ -1,0 +1,62 @@
+#pragma once
+// OpenMP helpers. bitgrad uses one thread pool, OpenMP's: Eigen's GEMM and (when enabled) the
+// OpenMP build of OpenBLAS run on the same threads, so nothing oversubscribes the cores.
+// Loops use static schedules so a given thread count always splits work the same way: results are
+// bit-for-bit reproducible for a fixed thread count.
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace bitgrad {
+
+inline int num_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+inline void set_num_threads(int n) {
+#ifdef _OPENMP
+    if (n > 0) omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+inline int thread_index() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+// Calls body(i) for i in [0, n), in parallel when n * cost_per_item is worth a fork (about 32k flops).
+template <class F>
+void parallel_for(int64_t n, F&& body, int64_t cost_per_item = 1) {
+    [[maybe_unused]] const bool worth = n > 1 && n * cost_per_item >= 32768;
+#pragma omp parallel for schedule(static) if (worth)
+    for (int64_t i = 0; i < n; ++i) body(i);
+}
+
+// Calls body(begin, end) on one contiguous chunk of [0, n) per thread.
+template <class F>
+void parallel_chunks(int64_t n, F&& body, int64_t cost_per_item = 1) {
+    [[maybe_unused]] const bool worth = n > 1 && n * cost_per_item >= 32768;
+#pragma omp parallel if (worth)
+    {
+#ifdef _OPENMP
+        const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+#else
+        const int64_t nt = 1, t = 0;
+#endif
+        const int64_t begin = n * t / nt, end = n * (t + 1) / nt;
+        if (begin < end) body(begin, end);
+    }
+}
+
+}  // namespace bitgrad

@@ -1,0 +1,3 @@
+#pragma once
+#include "bitgrad/kernels/attention.hpp"
+#include "bitgrad/kernels/gemm.hpp"

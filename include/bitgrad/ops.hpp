@@ -1,0 +1,13 @@
+#pragma once
+#include "bitgrad/ops/activation.hpp"
+#include "bitgrad/ops/attention.hpp"
+#include "bitgrad/ops/elementwise.hpp"
+#include "bitgrad/ops/embedding.hpp"
+#include "bitgrad/ops/loss.hpp"
+#include "bitgrad/ops/matmul.hpp"
+#include "bitgrad/ops/norm.hpp"
+#include "bitgrad/ops/reduce.hpp"
+#include "bitgrad/ops/rope.hpp"
+#include "bitgrad/ops/shape_ops.hpp"
+#include "bitgrad/ops/sign.hpp"
+#include "bitgrad/ops/softmax.hpp"

@@ -1,0 +1,66 @@
+#pragma once
+// Activations.
+//   silu(x) = x * s,  s = sigmoid(x)                    dx += g * s * (1 + x * (1 - s))
+//   swiglu(a, b) = silu(a) * b   (the LLaMA MLP gate, fused: one pass, nothing saved but inputs)
+//                                                       da += g * b * silu'(a),  db += g * silu(a)
+#include <cmath>
+
+#include "bitgrad/autograd/var.hpp"
+#include "bitgrad/core/parallel.hpp"
+
+namespace bitgrad {
+
+namespace detail {
+template <class T> inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+}  // namespace detail
+
+template <class T>
+Var<T> silu(const Var<T>& x) {
+    Tensor<T> y(x.shape());
+    const T* xp = x.value().data();
+    T* yp = y.data();
+    parallel_chunks(y.numel(), [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) yp[i] = xp[i] * detail::sigmoid(xp[i]);
+    }, 8);
+    return detail::record("silu", std::move(y), {x}, [x](const Tensor<T>& g) {
+        auto* gx = detail::grad_sink(x);
+        if (!gx) return;
+        const T* xp = x.value().data();
+        const T* gp = g.data();
+        T* d = gx->data();
+        parallel_chunks(g.numel(), [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) {
+                T s = detail::sigmoid(xp[i]);
+                d[i] += gp[i] * s * (T(1) + xp[i] * (T(1) - s));
+            }
+        }, 8);
+    });
+}
+
+template <class T>
+Var<T> swiglu(const Var<T>& gate, const Var<T>& up) {
+    BITGRAD_CHECK(gate.shape() == up.shape(), "swiglu: gate " << gate.shape() << " and up " << up.shape()
+                                                              << " must have the same shape");
+    Tensor<T> y(gate.shape());
+    const T *ap = gate.value().data(), *bp = up.value().data();
+    T* yp = y.data();
+    parallel_chunks(y.numel(), [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) yp[i] = ap[i] * detail::sigmoid(ap[i]) * bp[i];
+    }, 8);
+    return detail::record("swiglu", std::move(y), {gate, up}, [gate, up](const Tensor<T>& g) {
+        auto* ga = detail::grad_sink(gate);
+        auto* gb = detail::grad_sink(up);
+        const T *ap = gate.value().data(), *bp = up.value().data(), *gp = g.data();
+        T* da = ga ? ga->data() : nullptr;
+        T* db = gb ? gb->data() : nullptr;
+        parallel_chunks(g.numel(), [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) {
+                T s = detail::sigmoid(ap[i]);
+                if (da) da[i] += gp[i] * bp[i] * s * (T(1) + ap[i] * (T(1) - s));
+                if (db) db[i] += gp[i] * ap[i] * s;
+            }
+        }, 8);
+    });
+}
+
+}  // namespace bitgrad

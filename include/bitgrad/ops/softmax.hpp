@@ -1,0 +1,71 @@
+#pragma once
+// Softmax family over the last axis, numerically stable (the row max is subtracted first).
+//   softmax(x) = y,  y_c = exp(x_c - lse(x))          dx = y * (g - sum_c g_c y_c)
+//   log_softmax(x) = x - lse(x)                       dx = g - softmax(x) * sum_c g_c
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "bitgrad/autograd/var.hpp"
+#include "bitgrad/core/parallel.hpp"
+
+namespace bitgrad {
+
+namespace kernels {
+// log(sum_c exp(x_c)) of one row of length n, scaled by inv_temp (x_c * inv_temp), stable.
+template <class T>
+T logsumexp_row(const T* x, int64_t n, T inv_temp = T(1)) {
+    T m = -std::numeric_limits<T>::infinity();
+    for (int64_t c = 0; c < n; ++c) m = std::max(m, x[c] * inv_temp);
+    if (!std::isfinite(m)) return m;
+    T s = 0;
+    for (int64_t c = 0; c < n; ++c) s += std::exp(x[c] * inv_temp - m);
+    return m + std::log(s);
+}
+}  // namespace kernels
+
+template <class T>
+Var<T> softmax(const Var<T>& x) {
+    const int64_t C = x.shape().last(), N = x.shape().rows();
+    Tensor<T> y(x.shape());
+    const T* xp = x.value().data();
+    parallel_for(N, [&](int64_t n) {
+        const T lse = kernels::logsumexp_row(xp + n * C, C);
+        for (int64_t c = 0; c < C; ++c) y[n * C + c] = std::exp(xp[n * C + c] - lse);
+    }, C);
+    return detail::record("softmax", y, {x}, [x, y, N, C](const Tensor<T>& g) {
+        auto* gx = detail::grad_sink(x);
+        if (!gx) return;
+        parallel_for(N, [&](int64_t n) {
+            const T *yr = y.data() + n * C, *gr = g.data() + n * C;
+            T dot = 0;
+            for (int64_t c = 0; c < C; ++c) dot += gr[c] * yr[c];
+            T* d = gx->data() + n * C;
+            for (int64_t c = 0; c < C; ++c) d[c] += yr[c] * (gr[c] - dot);
+        }, C);
+    });
+}
+
+template <class T>
+Var<T> log_softmax(const Var<T>& x) {
+    const int64_t C = x.shape().last(), N = x.shape().rows();
+    Tensor<T> y(x.shape());
+    const T* xp = x.value().data();
+    parallel_for(N, [&](int64_t n) {
+        const T lse = kernels::logsumexp_row(xp + n * C, C);
+        for (int64_t c = 0; c < C; ++c) y[n * C + c] = xp[n * C + c] - lse;
+    }, C);
+    return detail::record("log_softmax", y, {x}, [x, y, N, C](const Tensor<T>& g) {
+        auto* gx = detail::grad_sink(x);
+        if (!gx) return;
+        parallel_for(N, [&](int64_t n) {
+            const T *yr = y.data() + n * C, *gr = g.data() + n * C;
+            T gsum = 0;
+            for (int64_t c = 0; c < C; ++c) gsum += gr[c];
+            T* d = gx->data() + n * C;
+            for (int64_t c = 0; c < C; ++c) d[c] += gr[c] - std::exp(yr[c]) * gsum;
+        }, C);
+    });
+}
+
+}  // namespace bitgrad

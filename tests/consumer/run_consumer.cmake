@@ -1,0 +1,15 @@
+# Installs bitgrad into a scratch prefix, then configures, builds and runs tests/consumer against it.
+file(REMOVE_RECURSE ${WORK_DIR})
+set(prefix ${WORK_DIR}/prefix)
+function(run)
+  execute_process(COMMAND ${ARGV} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "consumer step failed (${rc}): ${ARGV}")
+  endif()
+endfunction()
+run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/lib -G ${GENERATOR} -DBITGRAD_BUILD_TESTS=OFF
+    -DBITGRAD_BUILD_BENCH=OFF -DBITGRAD_BUILD_EXAMPLES=OFF -DBITGRAD_USE_BLAS=${USE_BLAS} -DCMAKE_INSTALL_PREFIX=${prefix})
+run(${CMAKE_COMMAND} --install ${WORK_DIR}/lib)
+run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/app -G ${GENERATOR} -DCMAKE_PREFIX_PATH=${prefix})
+run(${CMAKE_COMMAND} --build ${WORK_DIR}/app)
+run(${WORK_DIR}/app/consumer)

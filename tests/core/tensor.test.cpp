@@ -1,0 +1,57 @@
+#include "helpers.hpp"
+
+using namespace bitgrad;
+
+TEST_CASE("Tensor storage is 64-byte aligned, row-major, and views share it") {
+    for (int64_t n : {1, 7, 63, 65, 100000}) {
+        Tensor<float> t(Shape{n});
+        CHECK(reinterpret_cast<uintptr_t>(t.data()) % 64 == 0);
+    }
+    Tensor<float> t = Tensor<float>::from({2, 3}, {0, 1, 2, 3, 4, 5});
+    CHECK(t.at({1, 2}) == 5);
+    Tensor<float> r = t.reshape({3, -1});
+    CHECK(r.shape() == Shape{3, 2});
+    CHECK(r.shares_storage(t));
+    r.at({2, 1}) = 42;  // a view: writes show through
+    CHECK(t.at({1, 2}) == 42);
+    Tensor<float> row = t.select(1);
+    CHECK(row.shape() == Shape{3});
+    CHECK(row[0] == 3);
+    Tensor<float> c = t.clone();
+    c[0] = -1;
+    CHECK(t[0] == 0);
+    CHECK(t.matrix()(1, 0) == 3);
+}
+
+TEST_CASE("Tensor reports bad shapes and indices with the values involved") {
+    Tensor<float> t = Tensor<float>::zeros({2, 3});
+    CHECK_THROWS_WITH_AS(t.reshape({4, 2}), doctest::Contains("[2, 3]"), Error);
+    CHECK_THROWS_AS(t.reshape({-1, -1}), Error);
+    CHECK_THROWS_WITH_AS(t.at({2, 0}), doctest::Contains("out of range"), Error);
+    CHECK_THROWS_AS(t.slice(1, 3), Error);
+    CHECK_THROWS_AS(Tensor<float>::from({2}, {1, 2, 3}), Error);
+    CHECK_THROWS_AS(t.item(), Error);
+    CHECK_THROWS_AS((Shape{1, 2, 3, 4, 5, 6, 7}), Error);
+}
+
+TEST_CASE("Shape supports up to 6 dims and negative axes") {
+    Shape s{2, 3, 4, 5, 6, 7};
+    CHECK(s.numel() == 5040);
+    CHECK(s[-1] == 7);
+    CHECK(s.rows() == 720);
+    CHECK(s.without(1) == Shape{2, 4, 5, 6, 7});
+    CHECK(Shape{}.numel() == 1);
+}
+
+TEST_CASE("buffer cache reuses freed large blocks") {
+    trim_buffer_cache();
+    const float* first;
+    {
+        Tensor<float> a(Shape{1 << 20});
+        first = a.data();
+    }
+    CHECK(buffer_cache_bytes() >= (std::size_t(4) << 20));
+    Tensor<float> b(Shape{(1 << 20) - 5});  // same size class
+    CHECK(b.data() == first);
+    CHECK(detail::BufferCache::size_class((std::size_t(1) << 22) + 1) <= (std::size_t(1) << 22) * 9 / 8);
+}
