@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what bitgrad needs from Debian packages (root, or sudo), skipping what is present.
+set -euo pipefail
+packages=(cmake ninja-build g++ libeigen3-dev doctest-dev libcxxopts-dev libopenblas-openmp-dev
+          nlohmann-json3-dev libsentencepiece-dev sentencepiece npm)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
