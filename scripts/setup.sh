@@ -2,8 +2,11 @@
 # Installs what bitgrad needs from Debian packages (root, or sudo), skipping what is present.
 set -euo pipefail
 packages=(cmake ninja-build g++ libeigen3-dev doctest-dev libcxxopts-dev libopenblas-openmp-dev
-          nlohmann-json3-dev libsentencepiece-dev sentencepiece npm)
+          nlohmann-json3-dev libsentencepiece-dev sentencepiece)
 missing=()
+# npm (for the demo's text package) often comes with a Node.js that is not Debian's; only ask
+# Debian for it when there is no npm at all.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done

@@ -3,4 +3,5 @@
 #include "bitgrad/autograd.hpp"
 #include "bitgrad/core.hpp"
 #include "bitgrad/kernels.hpp"
+#include "bitgrad/nn.hpp"
 #include "bitgrad/ops.hpp"

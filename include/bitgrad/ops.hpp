@@ -3,6 +3,7 @@
 #include "bitgrad/ops/attention.hpp"
 #include "bitgrad/ops/elementwise.hpp"
 #include "bitgrad/ops/embedding.hpp"
+#include "bitgrad/ops/fbi_linear.hpp"
 #include "bitgrad/ops/loss.hpp"
 #include "bitgrad/ops/matmul.hpp"
 #include "bitgrad/ops/norm.hpp"

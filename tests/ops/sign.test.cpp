@@ -25,7 +25,7 @@ TEST_CASE("every straight-through estimator's gradient equals its surrogate's de
     // not differentiable.
     Tensor<double> x = Tensor<double>::from({2, 6}, {-1.9, -1.3, -0.8, -0.45, -0.1, 0.05, 0.2, 0.55, 0.9, 1.2, 1.7, -0.6});
     for (Ste ste : {Ste::Identity, Ste::Clipped, Ste::ApproxSign}) {
-        CAPTURE(ste_name(ste));
+        CAPTURE(std::string(ste_name(ste)));
         CHECK_GRADCHECK([ste](const V& in) { return sign(in[0], ste); }, {x}, GradcheckOptions{},
                         [ste](const V& in) { return surrogate(in[0], ste); });
     }
