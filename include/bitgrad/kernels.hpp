@@ -1,3 +1,4 @@
 #pragma once
 #include "bitgrad/kernels/attention.hpp"
+#include "bitgrad/kernels/exp.hpp"
 #include "bitgrad/kernels/gemm.hpp"

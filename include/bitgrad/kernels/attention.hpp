@@ -17,6 +17,7 @@
 
 #include "bitgrad/core/parallel.hpp"
 #include "bitgrad/core/tensor.hpp"
+#include "bitgrad/kernels/exp.hpp"
 #include "bitgrad/kernels/gemm.hpp"
 
 namespace bitgrad::kernels {
@@ -48,11 +49,12 @@ void attention_probs(const AttentionDims& d, const QMap& Qb, const KMap& K, int6
             T m = -std::numeric_limits<T>::infinity();
             for (int64_t j = 0; j < n; ++j) m = std::max(m, p[j]);
             T sum = 0;
-            for (int64_t j = 0; j < n; ++j) sum += std::exp(p[j] - m);
+#pragma omp simd reduction(+ : sum)
+            for (int64_t j = 0; j < n; ++j) sum += exp(p[j] - m);
             lse = m + std::log(sum);
             lse_out[i] = lse;
         }
-        for (int64_t j = 0; j < n; ++j) p[j] = std::exp(p[j] - lse);
+        for (int64_t j = 0; j < n; ++j) p[j] = exp(p[j] - lse);
         for (int64_t j = n; j < L; ++j) p[j] = T(0);
     }
 }

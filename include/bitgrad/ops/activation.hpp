@@ -6,12 +6,13 @@
 #include <cmath>
 
 #include "bitgrad/autograd/var.hpp"
+#include "bitgrad/kernels/exp.hpp"
 #include "bitgrad/core/parallel.hpp"
 
 namespace bitgrad {
 
 namespace detail {
-template <class T> inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+template <class T> inline T sigmoid(T x) { return T(1) / (T(1) + kernels::exp(-x)); }
 }  // namespace detail
 
 template <class T>

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bitgrad/autograd/var.hpp"
+#include "bitgrad/kernels/exp.hpp"
 #include "bitgrad/core/parallel.hpp"
 #include "bitgrad/ops/softmax.hpp"
 
@@ -59,7 +60,7 @@ Var<T> cross_entropy(const Var<T>& logits, const Tensor<int32_t>& labels, int32_
             if (labels[n] == ignore_index) return;
             T* d = gx->data() + n * V;
             const T* xr = xp + n * V;
-            for (int64_t c = 0; c < V; ++c) d[c] += scale * std::exp(xr[c] - lse[n]);
+            for (int64_t c = 0; c < V; ++c) d[c] += scale * kernels::exp(xr[c] - lse[n]);
             d[labels[n]] -= scale;
         }, V);
     });
@@ -81,7 +82,8 @@ Var<T> soft_cross_entropy(const Var<T>& student, const Tensor<T>& teacher, T tem
         lse_s[n] = kernels::logsumexp_row(sr, V, inv_tau);
         lse_t[n] = kernels::logsumexp_row(tr, V, inv_tau);
         T cross = 0;  // sum_c p_c * s_c / tau
-        for (int64_t c = 0; c < V; ++c) cross += std::exp(tr[c] * inv_tau - lse_t[n]) * sr[c];
+#pragma omp simd reduction(+ : cross)
+        for (int64_t c = 0; c < V; ++c) cross += kernels::exp(tr[c] * inv_tau - lse_t[n]) * sr[c];
         row_loss[n] = lse_s[n] - cross * inv_tau;
     }, 3 * V);
     T total = 0;
@@ -97,7 +99,7 @@ Var<T> soft_cross_entropy(const Var<T>& student, const Tensor<T>& teacher, T tem
             const T *sr = sp + n * V, *tr = tp + n * V;
             T* d = gs->data() + n * V;
             for (int64_t c = 0; c < V; ++c)
-                d[c] += scale * (std::exp(sr[c] * inv_tau - lse_s[n]) - std::exp(tr[c] * inv_tau - lse_t[n]));
+                d[c] += scale * (kernels::exp(sr[c] * inv_tau - lse_s[n]) - kernels::exp(tr[c] * inv_tau - lse_t[n]));
         }, 2 * V);
     });
 }

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "bitgrad/autograd/var.hpp"
+#include "bitgrad/kernels/exp.hpp"
 #include "bitgrad/core/parallel.hpp"
 
 namespace bitgrad {
@@ -16,10 +17,12 @@ namespace kernels {
 template <class T>
 T logsumexp_row(const T* x, int64_t n, T inv_temp = T(1)) {
     T m = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : m)
     for (int64_t c = 0; c < n; ++c) m = std::max(m, x[c] * inv_temp);
     if (!std::isfinite(m)) return m;
     T s = 0;
-    for (int64_t c = 0; c < n; ++c) s += std::exp(x[c] * inv_temp - m);
+#pragma omp simd reduction(+ : s)
+    for (int64_t c = 0; c < n; ++c) s += exp(x[c] * inv_temp - m);
     return m + std::log(s);
 }
 }  // namespace kernels
@@ -31,7 +34,7 @@ Var<T> softmax(const Var<T>& x) {
     const T* xp = x.value().data();
     parallel_for(N, [&](int64_t n) {
         const T lse = kernels::logsumexp_row(xp + n * C, C);
-        for (int64_t c = 0; c < C; ++c) y[n * C + c] = std::exp(xp[n * C + c] - lse);
+        for (int64_t c = 0; c < C; ++c) y[n * C + c] = kernels::exp(xp[n * C + c] - lse);
     }, C);
     return detail::record("softmax", y, {x}, [x, y, N, C](const Tensor<T>& g) {
         auto* gx = detail::grad_sink(x);
@@ -63,7 +66,7 @@ Var<T> log_softmax(const Var<T>& x) {
             T gsum = 0;
             for (int64_t c = 0; c < C; ++c) gsum += gr[c];
             T* d = gx->data() + n * C;
-            for (int64_t c = 0; c < C; ++c) d[c] += gr[c] - std::exp(yr[c]) * gsum;
+            for (int64_t c = 0; c < C; ++c) d[c] += gr[c] - kernels::exp(yr[c]) * gsum;
         }, C);
     });
 }
