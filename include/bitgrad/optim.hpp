@@ -1,0 +1,3 @@
+#pragma once
+#include "bitgrad/optim/adamw.hpp"
+#include "bitgrad/optim/schedule.hpp"

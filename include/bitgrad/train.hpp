@@ -1,0 +1,3 @@
+#pragma once
+#include "bitgrad/train/flip_rate.hpp"
+#include "bitgrad/train/trainer.hpp"

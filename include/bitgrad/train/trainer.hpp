@@ -1,0 +1,227 @@
+#pragma once
+// The training loop: plain CE training, or autoregressive distillation from a teacher.
+//
+// Each optimizer step: for each of grad_accum micro-batches, sample [B, T+1] windows, run the
+// teacher under NoGrad (distillation), the student on a fresh tape, the loss, backward (gradients
+// accumulate in the parameters); then clip the global gradient norm, and if loss and norm are
+// finite, take an AdamW step with the scheduled learning rate. A non-finite step is skipped and
+// counted; max_nonfinite skips in a row stop training with an error.
+//
+// Losses (logits [N, V], N = B*T; p_T = softmax(teacher logits / tau)):
+//   Loss::CE     cross_entropy(student, next tokens)
+//   Loss::AD     soft_cross_entropy(student, teacher, tau)   (FBI-LLM's autoregressive distillation)
+//   Loss::Mixed  0.5 CE + 0.5 AD                              (the reference's mixed option)
+//
+// Everything that decides the next step is in the checkpoint (weights, AdamW moments and step,
+// sampler RNG state, step), so resuming reproduces an uninterrupted run bit for bit at the same
+// thread count. The trainer never prints: it reports through the on_log callback.
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bitgrad/data/token_shard.hpp"
+#include "bitgrad/io/checkpoint.hpp"
+#include "bitgrad/nn/llama.hpp"
+#include "bitgrad/ops/loss.hpp"
+#include "bitgrad/optim/adamw.hpp"
+#include "bitgrad/optim/schedule.hpp"
+#include "bitgrad/train/flip_rate.hpp"
+
+namespace bitgrad::train {
+
+enum class Loss { CE, AD, Mixed };
+
+inline const char* loss_name(Loss l) { return l == Loss::CE ? "ce" : (l == Loss::AD ? "ad" : "mixed"); }
+
+struct TrainOptions {
+    int64_t steps = 1000;
+    int64_t batch = 8, seq_len = 128, grad_accum = 1;
+    optim::AdamWOptions adamw;
+    bool decay_norms_and_scales = true;  // false: no weight decay on norms and alpha/beta
+    double min_lr = 3e-5;
+    int64_t warmup_steps = 100;
+    double clip_norm = 1.0;
+    Loss loss = Loss::CE;
+    double temperature = 1.0;
+    int64_t log_every = 10, save_every = 0;  // 0: save only at the end
+    int keep_last = 2;
+    int max_nonfinite = 5;
+    uint64_t seed = 1234;
+    std::string out_dir;  // checkpoints go to <out_dir>/checkpoints
+};
+
+struct StepLog {
+    int64_t step = 0;
+    double loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0, eta_s = 0;
+    int64_t skipped_total = 0;
+    bool skipped = false;
+    bool has_flips = false;
+    FlipRates flips;
+};
+
+// Stops training at the next step boundary (after a checkpoint is written), e.g. from SIGINT.
+inline std::atomic<bool>& stop_requested() {
+    static std::atomic<bool> flag{false};
+    return flag;
+}
+
+template <class T, class Student>
+class Trainer {
+public:
+    Trainer(Student& student, const nn::DenseLlama<T>* teacher, const data::TokenShard& shard, TrainOptions opt)
+        : student_(student), teacher_(teacher), opt_(opt),
+          optimizer_(optim::param_groups(student, opt.adamw.weight_decay, opt.decay_norms_and_scales), opt.adamw),
+          sampler_(shard, opt.batch, opt.seq_len + 1, opt.seed), flips_(student) {
+        BITGRAD_CHECK(opt.loss == Loss::CE || teacher, "Trainer: loss " << loss_name(opt.loss) << " needs a teacher");
+        BITGRAD_CHECK(opt.steps > 0 && opt.grad_accum > 0, "Trainer: steps and grad_accum must be > 0");
+        if (teacher) {
+            BITGRAD_CHECK(teacher->config.vocab_size == student.config.vocab_size,
+                          "Trainer: teacher vocab " << teacher->config.vocab_size << " != student vocab " << student.config.vocab_size);
+        }
+        schedule_ = {opt.adamw.lr, opt.min_lr, opt.warmup_steps, opt.steps};
+    }
+
+    std::function<void(const StepLog&)> on_log;
+    std::function<void(const std::string&)> on_event;  // checkpoint saved, warnings
+    const std::vector<double>& losses() const { return losses_; }
+    int64_t step() const { return step_; }
+
+    // Restores everything from a checkpoint directory written by this trainer.
+    void resume(const std::filesystem::path& dir) {
+        auto state = io::load_json(dir / "trainer_state.json");
+        const std::string where = (dir / "trainer_state.json").string();
+        auto need = [&](const char* k) { BITGRAD_CHECK(state.contains(k), where << ": missing field \"" << k << "\""); return state[k]; };
+        const int threads = need("threads").template get<int>();
+        BITGRAD_CHECK(threads == num_threads(), where << ": saved with " << threads << " threads, now running with " << num_threads()
+                                                      << "; results would differ in the last bits. Set OMP_NUM_THREADS=" << threads);
+        BITGRAD_CHECK(need("loss").template get<std::string>() == loss_name(opt_.loss),
+                      where << ": saved with loss " << state["loss"] << ", now " << loss_name(opt_.loss));
+        BITGRAD_CHECK(need("batch").template get<int64_t>() == opt_.batch && need("seq_len").template get<int64_t>() == opt_.seq_len,
+                      where << ": saved with batch " << state["batch"] << " x seq_len " << state["seq_len"] << ", now " << opt_.batch
+                            << " x " << opt_.seq_len);
+        io::load_model_weights(dir, student_);
+        io::load_optimizer_state(dir, optimizer_);
+        step_ = need("step").template get<int64_t>();
+        optimizer_.set_step_count(need("optimizer_step").template get<int64_t>());
+        sampler_.set_state(need("sampler_rng").template get<Rng::State>());
+        losses_ = need("losses").template get<std::vector<double>>();
+        skipped_total_ = need("skipped_steps").template get<int64_t>();
+        flips_ = FlipTracker<T>(student_);
+    }
+
+    std::filesystem::path save() {
+        nlohmann::json state = {{"step", step_},
+                                {"optimizer_step", optimizer_.step_count()},
+                                {"seed", opt_.seed},
+                                {"threads", num_threads()},
+                                {"loss", loss_name(opt_.loss)},
+                                {"batch", opt_.batch},
+                                {"seq_len", opt_.seq_len},
+                                {"grad_accum", opt_.grad_accum},
+                                {"sampler_rng", sampler_.state()},
+                                {"skipped_steps", skipped_total_},
+                                {"losses", losses_}};
+        auto dir = io::save_checkpoint(std::filesystem::path(opt_.out_dir) / "checkpoints", step_, student_, student_.config,
+                                       optimizer_, state, opt_.keep_last);
+        if (on_event) on_event("saved checkpoint " + dir.string());
+        return dir;
+    }
+
+    // Trains until opt.steps (or a stop request). Returns true if it finished all steps.
+    bool run() {
+        const auto start = std::chrono::steady_clock::now();
+        auto last_log = start;
+        const int64_t first = step_;
+        int consecutive_nonfinite = 0;
+        int64_t tokens_since_log = 0;
+        const auto params = student_.parameters();
+        while (step_ < opt_.steps) {
+            ++step_;
+            student_.zero_grad();
+            double loss_sum = 0;
+            for (int64_t micro = 0; micro < opt_.grad_accum; ++micro) loss_sum += micro_step() / double(opt_.grad_accum);
+            tokens_since_log += opt_.batch * opt_.seq_len * opt_.grad_accum;
+            const double gnorm = optim::clip_grad_norm(params, opt_.clip_norm);
+            const double lr = schedule_(step_);
+            const bool finite = std::isfinite(loss_sum) && std::isfinite(gnorm);
+            if (finite) {
+                optimizer_.step(lr);
+                consecutive_nonfinite = 0;
+            } else {
+                ++skipped_total_;
+                ++consecutive_nonfinite;
+                BITGRAD_CHECK(consecutive_nonfinite < opt_.max_nonfinite,
+                              "training stopped at step " << step_ << ": " << consecutive_nonfinite
+                                                          << " optimizer steps in a row had a non-finite loss or gradient (loss "
+                                                          << loss_sum << ", grad norm " << gnorm
+                                                          << "). Lower the learning rate or check the data");
+            }
+            losses_.push_back(loss_sum);
+            const bool last = step_ == opt_.steps || stop_requested();
+            if (on_log && (step_ % opt_.log_every == 0 || last || !finite)) {
+                const auto now = std::chrono::steady_clock::now();
+                StepLog log;
+                log.step = step_;
+                log.loss = loss_sum;
+                log.lr = lr;
+                log.grad_norm = gnorm;
+                log.tokens_per_s = double(tokens_since_log) / std::chrono::duration<double>(now - last_log).count();
+                const double per_step = std::chrono::duration<double>(now - start).count() / double(step_ - first);
+                log.eta_s = per_step * double(opt_.steps - step_);
+                log.skipped = !finite;
+                log.skipped_total = skipped_total_;
+                if (!flips_.empty()) {
+                    log.has_flips = true;
+                    log.flips = flips_.update();
+                }
+                on_log(log);
+                last_log = now;
+                tokens_since_log = 0;
+            }
+            if (opt_.save_every > 0 && step_ % opt_.save_every == 0 && step_ < opt_.steps) save();
+            if (stop_requested()) {
+                save();
+                return false;
+            }
+        }
+        save();
+        return true;
+    }
+
+private:
+    double micro_step() {
+        auto [inputs, labels] = data::split_inputs_labels(sampler_.next());
+        const int64_t N = opt_.batch * opt_.seq_len, V = student_.config.vocab_size;
+        Tensor<T> teacher_logits;
+        if (opt_.loss != Loss::CE) {
+            NoGrad no_grad;
+            teacher_logits = teacher_->forward(inputs).value().reshape({N, V});
+        }
+        Tape tape;
+        auto logits = reshape(student_.forward(inputs), Shape{N, V});
+        Var<T> loss;
+        if (opt_.loss == Loss::CE) loss = cross_entropy(logits, labels);
+        else if (opt_.loss == Loss::AD) loss = soft_cross_entropy(logits, teacher_logits, T(opt_.temperature));
+        else loss = add(scale(cross_entropy(logits, labels), T(0.5)), scale(soft_cross_entropy(logits, teacher_logits, T(opt_.temperature)), T(0.5)));
+        const double value = double(loss.item());
+        tape.backward(opt_.grad_accum > 1 ? scale(loss, T(1.0 / double(opt_.grad_accum))) : loss);
+        return value;
+    }
+
+    Student& student_;
+    const nn::DenseLlama<T>* teacher_;
+    TrainOptions opt_;
+    optim::AdamW<T> optimizer_;
+    optim::CosineSchedule schedule_;
+    data::WindowSampler sampler_;
+    FlipTracker<T> flips_;
+    std::vector<double> losses_;
+    int64_t step_ = 0, skipped_total_ = 0;
+};
+
+}  // namespace bitgrad::train
