@@ -74,8 +74,8 @@ SafetensorsFile<T> load_safetensors(const std::string& path) {
     std::set<std::string> seen;
     std::string duplicate;
     auto on_key = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-        if (event == nlohmann::json::parse_event_t::key && depth == 1 && !seen.insert(parsed.get<std::string>()).second)
-            duplicate = parsed.get<std::string>();
+        if (event == nlohmann::json::parse_event_t::key && depth == 1 && !seen.insert(parsed.template get<std::string>()).second)
+            duplicate = parsed.template get<std::string>();
         return true;
     };
     try {
@@ -94,13 +94,13 @@ SafetensorsFile<T> load_safetensors(const std::string& path) {
             BITGRAD_CHECK(info.is_object(), path << ": __metadata__ must be an object of strings");
             for (auto& [k, v] : info.items()) {
                 BITGRAD_CHECK(v.is_string(), path << ": __metadata__." << k << " must be a string");
-                out.metadata[k] = v.get<std::string>();
+                out.metadata[k] = v.template get<std::string>();
             }
             continue;
         }
         BITGRAD_CHECK(info.is_object(), path << ": tensor " << name << ": entry is not an object");
         BITGRAD_CHECK(info.contains("dtype") && info["dtype"].is_string(), path << ": tensor " << name << ": missing dtype");
-        const std::string dtype = info["dtype"];
+        const std::string dtype = info["dtype"].template get<std::string>();
         BITGRAD_CHECK(dtype == safetensors_dtype<T>(), path << ": tensor " << name << ": dtype " << dtype << ", expected "
                                                             << safetensors_dtype<T>());
         BITGRAD_CHECK(info.contains("shape") && info["shape"].is_array(), path << ": tensor " << name << ": missing shape");
@@ -112,12 +112,12 @@ SafetensorsFile<T> load_safetensors(const std::string& path) {
         uint64_t numel = 1;
         for (auto& dim : info["shape"]) {
             BITGRAD_CHECK(dim.is_number_unsigned(), path << ": tensor " << name << ": shape entries must be non-negative integers");
-            const uint64_t v = dim.get<uint64_t>();
+            const uint64_t v = dim.template get<uint64_t>();
             BITGRAD_CHECK(v == 0 || numel <= (uint64_t(1) << 62) / v, path << ": tensor " << name << ": shape product overflows");
             numel *= v;
             shape.push_back(int64_t(v));
         }
-        const uint64_t begin = info["data_offsets"][0], end = info["data_offsets"][1];
+        const uint64_t begin = info["data_offsets"][0].template get<uint64_t>(), end = info["data_offsets"][1].template get<uint64_t>();
         BITGRAD_CHECK(begin <= end && end <= data_size, path << ": tensor " << name << ": data_offsets [" << begin << ", " << end
                                                             << "] outside the " << data_size << "-byte data section");
         BITGRAD_CHECK(end - begin == numel * sizeof(T), path << ": tensor " << name << ": " << end - begin << " bytes for shape "

@@ -123,7 +123,7 @@ double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm) {
     const double norm = std::sqrt(total);
     if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
         const T scale = T(max_norm / (norm + 1e-6));
-        for (auto& p : params)
+        for (Var<T> p : params)  // a handle copy: the gradient buffer is shared
             if (p.grad().defined()) p.grad().flat() *= scale;
     }
     return norm;

@@ -1,0 +1,58 @@
+#pragma once
+// Perplexity over a token shard with non-overlapping windows (as FBI-LLM evaluates WikiText-2/C4):
+// windows of seq_len + 1 tokens advancing by seq_len, every token after the first predicted once.
+//   nll = mean over predicted tokens of -log p(token | prefix in its window)
+//   perplexity = exp(nll);   bits per byte = nll * tokens / (ln 2 * bytes of the text)
+#include <cmath>
+#include <functional>
+
+#include "bitgrad/autograd/tape.hpp"
+#include "bitgrad/data/token_shard.hpp"
+#include "bitgrad/ops/loss.hpp"
+#include "bitgrad/ops/shape_ops.hpp"
+
+namespace bitgrad::eval {
+
+struct PerplexityResult {
+    double nll = 0, perplexity = 0;
+    int64_t tokens = 0;
+    double bits_per_byte(double text_bytes) const { return text_bytes > 0 ? nll * double(tokens) / (std::log(2.0) * text_bytes) : 0; }
+};
+
+// max_windows > 0 limits the number of windows (for quick checks).
+template <class Model>
+PerplexityResult perplexity(const Model& model, const data::TokenShard& shard, int64_t seq_len, int64_t batch = 8,
+                            int64_t max_windows = 0, const std::function<void(int64_t, int64_t)>& progress = nullptr) {
+    using T = typename std::remove_reference_t<decltype(model.lm_head.weight.value())>::value_type;
+    BITGRAD_CHECK(shard.size() > uint64_t(seq_len), shard.path() << ": " << shard.size() << " tokens, need more than seq_len " << seq_len);
+    int64_t windows = int64_t((shard.size() - 1) / uint64_t(seq_len));
+    if (max_windows > 0) windows = std::min(windows, max_windows);
+    NoGrad no_grad;
+    double total = 0;
+    int64_t count = 0;
+    const int64_t V = model.config.vocab_size;
+    for (int64_t w0 = 0; w0 < windows; w0 += batch) {
+        const int64_t B = std::min(batch, windows - w0);
+        Tensor<int32_t> inputs({B, seq_len}), labels({B * seq_len});
+        for (int64_t b = 0; b < B; ++b) {
+            Tensor<int32_t> window({seq_len + 1});
+            shard.copy(uint64_t((w0 + b) * seq_len), uint64_t(seq_len + 1), window.data());
+            for (int64_t t = 0; t < seq_len; ++t) {
+                inputs[b * seq_len + t] = window[t];
+                labels[b * seq_len + t] = window[t + 1];
+            }
+        }
+        auto logits = reshape(model.forward(inputs), Shape{B * seq_len, V});
+        total += double(cross_entropy(logits, labels).item()) * double(B * seq_len);
+        count += B * seq_len;
+        if (progress) progress(w0 + B, windows);
+    }
+    (void)sizeof(T);
+    PerplexityResult r;
+    r.tokens = count;
+    r.nll = count ? total / double(count) : 0;
+    r.perplexity = std::exp(r.nll);
+    return r;
+}
+
+}  // namespace bitgrad::eval
