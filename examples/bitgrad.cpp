@@ -290,13 +290,26 @@ static int with_model(const fs::path& dir, F&& f) {
 static int cmd_eval(int argc, char** argv) {
     cxxopts::Options o("bitgrad eval", "Validation perplexity and bits per byte");
     o.add_options()("model", "model directory", cxxopts::value<std::string>())("data", "prepare's directory", cxxopts::value<std::string>())
-        ("seq", "window length", cxxopts::value<int64_t>()->default_value("128"))("json", "print one JSON line")("h,help", "help");
+        ("seq", "window length", cxxopts::value<int64_t>()->default_value("128"))("json", "print one JSON line")
+        ("unigram", "instead of a model: the unigram baseline (add-one smoothed token frequencies of train.bin)")("h,help", "help");
     auto r = o.parse(argc, argv);
     if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
-    if (!r.count("model") || !r.count("data")) throw UsageError("eval needs --model and --data");
+    if ((!r.count("model") && !r.count("unigram")) || !r.count("data")) throw UsageError("eval needs --data and --model (or --unigram)");
     const fs::path data_dir = r["data"].as<std::string>();
     data::TokenShard val((data_dir / "val.bin").string());
     const double bytes = io::load_json(data_dir / "data.json").at("val_bytes").get<double>();
+    if (r.count("unigram")) {
+        data::TokenShard train_shard((data_dir / "train.bin").string());
+        std::vector<double> counts(train_shard.vocab_size(), 1.0);
+        for (uint64_t i = 0; i < train_shard.size(); ++i) counts[train_shard[i]] += 1;
+        const double total = double(train_shard.size()) + double(counts.size());
+        double nll = 0;
+        for (uint64_t i = 1; i < val.size(); ++i) nll -= std::log(counts[val[i]] / total);
+        const double n = double(val.size() - 1), ppl = std::exp(nll / n), bpb = nll / (std::log(2.0) * bytes);
+        if (r.count("json")) std::printf("%s\n", nlohmann::json({{"model", "unigram"}, {"perplexity", ppl}, {"bits_per_byte", bpb}}).dump().c_str());
+        else std::printf("unigram baseline: perplexity %.3f, bits per byte %.4f\n", ppl, bpb);
+        return 0;
+    }
     const int64_t seq = positive<int64_t>(r, "seq");
     return with_model(r["model"].as<std::string>(), [&](auto& m) {
         auto res = eval::perplexity(m, val, std::min<int64_t>(seq, m.config.max_position_embeddings));

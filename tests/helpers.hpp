@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <bitgrad/bitgrad.hpp>
+#include <unistd.h>
 
 namespace testing {
 
@@ -17,5 +18,34 @@ inline bitgrad::Tensor<double> randn(const bitgrad::Shape& s, uint64_t seed, dou
         INFO(gradcheck_result_.message);                                \
         CHECK(gradcheck_result_.ok);                                    \
     } while (0)
+
+}  // namespace testing
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace testing {
+
+// A fresh directory under the system temp dir, removed when the object dies.
+struct TempDir {
+    std::filesystem::path path;
+    explicit TempDir(const std::string& name) {
+        path = std::filesystem::temp_directory_path() / ("bitgrad-test-" + name + "-" + std::to_string(::getpid()));
+        std::filesystem::remove_all(path);
+        std::filesystem::create_directories(path);
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+    std::filesystem::path operator/(const std::string& f) const { return path / f; }
+};
+
+inline std::string read_bytes(const std::filesystem::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+inline void write_bytes(const std::filesystem::path& p, const std::string& bytes) {
+    std::ofstream f(p, std::ios::binary | std::ios::trunc);
+    f.write(bytes.data(), std::streamsize(bytes.size()));
+}
 
 }  // namespace testing

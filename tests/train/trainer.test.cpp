@@ -1,0 +1,136 @@
+#include "helpers.hpp"
+
+#include <cmath>
+
+using namespace bitgrad;
+
+namespace {
+// A small synthetic corpus with structure to learn: a noisy repeating sequence over 64 ids.
+void write_corpus(const std::filesystem::path& path, uint64_t seed) {
+    Rng rng(seed);
+    std::vector<uint32_t> ids;
+    for (int i = 0; i < 4000; ++i) ids.push_back(rng.uniform() < 0.1 ? uint32_t(rng.uniform_int(64)) : uint32_t((i * 7) % 64));
+    data::write_token_shard(path, ids, 64);
+}
+
+train::TrainOptions tiny_options(const std::filesystem::path& out, train::Loss loss) {
+    train::TrainOptions o;
+    o.steps = 6;
+    o.batch = 2;
+    o.seq_len = 16;
+    o.grad_accum = 2;
+    o.adamw.lr = 1e-2;
+    o.min_lr = 1e-3;
+    o.warmup_steps = 2;
+    o.log_every = 1;
+    o.loss = loss;
+    o.out_dir = out.string();
+    o.seed = 99;
+    return o;
+}
+
+template <class Model>
+std::vector<Tensor<float>> weights(const Model& m) {
+    std::vector<Tensor<float>> out;
+    for (auto& p : m.named_parameters()) out.push_back(p.var.value().clone());
+    return out;
+}
+}  // namespace
+
+TEST_CASE("k steps + save + resume + (N - k) steps equals N steps, bit for bit") {
+    testing::TempDir dir("resume");
+    write_corpus(dir / "train.bin", 1);
+    data::TokenShard shard((dir / "train.bin").string());
+    auto c = nn::LlamaConfig::preset("tiny");
+    Rng teacher_rng(5);
+    nn::DenseLlama<float> teacher(c, teacher_rng);
+
+    Rng r1(1);
+    nn::FbiLlama<float> straight(c, r1);
+    train::Trainer<float, nn::FbiLlama<float>> a(straight, &teacher, shard, tiny_options(dir / "a", train::Loss::Mixed));
+    REQUIRE(a.run());
+
+    Rng r2(1);
+    nn::FbiLlama<float> first_half(c, r2);
+    train::Trainer<float, nn::FbiLlama<float>> b(first_half, &teacher, shard, tiny_options(dir / "b", train::Loss::Mixed));
+    b.on_log = [](const train::StepLog& l) { if (l.step == 3) train::stop_requested() = true; };
+    CHECK_FALSE(b.run());  // stopped after step 3, with a checkpoint
+    train::stop_requested() = false;
+
+    Rng r3(777);  // a different init: everything must come from the checkpoint
+    nn::FbiLlama<float> resumed(c, r3);
+    train::Trainer<float, nn::FbiLlama<float>> b2(resumed, &teacher, shard, tiny_options(dir / "b", train::Loss::Mixed));
+    auto latest = io::latest_checkpoint(dir / "b" / "checkpoints");
+    REQUIRE(latest);
+    b2.resume(*latest);
+    CHECK(b2.step() == 3);
+    REQUIRE(b2.run());
+    REQUIRE(a.losses().size() == b2.losses().size());
+    for (std::size_t i = 0; i < a.losses().size(); ++i) CHECK(a.losses()[i] == b2.losses()[i]);
+    auto wa = weights(straight), wb = weights(resumed);
+    for (std::size_t i = 0; i < wa.size(); ++i) CHECK(max_abs_diff(wa[i], wb[i]) == 0);
+}
+
+TEST_CASE("resume refuses a different configuration") {
+    testing::TempDir dir("resume-mismatch");
+    write_corpus(dir / "train.bin", 2);
+    data::TokenShard shard((dir / "train.bin").string());
+    auto c = nn::LlamaConfig::preset("tiny");
+    Rng rng(1);
+    nn::DenseLlama<float> model(c, rng);
+    auto o = tiny_options(dir / "run", train::Loss::CE);
+    o.steps = 2;
+    train::Trainer<float, nn::DenseLlama<float>> t(model, nullptr, shard, o);
+    t.run();
+    o.batch = 3;
+    train::Trainer<float, nn::DenseLlama<float>> t2(model, nullptr, shard, o);
+    CHECK_THROWS_WITH_AS(t2.resume(*io::latest_checkpoint(dir / "run" / "checkpoints")), doctest::Contains("batch 2 x seq_len 16, now 3 x 16"), Error);
+}
+
+TEST_CASE("distillation drives the AD loss well below its starting value" * doctest::test_suite("slow")) {
+    testing::TempDir dir("distill");
+    write_corpus(dir / "train.bin", 3);
+    data::TokenShard shard((dir / "train.bin").string());
+    auto c = nn::LlamaConfig::preset("tiny");
+    // A teacher that knows the corpus: trained briefly with CE.
+    Rng tr(4);
+    nn::DenseLlama<float> teacher(c, tr);
+    auto to = tiny_options(dir / "teacher", train::Loss::CE);
+    to.steps = 80;
+    train::Trainer<float, nn::DenseLlama<float>>(teacher, nullptr, shard, to).run();
+
+    Rng sr(5);
+    nn::FbiLlama<float> student(c, sr);
+    auto so = tiny_options(dir / "student", train::Loss::AD);
+    so.steps = 80;
+    train::Trainer<float, nn::FbiLlama<float>> t(student, &teacher, shard, so);
+    double first_flips = -1;
+    t.on_log = [&](const train::StepLog& l) { if (l.step == 1) first_flips = l.flips.overall; };
+    t.run();
+    const auto& losses = t.losses();
+    double start = losses[0], end = 0;
+    for (std::size_t i = losses.size() - 5; i < losses.size(); ++i) end += losses[i] / 5;
+    INFO("AD loss " << start << " -> " << end);
+    CHECK(end < 0.6 * start);
+    CHECK(first_flips > 0.0);  // binarized weights do flip
+}
+
+TEST_CASE("non-finite steps are skipped, counted, and stop training after N in a row") {
+    testing::TempDir dir("nan");
+    write_corpus(dir / "train.bin", 6);
+    data::TokenShard shard((dir / "train.bin").string());
+    auto c = nn::LlamaConfig::preset("tiny");
+    Rng rng(7);
+    nn::DenseLlama<float> teacher(c, rng);
+    teacher.lm_head.weight.value()[0] = std::nanf("");  // poisons every teacher distribution
+    nn::FbiLlama<float> student(c, rng);
+    const auto before = student.lm_head.weight.value().clone();
+    auto o = tiny_options(dir / "run", train::Loss::AD);
+    o.max_nonfinite = 3;
+    train::Trainer<float, nn::FbiLlama<float>> t(student, &teacher, shard, o);
+    int skipped_logs = 0;
+    t.on_log = [&](const train::StepLog& l) { skipped_logs += l.skipped; };
+    CHECK_THROWS_WITH_AS(t.run(), doctest::Contains("3 optimizer steps in a row had a non-finite loss"), Error);
+    CHECK(skipped_logs == 2);
+    CHECK(max_abs_diff(student.lm_head.weight.value(), before) == 0);  // no update was applied
+}
