@@ -23,14 +23,16 @@ TEST_CASE("AdamW matches a step computed by hand") {
     opt.step(0.1);
     // Step 1: m = 0.1 g, v = 0.05 g^2, m_hat = g, v_hat = g^2 -> update = g/|g| = 1 (eps aside).
     // w = w (1 - lr wd) - lr * 1 = 1 * 0.99 - 0.1 = 0.89;   -2 * 0.99 - 0.1 = -2.08
-    CHECK(m.w.value()[0] == doctest::Approx(0.89).epsilon(1e-9));
-    CHECK(m.w.value()[1] == doctest::Approx(-2.08).epsilon(1e-9));
+    const double eps = 1e-8;
+    CHECK(m.w.value()[0] == doctest::Approx(0.99 - 0.1 * 0.5 / (0.5 + eps)).epsilon(1e-12));
+    CHECK(m.w.value()[1] == doctest::Approx(-1.98 - 0.1 * 0.25 / (0.25 + eps)).epsilon(1e-12));
     // Step 2 with g = (-0.5, 0.25): m = 0.9*0.05 + 0.1*(-0.5) = -0.005, v = 0.95*0.0125 + 0.05*0.25 = 0.024375
     // m_hat = -0.005/0.19, v_hat = 0.024375/0.0975 = 0.25 -> update = -0.0263158/0.5 = -0.0526316
     m.w.grad() = Tensor<double>::from({2}, {-0.5, 0.25});
     opt.step(0.1);
-    const double update = (-0.005 / 0.19) / (std::sqrt(0.024375 / 0.0975) + 1e-8);
-    CHECK(m.w.value()[0] == doctest::Approx(0.89 * 0.99 - 0.1 * update).epsilon(1e-9));
+    const double w1 = 0.99 - 0.1 * 0.5 / (0.5 + eps);
+    const double update = (-0.005 / 0.19) / (std::sqrt(0.024375 / 0.0975) + eps);
+    CHECK(m.w.value()[0] == doctest::Approx(w1 * 0.99 - 0.1 * update).epsilon(1e-12));
     CHECK(opt.step_count() == 2);
 }
 

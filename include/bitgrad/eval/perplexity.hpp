@@ -23,7 +23,6 @@ struct PerplexityResult {
 template <class Model>
 PerplexityResult perplexity(const Model& model, const data::TokenShard& shard, int64_t seq_len, int64_t batch = 8,
                             int64_t max_windows = 0, const std::function<void(int64_t, int64_t)>& progress = nullptr) {
-    using T = typename std::remove_reference_t<decltype(model.lm_head.weight.value())>::value_type;
     BITGRAD_CHECK(shard.size() > uint64_t(seq_len), shard.path() << ": " << shard.size() << " tokens, need more than seq_len " << seq_len);
     int64_t windows = int64_t((shard.size() - 1) / uint64_t(seq_len));
     if (max_windows > 0) windows = std::min(windows, max_windows);
@@ -47,7 +46,6 @@ PerplexityResult perplexity(const Model& model, const data::TokenShard& shard, i
         count += B * seq_len;
         if (progress) progress(w0 + B, windows);
     }
-    (void)sizeof(T);
     PerplexityResult r;
     r.tokens = count;
     r.nll = count ? total / double(count) : 0;
