@@ -27,7 +27,7 @@ TEST_CASE("config.json round trip and errors naming the field") {
     CHECK_THROWS_WITH_AS(io::load_config(dir / "bad.json"), doctest::Contains("not valid JSON"), Error);
 }
 
-TEST_CASE("model weights round trip; loading checks names and shapes") {
+TEST_CASE("model weights round trip, and loading checks names and shapes") {
     testing::TempDir dir("weights");
     Rng rng(3);
     auto c = nn::LlamaConfig::preset("tiny");

@@ -5,7 +5,7 @@
 using namespace bitgrad;
 using V = std::vector<Var<double>>;
 
-TEST_CASE("softmax and log_softmax gradcheck; stable for large logits") {
+TEST_CASE("softmax and log_softmax gradcheck, and stable for large logits") {
     auto x = testing::randn({3, 7}, 1, 3.0);
     CHECK_GRADCHECK([](const V& in) { return softmax(in[0]); }, {x});
     CHECK_GRADCHECK([](const V& in) { return log_softmax(in[0]); }, {x});
