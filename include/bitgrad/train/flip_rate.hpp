@@ -23,7 +23,7 @@ public:
     explicit FlipTracker(const nn::Module<T>& model) {
         for (auto& p : model.named_parameters())
             if (p.kind == nn::ParamKind::Binary) {
-                entries_.push_back({p.name, layer_of(p.name), p.var, {}});
+                entries_.push_back({layer_of(p.name), p.var, {}});
                 pack(p.var.value(), entries_.back().bits);
             }
     }
@@ -53,7 +53,7 @@ public:
 
 private:
     struct Entry {
-        std::string name, layer;
+        std::string layer;
         Var<T> var;
         std::vector<uint64_t> bits;
     };
