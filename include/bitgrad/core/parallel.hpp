@@ -35,10 +35,31 @@ inline int thread_index() {
 #endif
 }
 
-// Calls body(i) for i in [0, n), in parallel when n * cost_per_item is worth a fork (about 32k flops).
+namespace detail {
+// Work (n * cost_per_item, about one flop a unit) below which a loop stays on one thread: a fork
+// costs a few microseconds. Tests lower it (ParallelMinWork) so threaded paths run at small sizes.
+inline int64_t& parallel_min_work() {
+    static int64_t work = 32768;
+    return work;
+}
+}  // namespace detail
+
+// RAII: sets the fork threshold for the scope (1 forks every loop with n > 1), then restores it.
+class ParallelMinWork {
+public:
+    explicit ParallelMinWork(int64_t work) : saved_(detail::parallel_min_work()) { detail::parallel_min_work() = work; }
+    ~ParallelMinWork() { detail::parallel_min_work() = saved_; }
+    ParallelMinWork(const ParallelMinWork&) = delete;
+    ParallelMinWork& operator=(const ParallelMinWork&) = delete;
+
+private:
+    int64_t saved_;
+};
+
+// Calls body(i) for i in [0, n), in parallel when n * cost_per_item is worth a fork.
 template <class F>
 void parallel_for(int64_t n, F&& body, int64_t cost_per_item = 1) {
-    [[maybe_unused]] const bool worth = n > 1 && n * cost_per_item >= 32768;
+    [[maybe_unused]] const bool worth = n > 1 && n * cost_per_item >= detail::parallel_min_work();
 #pragma omp parallel for schedule(static) if (worth)
     for (int64_t i = 0; i < n; ++i) body(i);
 }
@@ -46,7 +67,7 @@ void parallel_for(int64_t n, F&& body, int64_t cost_per_item = 1) {
 // Calls body(begin, end) on one contiguous chunk of [0, n) per thread.
 template <class F>
 void parallel_chunks(int64_t n, F&& body, int64_t cost_per_item = 1) {
-    [[maybe_unused]] const bool worth = n > 1 && n * cost_per_item >= 32768;
+    [[maybe_unused]] const bool worth = n > 1 && n * cost_per_item >= detail::parallel_min_work();
 #pragma omp parallel if (worth)
     {
 #ifdef _OPENMP
