@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cxxopts.hpp>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -35,6 +36,28 @@ static std::string read_text(const fs::path& p) {
     return s.str();
 }
 
+// Paths named on the command line are checked before any work: a missing input or an output that
+// is not a directory is a usage error (exit 2), not a failure half-way through.
+static fs::path existing_dir(const cxxopts::ParseResult& r, const char* name) {
+    const fs::path p = r[name].as<std::string>();
+    std::error_code ec;
+    if (!fs::is_directory(p, ec)) throw UsageError(std::string("--") + name + " " + p.string() + ": no such directory");
+    return p;
+}
+static fs::path existing_file(const cxxopts::ParseResult& r, const char* name) {
+    const fs::path p = r[name].as<std::string>();
+    std::error_code ec;
+    if (!fs::is_regular_file(p, ec)) throw UsageError(std::string("--") + name + " " + p.string() + ": no such file");
+    return p;
+}
+static fs::path output_dir(const cxxopts::ParseResult& r, const char* name) {
+    const fs::path p = r[name].as<std::string>();
+    std::error_code ec;
+    if (fs::exists(p, ec) && !fs::is_directory(p, ec))
+        throw UsageError(std::string("--") + name + " " + p.string() + ": exists and is not a directory");
+    return p;
+}
+
 template <class V>
 static V positive(const cxxopts::ParseResult& r, const char* name) {
     const V v = r[name].as<V>();
@@ -54,8 +77,10 @@ static int cmd_prepare(int argc, char** argv) {
     auto r = o.parse(argc, argv);
     if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
     if (!r.count("text") || !r.count("out")) throw UsageError("prepare needs --text and --out");
-    const std::string text = read_text(r["text"].as<std::string>());
+    const fs::path text_path = existing_file(r, "text"), out = output_dir(r, "out");
     const int vocab = positive<int>(r, "vocab"), every = r["holdout-every"].as<int>();
+    if (every < 0) throw UsageError("--holdout-every must be >= 0, got " + std::to_string(every));
+    const std::string text = read_text(text_path);
     std::string train, val;
     int chapters = 0;
     if (every > 0) {
@@ -63,10 +88,17 @@ static int cmd_prepare(int argc, char** argv) {
         std::istringstream in(text);
         std::string line;
         bool held = false;
+        int64_t line_number = 0;
         while (std::getline(in, line)) {
+            ++line_number;
             std::smatch m;
             if (std::regex_search(line, m, heading)) {
-                held = std::stoi(m[1]) % every == 0;
+                const std::string digits = m[1];
+                uint64_t number = 0;
+                const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), number);
+                BITGRAD_CHECK(ec == std::errc() && end == digits.data() + digits.size(),
+                              text_path.string() << ":" << line_number << ": chapter number " << digits << " is out of range");
+                held = number % uint64_t(every) == 0;
                 ++chapters;
             }
             (held ? val : train) += line + "\n";
@@ -77,8 +109,7 @@ static int cmd_prepare(int argc, char** argv) {
         train = text.substr(0, cut);
         val = text.substr(cut);
     }
-    const fs::path out = r["out"].as<std::string>();
-    fs::create_directories(out);
+    io::ensure_directory(out);
     io::write_text_atomic(out / "train.txt", train);
     io::write_text_atomic(out / "val.txt", val);
     std::printf("prepare: %zu train bytes, %zu validation bytes (%d chapters seen)\n", train.size(), val.size(), chapters);
@@ -91,8 +122,7 @@ static int cmd_prepare(int argc, char** argv) {
         data::write_token_shard(out / (std::string(name) + ".bin"), ids, uint64_t(tok.vocab_size()));
         std::printf("prepare: %s.bin: %zu tokens (%.2f bytes/token)\n", name, ids.size(), double(part->size()) / double(ids.size()));
     }
-    nlohmann::json meta = {{"vocab_size", tok.vocab_size()}, {"train_bytes", train.size()}, {"val_bytes", val.size()}};
-    io::write_text_atomic(out / "data.json", meta.dump(1) + "\n");
+    data::save_dataset_info(out, {tok.vocab_size(), int64_t(train.size()), int64_t(val.size())});
     return 0;
 }
 
@@ -104,14 +134,18 @@ static void add_model_options(cxxopts::Options& o) {
         ("intermediate", "MLP size", cxxopts::value<int64_t>()->default_value("352"))
         ("heads", "attention heads", cxxopts::value<int64_t>()->default_value("4"))
         ("kv-heads", "key/value heads (GQA); 0: = heads", cxxopts::value<int64_t>()->default_value("0"))
-        ("ste", "straight-through estimator: identity, clipped, approx_sign", cxxopts::value<std::string>()->default_value("identity"));
+        ("ste", "straight-through estimator: " + ste_choices(), cxxopts::value<std::string>()->default_value("identity"));
 }
 
 static nn::LlamaConfig model_config(const cxxopts::ParseResult& r, int64_t vocab, int64_t max_pos) {
     nn::LlamaConfig c;
     const std::string preset = r["preset"].as<std::string>();
     if (preset != "custom") {
-        c = nn::LlamaConfig::preset(preset);
+        try {
+            c = nn::LlamaConfig::preset(preset);
+        } catch (const Error& e) {
+            throw UsageError(std::string("--preset: ") + e.what());
+        }
     } else {
         c.num_hidden_layers = positive<int64_t>(r, "layers");
         c.hidden_size = positive<int64_t>(r, "hidden");
@@ -122,11 +156,14 @@ static nn::LlamaConfig model_config(const cxxopts::ParseResult& r, int64_t vocab
     if (vocab > 0) c.vocab_size = vocab;
     c.max_position_embeddings = std::max(max_pos, int64_t(16));
     const std::string ste = r["ste"].as<std::string>();
-    if (ste == "identity") c.ste = Ste::Identity;
-    else if (ste == "clipped") c.ste = Ste::Clipped;
-    else if (ste == "approx_sign") c.ste = Ste::ApproxSign;
-    else throw UsageError("--ste " + ste + ": expected identity, clipped or approx_sign");
-    c.validate();
+    const auto parsed = parse_ste(ste);
+    if (!parsed) throw UsageError("--ste " + ste + ": expected " + ste_choices());
+    c.ste = *parsed;
+    try {
+        c.validate();
+    } catch (const Error& e) {
+        throw UsageError(e.what());
+    }
     return c;
 }
 
@@ -136,7 +173,7 @@ static void on_sigint(int) { train::stop_requested() = true; }
 template <class Student>
 static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, const nn::DenseLlama<float>* teacher,
                         train::Loss loss) {
-    const fs::path data_dir = r["data"].as<std::string>(), out = r["out"].as<std::string>();
+    const fs::path data_dir = existing_dir(r, "data"), out = output_dir(r, "out");
     data::TokenShard shard((data_dir / "train.bin").string());
     BITGRAD_CHECK(int64_t(shard.vocab_size()) == config.vocab_size, "model vocab " << config.vocab_size << " != data vocab " << shard.vocab_size());
     train::TrainOptions opt;
@@ -156,7 +193,9 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, c
     opt.loss = loss;
     opt.temperature = positive<double>(r, "temperature");
     opt.out_dir = out.string();
-    fs::create_directories(out);
+    if (opt.save_every < 0 || opt.warmup_steps < 0 || opt.keep_last < 0 || opt.clip_norm < 0 || opt.adamw.weight_decay < 0 || opt.min_lr < 0)
+        throw UsageError("--save-every, --warmup, --keep, --clip, --wd and --min-lr must be >= 0");
+    io::ensure_directory(out);
 
     Rng init(opt.seed);
     Student student(config, init);
@@ -230,10 +269,6 @@ static void add_training_options(cxxopts::Options& o) {
     add_model_options(o);
 }
 
-static int64_t data_vocab(const fs::path& dir) {
-    auto meta = io::load_json(dir / "data.json");
-    return meta.at("vocab_size").get<int64_t>();
-}
 
 static int cmd_train(int argc, char** argv) {
     cxxopts::Options o("bitgrad train", "Train with cross-entropy");
@@ -242,7 +277,7 @@ static int cmd_train(int argc, char** argv) {
     auto r = o.parse(argc, argv);
     if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
     if (!r.count("data") || !r.count("out")) throw UsageError("train needs --data and --out");
-    auto config = model_config(r, data_vocab(r["data"].as<std::string>()), r["seq"].as<int64_t>());
+    auto config = model_config(r, data::load_dataset_info(existing_dir(r, "data")).vocab_size, positive<int64_t>(r, "seq"));
     if (r.count("binarized")) return run_training<nn::FbiLlama<float>>(r, config, nullptr, train::Loss::CE);
     return run_training<nn::DenseLlama<float>>(r, config, nullptr, train::Loss::CE);
 }
@@ -257,7 +292,8 @@ static int cmd_distill(int argc, char** argv) {
     if (!r.count("data") || !r.count("out") || !r.count("teacher")) throw UsageError("distill needs --data, --out and --teacher");
     const std::string l = r["loss"].as<std::string>();
     if (l != "ad" && l != "mixed") throw UsageError("--loss " + l + ": expected ad or mixed");
-    const fs::path tdir = r["teacher"].as<std::string>();
+    existing_dir(r, "data");
+    const fs::path tdir = existing_dir(r, "teacher");
     auto tconfig = io::load_config(tdir / "config.json");
     BITGRAD_CHECK(!tconfig.binarized, tdir << ": the teacher must be a full-precision model");
     Rng rng(0);
@@ -295,23 +331,20 @@ static int cmd_eval(int argc, char** argv) {
     auto r = o.parse(argc, argv);
     if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
     if ((!r.count("model") && !r.count("unigram")) || !r.count("data")) throw UsageError("eval needs --data and --model (or --unigram)");
-    const fs::path data_dir = r["data"].as<std::string>();
+    const fs::path data_dir = existing_dir(r, "data");
+    const int64_t seq = positive<int64_t>(r, "seq");
+    const fs::path model_dir = r.count("unigram") ? fs::path() : existing_dir(r, "model");
+    const double bytes = double(data::load_dataset_info(data_dir).val_bytes);
     data::TokenShard val((data_dir / "val.bin").string());
-    const double bytes = io::load_json(data_dir / "data.json").at("val_bytes").get<double>();
     if (r.count("unigram")) {
-        data::TokenShard train_shard((data_dir / "train.bin").string());
-        std::vector<double> counts(train_shard.vocab_size(), 1.0);
-        for (uint64_t i = 0; i < train_shard.size(); ++i) counts[train_shard[i]] += 1;
-        const double total = double(train_shard.size()) + double(counts.size());
-        double nll = 0;
-        for (uint64_t i = 1; i < val.size(); ++i) nll -= std::log(counts[val[i]] / total);
-        const double n = double(val.size() - 1), ppl = std::exp(nll / n), bpb = nll / (std::log(2.0) * bytes);
-        if (r.count("json")) std::printf("%s\n", nlohmann::json({{"model", "unigram"}, {"perplexity", ppl}, {"bits_per_byte", bpb}}).dump().c_str());
-        else std::printf("unigram baseline: perplexity %.3f, bits per byte %.4f\n", ppl, bpb);
+        const auto res = eval::unigram_perplexity(data::TokenShard((data_dir / "train.bin").string()), val);
+        if (r.count("json"))
+            std::printf("%s\n", nlohmann::json({{"model", "unigram"}, {"perplexity", res.perplexity}, {"bits_per_byte", res.bits_per_byte(bytes)},
+                                                {"tokens", res.tokens}}).dump().c_str());
+        else std::printf("unigram baseline: perplexity %.3f, bits per byte %.4f\n", res.perplexity, res.bits_per_byte(bytes));
         return 0;
     }
-    const int64_t seq = positive<int64_t>(r, "seq");
-    return with_model(r["model"].as<std::string>(), [&](auto& m) {
+    return with_model(model_dir, [&](auto& m) {
         auto res = eval::perplexity(m, val, std::min<int64_t>(seq, m.config.max_position_embeddings));
         const auto stats = nn::param_stats(m);
         if (r.count("json"))
@@ -339,8 +372,9 @@ static int cmd_generate(int argc, char** argv) {
     if (!r.count("model") || !r.count("data")) throw UsageError("generate needs --model and --data");
     const double top_p = r["top-p"].as<double>();
     if (!(top_p > 0 && top_p <= 1)) throw UsageError("--top-p must be in (0, 1]");
-    data::Tokenizer tok((fs::path(r["data"].as<std::string>()) / "tokenizer.model").string());
-    return with_model(r["model"].as<std::string>(), [&](auto& m) {
+    const fs::path model_dir = existing_dir(r, "model");
+    data::Tokenizer tok((existing_dir(r, "data") / "tokenizer.model").string());
+    return with_model(model_dir, [&](auto& m) {
         std::vector<int32_t> ids{int32_t(tok.bos_id())};
         for (int id : tok.encode(r["prompt"].as<std::string>())) ids.push_back(id);
         Rng rng(r["seed"].as<uint64_t>());
@@ -357,7 +391,7 @@ static int cmd_info(int argc, char** argv) {
     add_model_options(o);
     auto r = o.parse(argc, argv);
     if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
-    if (r.count("model")) return with_model(r["model"].as<std::string>(), [&](auto& m) {
+    if (r.count("model")) return with_model(existing_dir(r, "model"), [&](auto& m) {
         std::printf("%s", nn::model_summary(m, r["model"].as<std::string>()).c_str());
         return 0;
     });
@@ -389,6 +423,14 @@ int main(int argc, char** argv) {
         return 2;
     } catch (const Error& e) {
         std::fprintf(stderr, "bitgrad %s: error: %s\n", cmd.c_str(), e.what());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "bitgrad %s: error: out of memory (a size check should have caught this first: please report it)\n",
+                     cmd.c_str());
+        return 1;
+    } catch (const std::exception& e) {
+        // Last resort only: every expected failure is a bitgrad::Error naming the file and field.
+        std::fprintf(stderr, "bitgrad %s: internal error: %s (please report it)\n", cmd.c_str(), e.what());
         return 1;
     }
 }

@@ -1,2 +1,3 @@
 #pragma once
 #include "bitgrad/eval/perplexity.hpp"
+#include "bitgrad/eval/unigram.hpp"

@@ -2,7 +2,7 @@
 
 using namespace bitgrad;
 
-TEST_CASE("Tensor storage is 64-byte aligned, row-major, and views share it") {
+TEST_CASE("Tensor storage is 64-byte aligned - row-major and views share it") {
     for (int64_t n : {1, 7, 63, 65, 100000}) {
         Tensor<float> t(Shape{n});
         CHECK(reinterpret_cast<uintptr_t>(t.data()) % 64 == 0);
@@ -54,4 +54,19 @@ TEST_CASE("buffer cache reuses freed large blocks") {
     Tensor<float> b(Shape{(1 << 20) - 5});  // same size class
     CHECK(b.data() == first);
     CHECK(detail::BufferCache::size_class((std::size_t(1) << 22) + 1) <= (std::size_t(1) << 22) * 9 / 8);
+}
+
+TEST_CASE("a tensor whose byte count overflows is refused before allocation") {
+    const int64_t big = int64_t(1) << 40;
+    CHECK_THROWS_WITH_AS(Tensor<float>(Shape{big, big}), doctest::Contains("shape [1099511627776, 1099511627776] needs more than 2^63 bytes"), Error);
+    CHECK_THROWS_WITH_AS(Tensor<double>(Shape{int64_t(1) << 61}), doctest::Contains("needs more than 2^63 bytes"), Error);
+}
+
+TEST_CASE("checked arithmetic and the memory requirement name what does not fit") {
+    CHECK(checked_mul(3, 5, "x") == 15);
+    CHECK_THROWS_WITH_AS(checked_mul(int64_t(1) << 40, int64_t(1) << 40, "layers"), doctest::Contains("layers: 1099511627776 x 1099511627776 overflows"), Error);
+    CHECK_THROWS_WITH_AS(checked_add(INT64_MAX, 1, "sum"), doctest::Contains("sum:"), Error);
+    CHECK(available_memory_bytes() > 0);
+    CHECK_THROWS_WITH_AS(require_memory(UINT64_MAX, "a huge thing"), doctest::Contains("a huge thing needs"), Error);
+    require_memory(1024, "a small thing");  // does not throw
 }

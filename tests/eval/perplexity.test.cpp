@@ -31,3 +31,30 @@ TEST_CASE("perplexity uses non-overlapping windows and equals exp(mean NLL) comp
     CHECK(r.perplexity == doctest::Approx(std::exp(nll / 48)).epsilon(1e-12));
     CHECK(r.bits_per_byte(100.0) == doctest::Approx(nll / (std::log(2.0) * 100.0)).epsilon(1e-12));
 }
+
+TEST_CASE("perplexity refuses a shard tokenized with a larger vocabulary than the model's") {
+    testing::TempDir dir("ppl-vocab");
+    data::write_token_shard(dir / "v.bin", {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 65);
+    data::TokenShard shard((dir / "v.bin").string());
+    Rng rng(1);
+    nn::DenseLlama<float> model(nn::LlamaConfig::preset("tiny"), rng);  // vocab 64
+    CHECK_THROWS_WITH_AS(eval::perplexity(model, shard, 4), doctest::Contains("v.bin: vocabulary of 65 tokens, larger than the model's 64"), Error);
+}
+
+TEST_CASE("unigram baseline equals add-one smoothed frequencies computed by hand") {
+    testing::TempDir dir("unigram");
+    data::write_token_shard(dir / "train.bin", {0, 1, 1, 2, 2, 2}, 4);
+    data::write_token_shard(dir / "val.bin", {0, 2, 3, 1}, 4);
+    data::TokenShard train((dir / "train.bin").string()), val((dir / "val.bin").string());
+    // counts + 1: {2, 3, 4, 1} over 6 + 4 = 10; predicted tokens 2, 3, 1.
+    const double nll = -(std::log(0.4) + std::log(0.1) + std::log(0.3)) / 3;
+    auto r = eval::unigram_perplexity(train, val);
+    CHECK(r.tokens == 3);
+    CHECK(r.nll == doctest::Approx(nll).epsilon(1e-14));
+    CHECK(r.perplexity == doctest::Approx(std::exp(nll)).epsilon(1e-14));
+    for (std::vector<uint32_t> tiny : {std::vector<uint32_t>{}, std::vector<uint32_t>{1}}) {
+        data::write_token_shard(dir / "tiny.bin", tiny, 4);
+        data::TokenShard t((dir / "tiny.bin").string());
+        CHECK_THROWS_WITH_AS(eval::unigram_perplexity(train, t), doctest::Contains("the unigram baseline needs at least 2"), Error);
+    }
+}

@@ -14,7 +14,7 @@ std::string make_file(const std::string& header, const std::string& data) {
 }
 }  // namespace
 
-TEST_CASE("safetensors round trip keeps names, order, shapes, values and metadata") {
+TEST_CASE("safetensors round trip keeps names - order - shapes - values and metadata") {
     testing::TempDir dir("st");
     Rng rng(1);
     std::vector<std::pair<std::string, Tensor<float>>> ts = {{"b.weight", Tensor<float>::randn({3, 5}, rng)},
@@ -35,7 +35,7 @@ TEST_CASE("safetensors round trip keeps names, order, shapes, values and metadat
     CHECK(bytes.size() == 8 + n + 4 * (15 + 5));
 }
 
-TEST_CASE("corrupt safetensors files are refused, naming the tensor or field") {
+TEST_CASE("corrupt safetensors files are refused - naming the tensor or field") {
     testing::TempDir dir("st-corrupt");
     const std::string f32x2(8, '\0');
     auto expect = [&](const std::string& bytes, const char* what) {
@@ -56,7 +56,14 @@ TEST_CASE("corrupt safetensors files are refused, naming the tensor or field") {
     expect(make_file(R"({"t":{"dtype":"F32","shape":[2]}})", f32x2), "tensor t: missing or malformed data_offsets");
     expect(make_file(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}})", f32x2), "outside the 8-byte data section");
     expect(make_file(R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", f32x2), "tensor t: 8 bytes for shape [3], expected 12");
-    expect(make_file(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})", f32x2), "shape product overflows");
+    expect(make_file(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})", f32x2), "has more than 2^62 elements");
+    // numel fits but numel * 4 bytes wraps to 0: must not match empty offsets.
+    expect(make_file(R"({"t":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", ""), "tensor t: shape [4611686018427387904] needs more than 2^62 bytes");
+    expect(make_file(R"({"t":{"dtype":"F32","shape":[1152921504606846977],"data_offsets":[0,0]}})", ""), "tensor t: shape [1152921504606846977] needs more than 2^62 bytes");
+    // A zero extent does not excuse a huge one.
+    expect(make_file(R"({"t":{"dtype":"F32","shape":[0,9223372036854775808],"data_offsets":[0,0]}})", ""), "tensor t: shape [0,9223372036854775808] has more than 2^62 elements");
+    expect(make_file(R"({"t":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", ""), "tensor t: shape entries must be non-negative integers");
+    expect(make_file(std::string(70, '[') + std::string(70, ']'), ""), "nested deeper than 64");
     expect(make_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", f32x2),
            "overlap or leave a hole");
     expect(make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", f32x2), "starts at byte 4, expected 0");

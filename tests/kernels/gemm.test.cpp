@@ -2,7 +2,7 @@
 
 using namespace bitgrad;
 
-TEST_CASE("gemm matches the reference triple loop for every transpose, odd sizes, alpha and beta") {
+TEST_CASE("gemm matches the reference triple loop for every transpose - odd sizes - alpha and beta") {
     Rng rng(3);
     for (int64_t M : {1, 7, 65})
         for (int64_t N : {1, 63, 33})

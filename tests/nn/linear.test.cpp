@@ -4,7 +4,7 @@
 
 using namespace bitgrad;
 
-TEST_CASE("FBILinear xnor initialisation: beta = column mean, alpha = mean |W - beta|") {
+TEST_CASE("FBILinear xnor initialisation: beta = column mean - alpha = mean |W - beta|") {
     Rng rng(1);
     nn::FBILinear<double> layer(5, 7, rng);
     const auto& W = layer.weight.value();
@@ -18,7 +18,7 @@ TEST_CASE("FBILinear xnor initialisation: beta = column mean, alpha = mean |W - 
     CHECK(layer.wscale.shape() == Shape{1, 5});
 }
 
-TEST_CASE("FBILinear: folded form equals the materialized form, values and all gradients") {
+TEST_CASE("FBILinear: folded form equals the materialized form - values and all gradients") {
     Rng rng(2);
     nn::FBILinear<double> layer(6, 4, rng, 0.5);
     Rng data(3);
@@ -56,7 +56,7 @@ TEST_CASE("FBILinear equals a plain Linear holding W_hat") {
             CHECK(std::abs(std::abs(w_hat.at({i, j}) - fbi.wbias.value()[j]) - fbi.wscale.value()[j]) < 1e-6);
 }
 
-TEST_CASE("Module: names, kinds, state dict round trip and strict loading errors") {
+TEST_CASE("Module: names - kinds - state dict round trip and strict loading errors") {
     Rng rng(5);
     nn::FBILinear<float> a(4, 3, rng), b(4, 3, rng);
     auto names = a.named_parameters();

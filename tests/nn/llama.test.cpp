@@ -147,7 +147,7 @@ TEST_CASE("config validation names the field") {
     CHECK_THROWS_WITH_AS(nn::LlamaConfig::preset("3B"), doctest::Contains("unknown preset '3B'"), Error);
 }
 
-TEST_CASE("130M summary reports 134,265,600 parameters" * doctest::test_suite("slow")) {
+TEST_CASE("130M summary reports 134265600 parameters" * doctest::test_suite("slow")) {
     Rng rng(7);
     nn::FbiLlama<float> model(nn::LlamaConfig::preset("130M"), rng);
     auto text = nn::model_summary(model, "FBI-LLM 130M");

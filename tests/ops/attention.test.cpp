@@ -26,7 +26,7 @@ static Tensor<double> repeat_kv(const Tensor<double>& k, int64_t H) {
     return out;
 }
 
-TEST_CASE("fused attention gradcheck: MHA, GQA, non-causal, and more keys than queries") {
+TEST_CASE("fused attention gradcheck: MHA - GQA - non-causal and more keys than queries") {
     struct Case { int64_t B, T, S, H, Hkv, D; bool causal; };
     for (Case c : {Case{2, 5, 5, 2, 2, 4, true}, Case{1, 6, 6, 4, 2, 4, true}, Case{1, 4, 4, 3, 1, 2, true},
                    Case{2, 3, 5, 2, 1, 4, false}, Case{1, 3, 7, 2, 2, 4, true}}) {
@@ -39,7 +39,7 @@ TEST_CASE("fused attention gradcheck: MHA, GQA, non-causal, and more keys than q
     }
 }
 
-TEST_CASE("fused attention equals the composition of primitive ops, values and gradients, over block edges") {
+TEST_CASE("fused attention equals the composition of primitive ops - values and gradients - over block edges") {
     // T = 70 crosses the 64-row query block boundary of the kernel.
     for (int64_t T : {5, 70}) {
         CAPTURE(T);

@@ -3,7 +3,7 @@
 using namespace bitgrad;
 using V = std::vector<Var<double>>;
 
-TEST_CASE("add, sub, mul gradcheck, same shape and broadcast") {
+TEST_CASE("add - sub - mul gradcheck - same shape and broadcast") {
     const std::vector<std::pair<Shape, Shape>> cases = {
         {{3, 4}, {3, 4}}, {{2, 3, 4}, {4}}, {{2, 3, 4}, {3, 1}}, {{2, 1, 4}, {1, 3, 1}}, {{5}, {}}};
     for (auto [sa, sb] : cases) {
@@ -28,14 +28,14 @@ TEST_CASE("broadcast values match an explicit loop") {
     CHECK_THROWS_WITH_AS(add(a, Var<double>(testing::randn({5}, 1))), doctest::Contains("do not broadcast"), Error);
 }
 
-TEST_CASE("scale, silu, swiglu gradcheck") {
+TEST_CASE("scale - silu - swiglu gradcheck") {
     auto x = testing::randn({3, 5}, 5, 2.0), y = testing::randn({3, 5}, 6);
     CHECK_GRADCHECK([](const V& in) { return scale(in[0], -0.7); }, {x});
     CHECK_GRADCHECK([](const V& in) { return silu(in[0]); }, {x});
     CHECK_GRADCHECK([](const V& in) { return swiglu(in[0], in[1]); }, {x, y});
 }
 
-TEST_CASE("fused swiglu equals silu(a) * b composed, values and gradients") {
+TEST_CASE("fused swiglu equals silu(a) * b composed - values and gradients") {
     Var<double> a(testing::randn({4, 6}, 7), true), b(testing::randn({4, 6}, 8), true);
     Var<double> a2(a.value().clone(), true), b2(b.value().clone(), true);
     auto r = testing::randn({4, 6}, 9);

@@ -26,7 +26,7 @@ TEST_CASE("rms_norm gradcheck and value") {
     CHECK_THROWS_AS(rms_norm(Var<double>(x), Var<double>(testing::randn({7}, 1))), Error);
 }
 
-TEST_CASE("rope gradcheck, rotate-half values, and position offset") {
+TEST_CASE("rope gradcheck - rotate-half values and position offset") {
     auto x = testing::randn({2, 5, 3, 8}, 4);
     for (int64_t offset : {0, 7}) CHECK_GRADCHECK([offset](const V& in) { return rope(in[0], 10000.0, offset); }, {x});
     CHECK_GRADCHECK([](const V& in) { return rope(in[0], 500.0); }, {x});

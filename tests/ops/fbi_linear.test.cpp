@@ -26,7 +26,7 @@ static Tensor<double> latent_weights(const Shape& s, uint64_t seed) {
     return w;
 }
 
-TEST_CASE("fbi_linear gradcheck: x, alpha, beta exactly, and W through each STE") {
+TEST_CASE("fbi_linear gradcheck: x - alpha - beta exactly and W through each STE") {
     auto x = testing::randn({2, 3, 5}, 1), W = latent_weights({4, 5}, 2), a = testing::randn({1, 5}, 3),
          b = testing::randn({1, 5}, 4);
     // W only: the surrogate changes the forward, so alpha's gradient there is sum G * surrogate(W).

@@ -3,7 +3,7 @@
 using namespace bitgrad;
 using V = std::vector<Var<double>>;
 
-TEST_CASE("sum and mean over an axis, and in total, gradcheck") {
+TEST_CASE("sum and mean over an axis and in total - gradcheck") {
     auto x = testing::randn({2, 3, 4}, 11);
     for (int axis : {0, 1, 2, -1}) {
         CAPTURE(axis);

@@ -11,7 +11,7 @@ static Var<double> surrogate(const Var<double>& x, Ste ste) {
     return Var<double>(y);
 }
 
-TEST_CASE("sign forward: +1 for x >= 0 (sign(0) = +1), -1 below") {
+TEST_CASE("sign forward: +1 for x >= 0 (sign(0) = +1) - -1 below") {
     Var<double> x(Tensor<double>::from({4}, {-2.0, -0.0, 0.0, 0.5}));
     auto y = sign(x);
     CHECK(y.value()[0] == -1);

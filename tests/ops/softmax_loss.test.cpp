@@ -5,7 +5,7 @@
 using namespace bitgrad;
 using V = std::vector<Var<double>>;
 
-TEST_CASE("softmax and log_softmax gradcheck, and stable for large logits") {
+TEST_CASE("softmax and log_softmax gradcheck and stable for large logits") {
     auto x = testing::randn({3, 7}, 1, 3.0);
     CHECK_GRADCHECK([](const V& in) { return softmax(in[0]); }, {x});
     CHECK_GRADCHECK([](const V& in) { return log_softmax(in[0]); }, {x});
@@ -16,7 +16,7 @@ TEST_CASE("softmax and log_softmax gradcheck, and stable for large logits") {
     CHECK(std::isfinite(log_softmax(big).value()[2]));
 }
 
-TEST_CASE("cross_entropy gradcheck, ignore index, and errors") {
+TEST_CASE("cross_entropy gradcheck - ignore index and errors") {
     auto x = testing::randn({5, 6}, 2, 2.0);
     Tensor<int32_t> labels = Tensor<int32_t>::from({5}, {0, 5, -100, 3, 3});
     CHECK_GRADCHECK([&](const V& in) { return cross_entropy(in[0], labels); }, {x});
@@ -26,7 +26,7 @@ TEST_CASE("cross_entropy gradcheck, ignore index, and errors") {
     CHECK(cross_entropy(Var<double>(x), all_ignored).item() == 0.0);
 }
 
-TEST_CASE("cross_entropy equals -mean(log_softmax picked at the labels), values and gradients") {
+TEST_CASE("cross_entropy equals -mean(log_softmax picked at the labels) - values and gradients") {
     auto x = testing::randn({4, 6}, 3, 2.0);
     Tensor<int32_t> labels = Tensor<int32_t>::from({4}, {1, -100, 5, 0});
     Tensor<double> onehot = Tensor<double>::zeros({4, 6});

@@ -37,7 +37,7 @@ std::vector<Tensor<float>> weights(const Model& m) {
 }
 }  // namespace
 
-TEST_CASE("k steps + save + resume + (N - k) steps equals N steps, bit for bit") {
+TEST_CASE("k steps + save + resume + (N - k) steps equals N steps - bit for bit") {
     testing::TempDir dir("resume");
     write_corpus(dir / "train.bin", 1);
     data::TokenShard shard((dir / "train.bin").string());
@@ -84,7 +84,7 @@ TEST_CASE("resume refuses a different configuration") {
     t.run();
     o.batch = 3;
     train::Trainer<float, nn::DenseLlama<float>> t2(model, nullptr, shard, o);
-    CHECK_THROWS_WITH_AS(t2.resume(*io::latest_checkpoint(dir / "run" / "checkpoints")), doctest::Contains("batch 2 x seq_len 16, now 3 x 16"), Error);
+    CHECK_THROWS_WITH_AS(t2.resume(*io::latest_checkpoint(dir / "run" / "checkpoints")), doctest::Contains("saved with batch 2 x seq_len 16 x grad_accum 2, now 3 x 16 x 2"), Error);
 }
 
 TEST_CASE("distillation drives the AD loss well below its starting value" * doctest::test_suite("slow")) {
@@ -115,7 +115,7 @@ TEST_CASE("distillation drives the AD loss well below its starting value" * doct
     CHECK(first_flips > 0.0);  // binarized weights do flip
 }
 
-TEST_CASE("non-finite steps are skipped, counted, and stop training after N in a row") {
+TEST_CASE("non-finite steps are skipped - counted and stop training after N in a row") {
     testing::TempDir dir("nan");
     write_corpus(dir / "train.bin", 6);
     data::TokenShard shard((dir / "train.bin").string());
@@ -133,4 +133,76 @@ TEST_CASE("non-finite steps are skipped, counted, and stop training after N in a
     CHECK_THROWS_WITH_AS(t.run(), doctest::Contains("3 optimizer steps in a row had a non-finite loss"), Error);
     CHECK(skipped_logs == 2);
     CHECK(max_abs_diff(student.lm_head.weight.value(), before) == 0);  // no update was applied
+}
+
+TEST_CASE("resume refuses a different grad_accum and a trainer_state.json with wrongly typed fields") {
+    testing::TempDir dir("resume-state");
+    write_corpus(dir / "train.bin", 2);
+    data::TokenShard shard((dir / "train.bin").string());
+    auto c = nn::LlamaConfig::preset("tiny");
+    Rng rng(1);
+    nn::DenseLlama<float> model(c, rng);
+    auto o = tiny_options(dir / "run", train::Loss::CE);
+    o.steps = 2;
+    train::Trainer<float, nn::DenseLlama<float>>(model, nullptr, shard, o).run();
+    const auto ckpt = *io::latest_checkpoint(dir / "run" / "checkpoints");
+    auto accum = o;
+    accum.grad_accum = 3;
+    train::Trainer<float, nn::DenseLlama<float>> t(model, nullptr, shard, accum);
+    CHECK_THROWS_WITH_AS(t.resume(ckpt), doctest::Contains("x grad_accum 2, now 2 x 16 x 3"), Error);
+    const auto state_path = ckpt / "trainer_state.json";
+    const auto original = io::load_json(state_path);
+    auto damaged = [&](const char* key, nlohmann::json value) {
+        auto j = original;
+        j[key] = value;
+        io::write_text_atomic(state_path, j.dump());
+        train::Trainer<float, nn::DenseLlama<float>> r(model, nullptr, shard, o);
+        CHECK_THROWS_WITH_AS(r.resume(ckpt), doctest::Contains((std::string("trainer_state.json: field \"") + key + "\" must be").c_str()), Error);
+    };
+    damaged("threads", "two");
+    damaged("losses", nlohmann::json::object());
+    damaged("sampler_rng", nlohmann::json::array({1, 2, 3}));
+    damaged("step", -1.5);
+    auto j = original;
+    j.erase("optimizer_step");
+    io::write_text_atomic(state_path, j.dump());
+    train::Trainer<float, nn::DenseLlama<float>> r(model, nullptr, shard, o);
+    CHECK_THROWS_WITH_AS(r.resume(ckpt), doctest::Contains("missing field \"optimizer_step\""), Error);
+}
+
+TEST_CASE("resuming a finished run saves nothing again") {
+    testing::TempDir dir("resume-finished");
+    write_corpus(dir / "train.bin", 3);
+    data::TokenShard shard((dir / "train.bin").string());
+    auto c = nn::LlamaConfig::preset("tiny");
+    Rng rng(1);
+    nn::DenseLlama<float> model(c, rng);
+    auto o = tiny_options(dir / "run", train::Loss::CE);
+    o.steps = 2;
+    train::Trainer<float, nn::DenseLlama<float>>(model, nullptr, shard, o).run();
+    const auto ckpt = *io::latest_checkpoint(dir / "run" / "checkpoints");
+    const auto written = std::filesystem::last_write_time(ckpt / "model.safetensors");
+    train::Trainer<float, nn::DenseLlama<float>> t(model, nullptr, shard, o);
+    t.resume(ckpt);
+    int saves = 0;
+    t.on_event = [&](const std::string& e) { saves += e.find("saved checkpoint") != std::string::npos; };
+    CHECK(t.run());
+    CHECK(saves == 0);
+    CHECK(std::filesystem::last_write_time(ckpt / "model.safetensors") == written);
+}
+
+TEST_CASE("a batch that cannot fit in memory is refused before anything is allocated") {
+    testing::TempDir dir("huge-batch");
+    write_corpus(dir / "train.bin", 4);
+    data::TokenShard shard((dir / "train.bin").string());
+    auto c = nn::LlamaConfig::preset("tiny");
+    Rng rng(1);
+    nn::DenseLlama<float> model(c, rng);
+    auto o = tiny_options(dir / "run", train::Loss::CE);
+    o.batch = 1000000000;
+    using Trainer = train::Trainer<float, nn::DenseLlama<float>>;
+    CHECK_THROWS_WITH_AS(Trainer(model, nullptr, shard, o), doctest::Contains("training with batch 1000000000 x seq_len 16"), Error);
+    o.batch = int64_t(1) << 40;
+    o.seq_len = int64_t(1) << 40;
+    CHECK_THROWS_WITH_AS(Trainer(model, nullptr, shard, o), doctest::Contains("overflows 64 bits"), Error);
 }

@@ -14,6 +14,7 @@
 
 #include "bitgrad/core/allocator.hpp"
 #include "bitgrad/core/error.hpp"
+#include "bitgrad/core/memory.hpp"
 #include "bitgrad/core/rng.hpp"
 #include "bitgrad/core/shape.hpp"
 
@@ -36,8 +37,18 @@ public:
     Tensor() = default;
     // Uninitialised storage of the given shape (use zeros() when the contents matter).
     explicit Tensor(const Shape& shape) : shape_(shape) {
-        const std::size_t bytes = std::size_t(shape.numel()) * sizeof(T);
-        T* p = static_cast<T*>(detail::BufferCache::instance().allocate(bytes));
+        int64_t numel = 1, byte_count = 0;
+        bool overflow = false;
+        for (int i = 0; i < shape.ndim(); ++i) overflow |= __builtin_mul_overflow(numel, shape[i], &numel);
+        overflow |= __builtin_mul_overflow(numel, int64_t(sizeof(T)), &byte_count);
+        BITGRAD_CHECK(!overflow, "Tensor: shape " << shape << " needs more than 2^63 bytes");
+        const std::size_t bytes = std::size_t(byte_count);
+        T* p = nullptr;
+        try {
+            p = static_cast<T*>(detail::BufferCache::instance().allocate(bytes));
+        } catch (const std::bad_alloc&) {
+            BITGRAD_CHECK(false, "cannot allocate " << format_bytes(double(bytes)) << " for a tensor of shape " << shape);
+        }
         storage_ = std::shared_ptr<T>(p, [bytes](T* q) { detail::BufferCache::instance().release(q, bytes); });
         data_ = p;
     }

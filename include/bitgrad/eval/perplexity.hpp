@@ -23,7 +23,11 @@ struct PerplexityResult {
 template <class Model>
 PerplexityResult perplexity(const Model& model, const data::TokenShard& shard, int64_t seq_len, int64_t batch = 8,
                             int64_t max_windows = 0, const std::function<void(int64_t, int64_t)>& progress = nullptr) {
+    BITGRAD_CHECK(seq_len > 0 && batch > 0, "perplexity: seq_len " << seq_len << " and batch " << batch << " must be > 0");
     BITGRAD_CHECK(shard.size() > uint64_t(seq_len), shard.path() << ": " << shard.size() << " tokens, need more than seq_len " << seq_len);
+    BITGRAD_CHECK(shard.vocab_size() <= uint64_t(model.config.vocab_size),
+                  shard.path() << ": vocabulary of " << shard.vocab_size() << " tokens, larger than the model's "
+                               << model.config.vocab_size << " (vocab_size in config.json): tokenized for another model?");
     int64_t windows = int64_t((shard.size() - 1) / uint64_t(seq_len));
     if (max_windows > 0) windows = std::min(windows, max_windows);
     NoGrad no_grad;

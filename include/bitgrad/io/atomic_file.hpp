@@ -26,12 +26,33 @@ inline void write_all(int fd, const void* data, std::size_t n, const std::string
     }
 }
 
+// Makes the data of renames and new files in dir durable. Errors are not ignored: a checkpoint
+// that is not on disk must not be reported as saved.
 inline void fsync_directory(const std::filesystem::path& dir) {
-    const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        ::fsync(fd);
-        ::close(fd);
-    }
+    const std::string name = dir.empty() ? "." : dir.string();
+    const int fd = ::open(name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    BITGRAD_CHECK(fd >= 0, "cannot open directory " << name << " to fsync it: " << std::strerror(errno));
+    const int rc = ::fsync(fd);
+    const int saved_errno = errno;
+    ::close(fd);
+    BITGRAD_CHECK(rc == 0, "fsync of directory " << name << ": " << std::strerror(saved_errno));
+}
+
+// std::filesystem::create_directories with a bitgrad::Error that names the path (e.g. when a
+// regular file is in the way) instead of std::filesystem_error.
+inline void ensure_directory(const std::filesystem::path& dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    BITGRAD_CHECK(!ec, "cannot create directory " << dir.string() << ": " << ec.message());
+    BITGRAD_CHECK(std::filesystem::is_directory(dir), "cannot create directory " << dir.string()
+                                                                                 << ": a file that is not a directory is in the way");
+}
+
+// std::filesystem::remove_all with a bitgrad::Error naming the path.
+inline void remove_tree(const std::filesystem::path& path) {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+    BITGRAD_CHECK(!ec, "cannot remove " << path.string() << ": " << ec.message());
 }
 
 // Calls write(fd) on a temporary file, then atomically replaces path with it.
@@ -45,7 +66,8 @@ void write_file_atomic(const std::filesystem::path& path, Writer&& write) {
         BITGRAD_CHECK(::fsync(fd) == 0, "fsync " << tmp << ": " << std::strerror(errno));
     } catch (...) {
         ::close(fd);
-        std::filesystem::remove(tmp);
+        std::error_code ignored;  // already failing: report the first error, not the cleanup's
+        std::filesystem::remove(tmp, ignored);
         throw;
     }
     BITGRAD_CHECK(::close(fd) == 0, "closing " << tmp << ": " << std::strerror(errno));

@@ -4,10 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
-#include <fstream>
 #include <string>
 
 #include "bitgrad/io/atomic_file.hpp"
+#include "bitgrad/io/json.hpp"
 #include "bitgrad/nn/config.hpp"
 
 namespace bitgrad::io {
@@ -35,45 +35,26 @@ inline nlohmann::ordered_json config_to_json(const nn::LlamaConfig& c) {
             {"bitgrad_ste", ste_name(c.ste)}};
 }
 
+// Absent optional keys take Hugging Face LlamaConfig's defaults (rms_norm_eps 1e-6, rope_theta
+// 10000, num_key_value_heads = num_attention_heads, max_position_embeddings 2048).
 inline nn::LlamaConfig config_from_json(const nlohmann::json& j, const std::string& where) {
     BITGRAD_CHECK(j.is_object(), where << ": expected a JSON object");
     nn::LlamaConfig c;
-    auto integer = [&](const char* key, int64_t& field, bool required) {
-        if (!j.contains(key)) {
-            BITGRAD_CHECK(!required, where << ": missing field \"" << key << "\"");
-            return;
-        }
-        BITGRAD_CHECK(j[key].is_number_integer(), where << ": field \"" << key << "\" must be an integer, got " << j[key].dump());
-        field = j[key].get<int64_t>();
-    };
-    auto real = [&](const char* key, double& field) {
-        if (!j.contains(key)) return;
-        BITGRAD_CHECK(j[key].is_number(), where << ": field \"" << key << "\" must be a number, got " << j[key].dump());
-        field = j[key].get<double>();
-    };
-    integer("vocab_size", c.vocab_size, true);
-    integer("hidden_size", c.hidden_size, true);
-    integer("intermediate_size", c.intermediate_size, true);
-    integer("num_hidden_layers", c.num_hidden_layers, true);
-    integer("num_attention_heads", c.num_attention_heads, true);
-    c.num_key_value_heads = c.num_attention_heads;
-    integer("num_key_value_heads", c.num_key_value_heads, false);
-    integer("max_position_embeddings", c.max_position_embeddings, false);
-    real("rms_norm_eps", c.rms_norm_eps);
-    real("rope_theta", c.rope_theta);
-    real("initializer_range", c.initializer_range);
-    if (j.contains("bitgrad_binarized")) {
-        BITGRAD_CHECK(j["bitgrad_binarized"].is_boolean(), where << ": field \"bitgrad_binarized\" must be true or false");
-        c.binarized = j["bitgrad_binarized"].get<bool>();
-    }
-    if (j.contains("bitgrad_ste")) {
-        const std::string s = j["bitgrad_ste"].is_string() ? j["bitgrad_ste"].get<std::string>() : "";
-        bool found = false;
-        for (Ste ste : {Ste::Identity, Ste::Clipped, Ste::ApproxSign})
-            if (s == ste_name(ste)) { c.ste = ste; found = true; }
-        BITGRAD_CHECK(found, where << ": field \"bitgrad_ste\" is " << j["bitgrad_ste"].dump()
-                                   << ", expected \"identity\", \"clipped\" or \"approx_sign\"");
-    }
+    c.vocab_size = json_field<int64_t>(j, "vocab_size", where);
+    c.hidden_size = json_field<int64_t>(j, "hidden_size", where);
+    c.intermediate_size = json_field<int64_t>(j, "intermediate_size", where);
+    c.num_hidden_layers = json_field<int64_t>(j, "num_hidden_layers", where);
+    c.num_attention_heads = json_field<int64_t>(j, "num_attention_heads", where);
+    c.num_key_value_heads = json_field_or<int64_t>(j, "num_key_value_heads", c.num_attention_heads, where);
+    c.max_position_embeddings = json_field_or<int64_t>(j, "max_position_embeddings", 2048, where);
+    c.rms_norm_eps = json_field_or<double>(j, "rms_norm_eps", 1e-6, where);
+    c.rope_theta = json_field_or<double>(j, "rope_theta", 10000.0, where);
+    c.initializer_range = json_field_or<double>(j, "initializer_range", 0.02, where);
+    c.binarized = json_field_or<bool>(j, "bitgrad_binarized", false, where);
+    const std::string ste = json_field_or<std::string>(j, "bitgrad_ste", ste_name(c.ste), where);
+    const auto parsed = parse_ste(ste);
+    BITGRAD_CHECK(parsed, where << ": field \"bitgrad_ste\" is \"" << ste << "\", expected " << ste_choices());
+    c.ste = *parsed;
     try {
         c.validate();
     } catch (const Error& e) {
@@ -87,15 +68,7 @@ inline void save_config(const std::filesystem::path& path, const nn::LlamaConfig
 }
 
 inline nn::LlamaConfig load_config(const std::filesystem::path& path) {
-    std::ifstream f(path);
-    BITGRAD_CHECK(f, "cannot open " << path);
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(f);
-    } catch (const nlohmann::json::exception& e) {
-        BITGRAD_CHECK(false, path.string() << ": not valid JSON: " << e.what());
-    }
-    return config_from_json(j, path.string());
+    return config_from_json(load_json(path), path.string());
 }
 
 }  // namespace bitgrad::io

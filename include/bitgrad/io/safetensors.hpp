@@ -18,6 +18,7 @@
 
 #include "bitgrad/core/tensor.hpp"
 #include "bitgrad/io/atomic_file.hpp"
+#include "bitgrad/io/json.hpp"
 #include "bitgrad/io/mapped_file.hpp"
 
 namespace bitgrad::io {
@@ -76,7 +77,7 @@ SafetensorsFile<T> load_safetensors(const std::string& path) {
     auto on_key = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
         if (event == nlohmann::json::parse_event_t::key && depth == 1 && !seen.insert(parsed.template get<std::string>()).second)
             duplicate = parsed.template get<std::string>();
-        return true;
+        return detail::json_depth_guard(depth, event, path);
     };
     try {
         header = nlohmann::json::parse(d + 8, d + 8 + n, on_key);
@@ -108,15 +109,22 @@ SafetensorsFile<T> load_safetensors(const std::string& path) {
                           info["data_offsets"][0].is_number_unsigned() && info["data_offsets"][1].is_number_unsigned(),
                       path << ": tensor " << name << ": missing or malformed data_offsets (expected [begin, end])");
         BITGRAD_CHECK(info["shape"].size() <= std::size_t(kMaxDims), path << ": tensor " << name << ": more than " << kMaxDims << " dims");
+        // Every extent and the byte count (numel * itemsize) are checked for overflow, zero extents
+        // included: [0, 2^63] is as malformed as [2^63].
         Shape shape;
-        uint64_t numel = 1;
+        uint64_t numel = 1, nonzero_numel = 1;
         for (auto& dim : info["shape"]) {
-            BITGRAD_CHECK(dim.is_number_unsigned(), path << ": tensor " << name << ": shape entries must be non-negative integers");
+            BITGRAD_CHECK(dim.is_number_unsigned(), path << ": tensor " << name << ": shape entries must be non-negative integers, got "
+                                                        << dim.dump());
             const uint64_t v = dim.template get<uint64_t>();
-            BITGRAD_CHECK(v == 0 || numel <= (uint64_t(1) << 62) / v, path << ": tensor " << name << ": shape product overflows");
+            BITGRAD_CHECK(v <= (uint64_t(1) << 62) && (v == 0 || nonzero_numel <= (uint64_t(1) << 62) / v),
+                          path << ": tensor " << name << ": shape " << info["shape"].dump() << " has more than 2^62 elements");
+            if (v != 0) nonzero_numel *= v;
             numel *= v;
             shape.push_back(int64_t(v));
         }
+        BITGRAD_CHECK(nonzero_numel <= (uint64_t(1) << 62) / sizeof(T),
+                      path << ": tensor " << name << ": shape " << shape << " needs more than 2^62 bytes");
         const uint64_t begin = info["data_offsets"][0].template get<uint64_t>(), end = info["data_offsets"][1].template get<uint64_t>();
         BITGRAD_CHECK(begin <= end && end <= data_size, path << ": tensor " << name << ": data_offsets [" << begin << ", " << end
                                                             << "] outside the " << data_size << "-byte data section");

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "bitgrad/core/error.hpp"
+#include "bitgrad/core/memory.hpp"
 #include "bitgrad/ops/sign.hpp"
 
 namespace bitgrad::nn {
@@ -23,6 +24,37 @@ struct LlamaConfig {
     Ste ste = Ste::Identity;      // straight-through estimator of the binarized layers
 
     int64_t head_dim() const { return hidden_size / num_attention_heads; }
+
+    // Parameters of the model this config describes (binarized: + alpha and beta per FBI column),
+    // overflow-checked: a config whose count does not fit in 64 bits is refused, naming the sizes.
+    int64_t num_parameters() const {
+        const std::string what = "LlamaConfig (hidden_size " + std::to_string(hidden_size) + ", intermediate_size " +
+                                 std::to_string(intermediate_size) + ", num_hidden_layers " + std::to_string(num_hidden_layers) +
+                                 ", vocab_size " + std::to_string(vocab_size) + "): parameter count";
+        BITGRAD_CHECK(num_attention_heads > 0, "LlamaConfig: num_attention_heads = " << num_attention_heads << ", expected > 0");
+        const int64_t C = hidden_size, I = intermediate_size, q = num_attention_heads * (C / num_attention_heads),
+                      kv = checked_mul(num_key_value_heads, C / num_attention_heads, what);
+        // q, k, v, o, gate, up, down: [out, in]; FBI layers add 2 * in (alpha, beta).
+        int64_t layer = checked_mul(C, checked_add(checked_add(q, 2 * kv, what), q, what), what);  // q, k, v, o
+        layer = checked_add(layer, checked_mul(3, checked_mul(C, I, what), what), what);          // gate, up, down
+        if (binarized) layer = checked_add(layer, checked_mul(2, checked_add(checked_mul(6, C, what), I, what), what), what);
+        layer = checked_add(layer, 2 * C, what);  // the two norms
+        int64_t total = checked_mul(num_hidden_layers, layer, what);
+        total = checked_add(total, checked_mul(2, checked_mul(vocab_size, C, what), what), what);  // embed_tokens, lm_head
+        return checked_add(total, C, what);                                                       // final norm
+    }
+
+    // Floats one token's activations keep alive for backward (an estimate for memory checks): per
+    // layer the block input, two norm outputs, q/k/v, attention output, o_proj and residual
+    // (~8 C + 2 kv), gate/up/swiglu (3 I); plus logits, their gradient and teacher logits (3 V).
+    int64_t activation_floats_per_token() const {
+        const std::string what = "LlamaConfig: activation size";
+        BITGRAD_CHECK(num_attention_heads > 0, "LlamaConfig: num_attention_heads = " << num_attention_heads << ", expected > 0");
+        const int64_t kv = checked_mul(num_key_value_heads, hidden_size / num_attention_heads, what);
+        const int64_t layer = checked_add(checked_add(checked_mul(8, hidden_size, what), checked_mul(2, kv, what), what),
+                                          checked_mul(3, intermediate_size, what), what);
+        return checked_add(checked_mul(num_hidden_layers, layer, what), checked_mul(3, vocab_size, what), what);
+    }
 
     // Throws naming the field and the rule it breaks.
     void validate() const {
@@ -45,6 +77,8 @@ struct LlamaConfig {
         BITGRAD_CHECK(head_dim() % 2 == 0, "LlamaConfig: head_dim " << head_dim() << " must be even for RoPE");
         BITGRAD_CHECK(rms_norm_eps > 0 && rope_theta > 0,
                       "LlamaConfig: rms_norm_eps " << rms_norm_eps << " and rope_theta " << rope_theta << " must be > 0");
+        (void)num_parameters();  // throws if the sizes overflow
+        (void)activation_floats_per_token();
     }
 
     // Presets of the FBI-LLM paper (vocab 32000, LLaMA-2 tokenizer) and a tiny one for tests.

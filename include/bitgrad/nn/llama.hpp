@@ -149,9 +149,14 @@ public:
     Linear<T> lm_head;
 
 private:
+    // Validates, then refuses a model that cannot fit in memory before any weight is allocated.
     static LlamaConfig checked(LlamaConfig c) {
-        c.validate();
         c.binarized = binarized;
+        c.validate();
+        const int64_t n = c.num_parameters();
+        require_memory(uint64_t(checked_mul(n, int64_t(sizeof(T)), "model size")),
+                       "a model of " + std::to_string(n) + " parameters (hidden " + std::to_string(c.hidden_size) + ", " +
+                           std::to_string(c.num_hidden_layers) + " layers, vocab " + std::to_string(c.vocab_size) + ")");
         return c;
     }
 };

@@ -11,6 +11,10 @@
 //   Ste::ApproxSign surrogate 2x - x|x| on |x| <= 1, +-1 outside (Bi-Real Net's polynomial),
 //                                                    dx += g * max(0, 2 - 2|x|)
 #include <cmath>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <string_view>
 
 #include "bitgrad/autograd/var.hpp"
 #include "bitgrad/core/parallel.hpp"
@@ -19,13 +23,31 @@ namespace bitgrad {
 
 enum class Ste { Identity, Clipped, ApproxSign };
 
+// The one list of estimators: names for config.json, the CLI and logs. Adding an STE means a row
+// here and a case in ste_surrogate / ste_derivative below.
+struct SteName {
+    Ste ste;
+    const char* name;
+};
+inline constexpr SteName kSteNames[] = {{Ste::Identity, "identity"}, {Ste::Clipped, "clipped"}, {Ste::ApproxSign, "approx_sign"}};
+
 inline const char* ste_name(Ste s) {
-    switch (s) {
-        case Ste::Identity: return "identity";
-        case Ste::Clipped: return "clipped";
-        case Ste::ApproxSign: return "approx_sign";
-    }
+    for (const auto& e : kSteNames)
+        if (e.ste == s) return e.name;
     return "?";
+}
+// The estimator called `name`, or nullopt.
+inline std::optional<Ste> parse_ste(std::string_view name) {
+    for (const auto& e : kSteNames)
+        if (name == e.name) return e.ste;
+    return std::nullopt;
+}
+// "identity, clipped or approx_sign" (for error messages and --help).
+inline std::string ste_choices() {
+    std::string s;
+    const std::size_t n = std::size(kSteNames);
+    for (std::size_t i = 0; i < n; ++i) s += std::string(i == 0 ? "" : (i + 1 == n ? " or " : ", ")) + kSteNames[i].name;
+    return s;
 }
 
 template <class T> inline T sign_value(T x) { return x >= T(0) ? T(1) : T(-1); }

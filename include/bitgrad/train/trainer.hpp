@@ -26,6 +26,7 @@
 
 #include "bitgrad/data/token_shard.hpp"
 #include "bitgrad/io/checkpoint.hpp"
+#include "bitgrad/io/json.hpp"
 #include "bitgrad/nn/llama.hpp"
 #include "bitgrad/ops/loss.hpp"
 #include "bitgrad/optim/adamw.hpp"
@@ -74,11 +75,10 @@ template <class T, class Student>
 class Trainer {
 public:
     Trainer(Student& student, const nn::DenseLlama<T>* teacher, const data::TokenShard& shard, TrainOptions opt)
-        : student_(student), teacher_(teacher), opt_(opt),
+        : student_(student), teacher_(teacher), opt_(checked(student, teacher, opt)),
           optimizer_(optim::param_groups(student, opt.adamw.weight_decay, opt.decay_norms_and_scales), opt.adamw),
           sampler_(shard, opt.batch, opt.seq_len + 1, opt.seed), flips_(student) {
         BITGRAD_CHECK(opt.loss == Loss::CE || teacher, "Trainer: loss " << loss_name(opt.loss) << " needs a teacher");
-        BITGRAD_CHECK(opt.steps > 0 && opt.grad_accum > 0, "Trainer: steps and grad_accum must be > 0");
         if (teacher) {
             BITGRAD_CHECK(teacher->config.vocab_size == student.config.vocab_size,
                           "Trainer: teacher vocab " << teacher->config.vocab_size << " != student vocab " << student.config.vocab_size);
@@ -91,30 +91,45 @@ public:
     const std::vector<double>& losses() const { return losses_; }
     int64_t step() const { return step_; }
 
-    // Restores everything from a checkpoint directory written by this trainer.
+    // Restores everything from a checkpoint directory written by this trainer. Refuses a checkpoint
+    // made with another thread count, loss, batch shape or accumulation (the run would not continue
+    // the same way), naming what differs.
     void resume(const std::filesystem::path& dir) {
-        auto state = io::load_json(dir / "trainer_state.json");
         const std::string where = (dir / "trainer_state.json").string();
-        auto need = [&](const char* k) { BITGRAD_CHECK(state.contains(k), where << ": missing field \"" << k << "\""); return state[k]; };
-        const int threads = need("threads").template get<int>();
+        const auto state = io::load_json(dir / "trainer_state.json");
+        auto field = [&](const char* key, auto example) { return io::json_field<decltype(example)>(state, key, where); };
+        const int threads = field("threads", int());
         BITGRAD_CHECK(threads == num_threads(), where << ": saved with " << threads << " threads, now running with " << num_threads()
                                                       << "; results would differ in the last bits. Set OMP_NUM_THREADS=" << threads);
-        BITGRAD_CHECK(need("loss").template get<std::string>() == loss_name(opt_.loss),
-                      where << ": saved with loss " << state["loss"] << ", now " << loss_name(opt_.loss));
-        BITGRAD_CHECK(need("batch").template get<int64_t>() == opt_.batch && need("seq_len").template get<int64_t>() == opt_.seq_len,
-                      where << ": saved with batch " << state["batch"] << " x seq_len " << state["seq_len"] << ", now " << opt_.batch
-                            << " x " << opt_.seq_len);
+        const std::string loss = field("loss", std::string());
+        BITGRAD_CHECK(loss == loss_name(opt_.loss), where << ": saved with loss " << loss << ", now " << loss_name(opt_.loss));
+        const int64_t batch = field("batch", int64_t()), seq_len = field("seq_len", int64_t()), accum = field("grad_accum", int64_t());
+        BITGRAD_CHECK(batch == opt_.batch && seq_len == opt_.seq_len && accum == opt_.grad_accum,
+                      where << ": saved with batch " << batch << " x seq_len " << seq_len << " x grad_accum " << accum << ", now "
+                            << opt_.batch << " x " << opt_.seq_len << " x " << opt_.grad_accum
+                            << "; resume with the same --batch, --seq and --accum");
+        const int64_t step = field("step", int64_t()), optimizer_step = field("optimizer_step", int64_t());
+        const auto sampler_state = field("sampler_rng", Rng::State());
+        auto losses = field("losses", std::vector<double>());
+        const int64_t skipped = field("skipped_steps", int64_t());
+        BITGRAD_CHECK(step >= 0 && optimizer_step >= 0 && optimizer_step <= step && int64_t(losses.size()) == step,
+                      where << ": inconsistent state: step " << step << ", optimizer_step " << optimizer_step << ", "
+                            << losses.size() << " losses");
         io::load_model_weights(dir, student_);
         io::load_optimizer_state(dir, optimizer_);
-        step_ = need("step").template get<int64_t>();
-        optimizer_.set_step_count(need("optimizer_step").template get<int64_t>());
-        sampler_.set_state(need("sampler_rng").template get<Rng::State>());
-        losses_ = need("losses").template get<std::vector<double>>();
-        skipped_total_ = need("skipped_steps").template get<int64_t>();
+        step_ = step;
+        optimizer_.set_step_count(optimizer_step);
+        sampler_.set_state(sampler_state);
+        losses_ = std::move(losses);
+        skipped_total_ = skipped;
         flips_ = FlipTracker<T>(student_);
+        last_saved_ = {step_, dir};
     }
 
+    // Writes a checkpoint of the current step (unless this step is already saved: a resumed run
+    // that takes no step, or a stop right after a --save-every save).
     std::filesystem::path save() {
+        if (last_saved_.first == step_ && !last_saved_.second.empty()) return last_saved_.second;
         nlohmann::json state = {{"step", step_},
                                 {"optimizer_step", optimizer_.step_count()},
                                 {"seed", opt_.seed},
@@ -128,6 +143,7 @@ public:
                                 {"losses", losses_}};
         auto dir = io::save_checkpoint(std::filesystem::path(opt_.out_dir) / "checkpoints", step_, student_, student_.config,
                                        optimizer_, state, opt_.keep_last);
+        last_saved_ = {step_, dir};
         if (on_event) on_event("saved checkpoint " + dir.string());
         return dir;
     }
@@ -194,6 +210,24 @@ public:
     }
 
 private:
+    // Checks the options and refuses a run that cannot fit in memory, before the optimizer state
+    // and the first batch are allocated: gradients and two AdamW moments per parameter, and the
+    // activations of one micro-batch (nn::LlamaConfig::activation_floats_per_token).
+    static TrainOptions checked(const Student& student, const nn::DenseLlama<T>* teacher, const TrainOptions& opt) {
+        BITGRAD_CHECK(opt.steps > 0 && opt.grad_accum > 0 && opt.batch > 0 && opt.seq_len > 0,
+                      "Trainer: steps " << opt.steps << ", batch " << opt.batch << ", seq_len " << opt.seq_len << " and grad_accum "
+                                        << opt.grad_accum << " must be > 0");
+        const std::string what = "Trainer: memory estimate";
+        const int64_t tokens = checked_mul(opt.batch, opt.seq_len, what);
+        int64_t floats = checked_mul(3, student.config.num_parameters(), what);
+        floats = checked_add(floats, checked_mul(tokens, student.config.activation_floats_per_token(), what), what);
+        if (teacher) floats = checked_add(floats, checked_mul(tokens, teacher->config.activation_floats_per_token(), what), what);
+        require_memory(uint64_t(checked_mul(floats, int64_t(sizeof(T)), what)),
+                       "training with batch " + std::to_string(opt.batch) + " x seq_len " + std::to_string(opt.seq_len) +
+                           " (gradients, AdamW moments and activations)");
+        return opt;
+    }
+
     double micro_step() {
         auto [inputs, labels] = data::split_inputs_labels(sampler_.next());
         const int64_t N = opt_.batch * opt_.seq_len, V = student_.config.vocab_size;
@@ -222,6 +256,7 @@ private:
     FlipTracker<T> flips_;
     std::vector<double> losses_;
     int64_t step_ = 0, skipped_total_ = 0;
+    std::pair<int64_t, std::filesystem::path> last_saved_{-1, {}};
 };
 
 }  // namespace bitgrad::train

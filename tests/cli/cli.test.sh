@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# The command-line program end to end, as a new user meets it: a tiny prepare / train / eval /
+# resume / generate run, then damaged inputs and bad options. Every failure must exit 1 (library
+# error) or 2 (usage), never abort, and name what was wrong where.
+#   usage: cli.test.sh <path to the bitgrad binary> <scratch directory>
+set -uo pipefail
+bitgrad=$1
+work=$2
+rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+failures=0
+
+# expect CODE PATTERN CMD...: runs CMD, requires exit code CODE and PATTERN (grep -E) in its output.
+expect() {
+  local code=$1 pattern=$2
+  shift 2
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [ "$rc" -ne "$code" ] || ! grep -qE -- "$pattern" <<<"$out"; then
+    echo "FAIL: $* -> exit $rc (expected $code), output:"
+    echo "$out" | tail -n 5 | sed 's/^/    /'
+    echo "    (expected to match: $pattern)"
+    failures=$((failures + 1))
+  else
+    echo "ok:   exit $rc  $*"
+  fi
+}
+
+# A small text with chapter headings (chapters 10, 20 are held out by default).
+python3 - <<'PY' > text.txt
+import random
+random.seed(1)
+words = "the whale sea ship captain harpoon white deep water boat crew sail wind storm ocean".split()
+for ch in range(1, 25):
+    print(f"CHAPTER {ch}. The Chapter")
+    for _ in range(40):
+        print(" ".join(random.choice(words) for _ in range(12)) + ".")
+PY
+
+common=(--steps 3 --batch 2 --seq 16 --layers 1 --hidden 16 --intermediate 32 --heads 2 --log-every 1 --seed 3)
+expect 0 "train.bin"                "$bitgrad" prepare --text text.txt --out data --vocab 300
+expect 0 "final model"              "$bitgrad" train --data data --out run "${common[@]}"
+expect 0 "final model"              "$bitgrad" train --data data --out bin "${common[@]}" --binarized
+expect 0 '"perplexity":[0-9]'       "$bitgrad" eval --model run/final --data data --json --seq 16
+expect 0 '"perplexity":[0-9]'       "$bitgrad" eval --unigram --data data --json
+expect 0 "resumed from .*step-00000003" "$bitgrad" train --data data --out run "${common[@]}" --resume
+expect 0 "final model"              "$bitgrad" distill --data data --teacher run/final --out st "${common[@]}" --loss mixed
+expect 0 "."                        "$bitgrad" generate --model bin/final --data data --tokens 5 --prompt "the"
+expect 0 "Total params"             "$bitgrad" info --model bin/final
+# resuming a finished run must not save its last step a second time
+n_saves=$(grep -c "saved checkpoint" <("$bitgrad" train --data data --out run "${common[@]}" --resume 2>&1))
+if [ "$n_saves" -ne 0 ]; then echo "FAIL: resume of a finished run saved again ($n_saves saves)"; failures=$((failures + 1)); fi
+
+# ---- usage errors: exit 2, before any work
+expect 2 "--preset: .*unknown preset 'bogus'"  "$bitgrad" train --data data --out x --preset bogus
+expect 2 "--data nodir: no such directory"     "$bitgrad" train --data nodir --out x
+expect 2 "--teacher nodir: no such directory"  "$bitgrad" distill --data data --teacher nodir --out x
+expect 2 "--model nodir: no such directory"    "$bitgrad" eval --model nodir --data data
+expect 2 "--model nodir: no such directory"    "$bitgrad" generate --model nodir --data data
+expect 2 "--text none.txt: no such file"       "$bitgrad" prepare --text none.txt --out p
+expect 2 "--steps must be > 0"                 "$bitgrad" train --data data --out x --steps 0
+expect 2 "--ste bogus: expected identity"      "$bitgrad" train --data data --out x --ste bogus
+touch afile
+expect 2 "--out afile: exists and is not a directory" "$bitgrad" train --data data --out afile "${common[@]}"
+expect 2 "--out afile: exists and is not a directory" "$bitgrad" prepare --text text.txt --out afile
+
+# ---- sizes bounded before allocation: exit 1 with the figure, never bad_alloc
+expect 2 "hidden_size.*overflows|needs"        "$bitgrad" train --data data --out x --hidden 1000000000000 --heads 1
+expect 1 "needs .* available"                  "$bitgrad" train --data data --out x "${common[@]}" --batch 1000000000
+expect 1 "needs .* available"                  "$bitgrad" train --data data --out x "${common[@]}" --layers 1000000000
+
+# ---- damaged data.json / trainer_state.json / config.json / weights: exit 1 naming file and field
+cp -r data d1 && python3 -c "import json;d=json.load(open('d1/data.json'));del d['vocab_size'];json.dump(d,open('d1/data.json','w'))"
+expect 1 'd1/data.json: missing field "vocab_size"' "$bitgrad" train --data d1 --out x "${common[@]}"
+cp -r data d2 && python3 -c "import json;d=json.load(open('d2/data.json'));del d['val_bytes'];json.dump(d,open('d2/data.json','w'))"
+expect 1 'd2/data.json: missing field "val_bytes"' "$bitgrad" eval --model run/final --data d2
+cp -r data d3 && python3 -c "import json;d=json.load(open('d3/data.json'));d['vocab_size']=str(d['vocab_size']);json.dump(d,open('d3/data.json','w'))"
+expect 1 'd3/data.json: field "vocab_size" must be an integer' "$bitgrad" train --data d3 --out x "${common[@]}"
+
+cp -r run r1 && state=$(ls -d r1/checkpoints/step-*/ | tail -n 1)trainer_state.json
+python3 -c "import json,sys;p=sys.argv[1];d=json.load(open(p));d['threads']='two';json.dump(d,open(p,'w'))" "$state"
+expect 1 'trainer_state.json: field "threads" must be an integer' "$bitgrad" train --data data --out r1 "${common[@]}" --resume
+cp -r run r2 && state=$(ls -d r2/checkpoints/step-*/ | tail -n 1)trainer_state.json
+python3 -c "import json,sys;p=sys.argv[1];d=json.load(open(p));d['losses']={};json.dump(d,open(p,'w'))" "$state"
+expect 1 'trainer_state.json: field "losses" must be an array' "$bitgrad" train --data data --out r2 "${common[@]}" --resume
+expect 1 "saved with batch 2 x seq_len 16 x grad_accum 1, now 2 x 16 x 2" "$bitgrad" train --data data --out run "${common[@]}" --accum 2 --resume
+
+cp -r run/final m1 && python3 -c "import json;d=json.load(open('m1/config.json'));d['hidden_size']=10**12;json.dump(d,open('m1/config.json','w'))"
+expect 1 "m1/config.json: .*overflows" "$bitgrad" eval --model m1 --data data
+cp -r run/final m2 && python3 -c "
+import json
+d=json.load(open('m2/config.json'))
+d['num_hidden_layers']=10**9
+json.dump(d,open('m2/config.json','w'))"
+expect 1 "needs .* available" "$bitgrad" eval --model m2 --data data
+cp -r run/final m3 && python3 -c "print('[' * 100000 + ']' * 100000)" > m3/config.json
+expect 1 "m3/config.json: JSON nested deeper than 64 levels" "$bitgrad" eval --model m3 --data data
+cp -r run/final m4 && python3 - m4/model.safetensors <<'PY'
+import json, struct, sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n])
+off = h['lm_head.weight']['data_offsets'][0]
+b[8 + n + off:8 + n + off + 4] = struct.pack('<f', float('nan'))
+open(p, 'wb').write(b)
+PY
+expect 1 "tensor lm_head.weight holds 1 non-finite values" "$bitgrad" eval --model m4 --data data
+expect 1 "tensor lm_head.weight holds 1 non-finite values" "$bitgrad" generate --model m4 --data data
+
+# ---- vocabularies and tiny shards
+cp -r data d4 && python3 - d4/val.bin <<'PY'
+import struct, sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+vocab = struct.unpack('<Q', b[24:32])[0]
+b[24:32] = struct.pack('<Q', vocab + 100)   # a shard tokenized with a larger vocabulary
+open(p, 'wb').write(b)
+PY
+expect 1 "d4/val.bin: vocabulary of [0-9]+ tokens, larger than the model" "$bitgrad" eval --model run/final --data d4
+for n in 0 1; do
+  cp -r data "d5_$n" && python3 - "d5_$n/val.bin" "$n" <<'PY'
+import struct, sys
+p, n = sys.argv[1], int(sys.argv[2])
+b = bytearray(open(p, 'rb').read())
+width = struct.unpack('<I', b[12:16])[0]
+b[16:24] = struct.pack('<Q', n)
+open(p, 'wb').write(b[:32 + n * width])
+PY
+  expect 1 "val.bin: $n tokens; the unigram baseline needs at least 2" "$bitgrad" eval --unigram --data "d5_$n"
+done
+
+# ---- prepare: a chapter number that does not fit
+{ cat text.txt; echo "CHAPTER 99999999999999999999. Too far"; } > big.txt
+expect 1 "big.txt:[0-9]+: chapter number 99999999999999999999 is out of range" "$bitgrad" prepare --text big.txt --out p2 --vocab 300
+
+if [ "$failures" -ne 0 ]; then echo "$failures CLI check(s) failed"; exit 1; fi
+echo "all CLI checks passed"
