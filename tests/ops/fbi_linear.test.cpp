@@ -44,7 +44,7 @@ TEST_CASE("fbi_linear gradcheck: x - alpha - beta exactly and W through each STE
 }
 
 TEST_CASE("fbi_linear gradients equal the spec's closed forms") {
-    // G = g^T x; dW = G * alpha; dalpha_j = sum_i G_ij sign(W_ij); dbeta_j = sum_i G_ij.
+    // G = g^T x; dx = g W_hat; dW = G * alpha; dalpha_j = sum_i G_ij sign(W_ij); dbeta_j = sum_i G_ij.
     const int64_t N = 6, in = 5, out = 3;
     Var<double> x(testing::randn({N, in}, 5), true), W(latent_weights({out, in}, 6), true),
         a(testing::randn({1, in}, 7), true), b(testing::randn({1, in}, 8), true);
@@ -68,4 +68,12 @@ TEST_CASE("fbi_linear gradients equal the spec's closed forms") {
         CHECK(a.grad()[j] == doctest::Approx(da));
         CHECK(b.grad()[j] == doctest::Approx(db));
     }
+    // dx = g W_hat, W_hat_ij = alpha_j sign(W_ij) + beta_j.
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t j = 0; j < in; ++j) {
+            double dx = 0;
+            for (int64_t i = 0; i < out; ++i)
+                dx += g[n * out + i] * (a.value()[j] * sign_value(W.value()[i * in + j]) + b.value()[j]);
+            CHECK(x.grad()[n * in + j] == doctest::Approx(dx));
+        }
 }
