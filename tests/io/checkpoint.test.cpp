@@ -9,8 +9,15 @@ TEST_CASE("config.json round trip and errors naming the field") {
     c.ste = Ste::Clipped;
     c.num_key_value_heads = 2;
     io::save_config(dir / "config.json", c);
+    c.bos_token_id = 5;
+    c.eos_token_id = 6;
+    c.pad_token_id = 7;
+    io::save_config(dir / "config.json", c);
     auto d = io::load_config(dir / "config.json");
     CHECK(d.hidden_size == c.hidden_size);
+    CHECK(d.bos_token_id == 5);
+    CHECK(d.eos_token_id == 6);
+    CHECK(d.pad_token_id == 7);
     CHECK(d.num_key_value_heads == 2);
     CHECK(d.binarized);
     CHECK(d.ste == Ste::Clipped);

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "bitgrad/io/atomic_file.hpp"
+#include "bitgrad/data/token_shard.hpp"
 #include "bitgrad/io/json.hpp"
 
 namespace bitgrad::data {
@@ -29,8 +30,8 @@ inline DatasetInfo load_dataset_info(const std::filesystem::path& dir) {
     info.vocab_size = io::json_field<int64_t>(j, "vocab_size", where);
     info.train_bytes = io::json_field<int64_t>(j, "train_bytes", where);
     info.val_bytes = io::json_field<int64_t>(j, "val_bytes", where);
-    BITGRAD_CHECK(info.vocab_size > 0 && info.vocab_size <= (int64_t(1) << 32),
-                  where << ": field \"vocab_size\" is " << info.vocab_size << ", expected 1 .. 2^32");
+    BITGRAD_CHECK(info.vocab_size > 0 && info.vocab_size <= int64_t(kMaxShardVocab),
+                  where << ": field \"vocab_size\" is " << info.vocab_size << ", expected 1 .. 2^31");
     BITGRAD_CHECK(info.train_bytes >= 0 && info.val_bytes >= 0,
                   where << ": byte counts must be >= 0 (train_bytes " << info.train_bytes << ", val_bytes " << info.val_bytes << ")");
     return info;

@@ -27,11 +27,13 @@ namespace bitgrad::data {
 inline constexpr char kShardMagic[8] = {'B', 'G', 'T', 'O', 'K', 'E', 'N', 'S'};
 inline constexpr uint32_t kShardVersion = 1;
 inline constexpr std::size_t kShardHeaderBytes = 32;
+// Ids go to models as int32, so a vocabulary may hold at most 2^31 ids (every id < vocab size).
+inline constexpr uint64_t kMaxShardVocab = uint64_t(1) << 31;
 
 // Writes ids atomically; width 2 when vocab_size <= 65536, else 4. Throws on an id >= vocab_size.
 inline void write_token_shard(const std::filesystem::path& path, const std::vector<uint32_t>& ids, uint64_t vocab_size) {
-    BITGRAD_CHECK(vocab_size > 0 && vocab_size <= (uint64_t(1) << 32), "write_token_shard " << path << ": vocab size "
-                                                                                           << vocab_size << " out of range");
+    BITGRAD_CHECK(vocab_size > 0 && vocab_size <= kMaxShardVocab, "write_token_shard " << path << ": vocab size " << vocab_size
+                                                                                   << " out of range (1 .. 2^31: ids are int32)");
     for (std::size_t i = 0; i < ids.size(); ++i)
         BITGRAD_CHECK(ids[i] < vocab_size, "write_token_shard " << path << ": token " << i << " has id " << ids[i]
                                                                 << " >= vocab size " << vocab_size);
@@ -69,7 +71,8 @@ public:
         std::memcpy(&vocab_, d + 24, 8);
         BITGRAD_CHECK(version == kShardVersion, path << ": offset 8: version " << version << ", expected " << kShardVersion);
         BITGRAD_CHECK(width == 2 || width == 4, path << ": offset 12: token width " << width << ", expected 2 or 4");
-        BITGRAD_CHECK(vocab_ > 0 && vocab_ <= (uint64_t(1) << 32), path << ": offset 24: vocab size " << vocab_ << " out of range");
+        BITGRAD_CHECK(vocab_ > 0 && vocab_ <= kMaxShardVocab,
+                      path << ": offset 24: vocab size " << vocab_ << " out of range (1 .. 2^31: ids are int32)");
         width_ = width;
         const uint64_t body = size - kShardHeaderBytes;
         BITGRAD_CHECK(count_ <= body / width_ && count_ * width_ == body,
@@ -94,7 +97,8 @@ public:
     }
     // ids [begin, begin + n) as int32 into out.
     void copy(uint64_t begin, uint64_t n, int32_t* out) const {
-        BITGRAD_CHECK(begin + n <= count_, path() << ": window [" << begin << ", " << begin + n << ") past the end (" << count_ << " tokens)");
+        BITGRAD_CHECK(begin <= count_ && n <= count_ - begin,
+                      path() << ": window of " << n << " tokens at " << begin << " past the end (" << count_ << " tokens)");
         for (uint64_t i = 0; i < n; ++i) out[i] = int32_t((*this)[begin + i]);
     }
 

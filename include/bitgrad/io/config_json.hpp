@@ -50,6 +50,10 @@ inline nn::LlamaConfig config_from_json(const nlohmann::json& j, const std::stri
     c.rms_norm_eps = json_field_or<double>(j, "rms_norm_eps", 1e-6, where);
     c.rope_theta = json_field_or<double>(j, "rope_theta", 10000.0, where);
     c.initializer_range = json_field_or<double>(j, "initializer_range", 0.02, where);
+    // Token ids: an integer, or null (Hugging Face writes "pad_token_id": null) for the default.
+    for (auto [key, field] : {std::pair{"bos_token_id", &c.bos_token_id}, std::pair{"eos_token_id", &c.eos_token_id},
+                              std::pair{"pad_token_id", &c.pad_token_id}})
+        if (j.contains(key) && !j[key].is_null()) *field = json_field<int32_t>(j, key, where);
     c.binarized = json_field_or<bool>(j, "bitgrad_binarized", false, where);
     const std::string ste = json_field_or<std::string>(j, "bitgrad_ste", ste_name(c.ste), where);
     const auto parsed = parse_ste(ste);

@@ -45,7 +45,11 @@ const char* json_type_name() {
     else return "an array";
 }
 
+// What a value is, for error messages. Containers are described, not dumped: dump() recurses once
+// per nesting level, and a caller may hand us a document that was not depth-limited.
 inline std::string json_excerpt(const nlohmann::json& v) {
+    if (v.is_array()) return "an array of " + std::to_string(v.size()) + " elements";
+    if (v.is_object()) return "an object of " + std::to_string(v.size()) + " fields";
     std::string s = v.dump();
     return s.size() > 60 ? s.substr(0, 57) + "..." : s;
 }

@@ -35,10 +35,10 @@ struct LlamaConfig {
         const int64_t C = hidden_size, I = intermediate_size, q = num_attention_heads * (C / num_attention_heads),
                       kv = checked_mul(num_key_value_heads, C / num_attention_heads, what);
         // q, k, v, o, gate, up, down: [out, in]; FBI layers add 2 * in (alpha, beta).
-        int64_t layer = checked_mul(C, checked_add(checked_add(q, 2 * kv, what), q, what), what);  // q, k, v, o
+        int64_t layer = checked_mul(C, checked_add(checked_add(q, checked_mul(2, kv, what), what), q, what), what);  // q, k, v, o
         layer = checked_add(layer, checked_mul(3, checked_mul(C, I, what), what), what);          // gate, up, down
         if (binarized) layer = checked_add(layer, checked_mul(2, checked_add(checked_mul(6, C, what), I, what), what), what);
-        layer = checked_add(layer, 2 * C, what);  // the two norms
+        layer = checked_add(layer, checked_mul(2, C, what), what);  // the two norms
         int64_t total = checked_mul(num_hidden_layers, layer, what);
         total = checked_add(total, checked_mul(2, checked_mul(vocab_size, C, what), what), what);  // embed_tokens, lm_head
         return checked_add(total, C, what);                                                       // final norm
