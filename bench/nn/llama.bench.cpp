@@ -15,9 +15,11 @@ int main(int argc, char** argv) {
     std::string preset = "130M";
     int64_t B = 4, T = 256;
     int steps = 3;
-    bool with_optimizer = true;
-    for (int i = 1; i < argc; ++i)
+    bool with_optimizer = true, profile = false;
+    for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--no-optimizer")) with_optimizer = false;
+        if (!std::strcmp(argv[i], "--profile")) profile = true;
+    }
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--preset")) preset = argv[i + 1];
         else if (!std::strcmp(argv[i], "--batch")) B = std::stoll(argv[i + 1]);
@@ -78,6 +80,12 @@ int main(int argc, char** argv) {
         for (int s = 0; s < steps; ++s) {
             auto [t, total] = step();
             if (total < step_s) { step_s = total; teacher_s = t; }
+        }
+        if (profile) {
+            Profiler prof;
+            prof.phase("step");
+            step();
+            std::fprintf(stderr, "threads %d\n%s", threads, prof.report().c_str());
         }
         const double tokens = double(B * T);
         const double flops = 8.0 * double(matmul_params) * tokens;  // student 6N + teacher 2N

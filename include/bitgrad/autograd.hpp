@@ -1,4 +1,5 @@
 #pragma once
 #include "bitgrad/autograd/gradcheck.hpp"
+#include "bitgrad/autograd/profile.hpp"
 #include "bitgrad/autograd/tape.hpp"
 #include "bitgrad/autograd/var.hpp"

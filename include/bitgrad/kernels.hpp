@@ -1,4 +1,5 @@
 #pragma once
 #include "bitgrad/kernels/attention.hpp"
 #include "bitgrad/kernels/exp.hpp"
+#include "bitgrad/kernels/fbi.hpp"
 #include "bitgrad/kernels/gemm.hpp"

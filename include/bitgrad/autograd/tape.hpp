@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bitgrad/autograd/profile.hpp"
 #include "bitgrad/core/error.hpp"
 
 namespace bitgrad {
@@ -65,9 +66,12 @@ public:
         BITGRAD_CHECK(!done_, "backward: this tape's backward already ran (its saved activations are freed); "
                               "record a new Tape to differentiate again");
         done_ = true;
+        Profiler* profiler = detail::active_profiler();
         for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
+            const auto t0 = profiler ? Profiler::Clock::now() : Profiler::Clock::time_point();
             it->backward();
             it->backward = nullptr;  // frees what the op saved for backward as soon as it is used
+            if (profiler) profiler->op_backward(it->op, std::chrono::duration<double>(Profiler::Clock::now() - t0).count());
         }
         records_.clear();
     }

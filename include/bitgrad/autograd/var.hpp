@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "bitgrad/autograd/tape.hpp"
+#include "bitgrad/core/parallel.hpp"
 #include "bitgrad/core/tensor.hpp"
 
 namespace bitgrad {
@@ -81,10 +82,31 @@ Tensor<T>* grad_sink(const Var<T>& v) {
     return &n->grad;
 }
 
+// Adds g into v's gradient (nothing if v needs none). When v has no gradient yet and nobody else
+// holds g's storage (an op's output gradient, freed right after its backward), v takes the
+// storage instead of a zero-filled copy plus an add: ops that pass a gradient through unchanged
+// (reshape, add) then cost nothing.
+template <class T>
+void accumulate_grad(const Var<T>& v, const Tensor<T>& g) {
+    auto* n = v.node();
+    if (!n->requires_grad) return;
+    if (!n->grad.defined() && g.use_count() == 1) {
+        n->grad = g.reshape(n->value.shape());
+        return;
+    }
+    if (!n->grad.defined()) n->grad = Tensor<T>::zeros(n->value.shape());
+    T* d = n->grad.data();
+    const T* s = g.data();
+    parallel_chunks(g.numel(), [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) d[i] += s[i];
+    });
+}
+
 // Wraps an op's result: if a tape records and an input needs a gradient, appends the op's backward.
 // backward(const Tensor<T>& grad_out) must add into detail::grad_sink(input) for each input.
 template <class T, class Backward>
 Var<T> record(const char* op, Tensor<T> out_value, std::initializer_list<Var<T>> inputs, Backward&& backward) {
+    if (Profiler* profiler = active_profiler()) profiler->op_forward_done(op);
     Var<T> out(std::move(out_value));
     Tape* tape = Tape::current();
     if (!tape) return out;
@@ -111,8 +133,13 @@ Var<T> record(const char* op, Tensor<T> out_value, std::initializer_list<Var<T>>
     node->tape_id = tape->id();
     tape->push(op, [out_node = out.node_ptr(), fn = std::forward<Backward>(backward)]() mutable {
         if (!out_node->grad.defined()) return;  // nothing flowed back into this op
-        fn(static_cast<const Tensor<T>&>(out_node->grad));
-        if (!out_node->retain_grad) out_node->grad = Tensor<T>();
+        if (out_node->retain_grad) {
+            fn(static_cast<const Tensor<T>&>(out_node->grad.clone()));  // kept: inputs must not take its storage
+            return;
+        }
+        Tensor<T> g = std::move(out_node->grad);  // the only handle: inputs may take it (accumulate_grad)
+        out_node->grad = Tensor<T>();
+        fn(static_cast<const Tensor<T>&>(g));
     });
     return out;
 }

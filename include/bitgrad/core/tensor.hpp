@@ -166,6 +166,8 @@ public:
         if (numel()) std::memcpy(data_, src.data_, std::size_t(numel()) * sizeof(T));
     }
     bool shares_storage(const Tensor& o) const { return storage_ == o.storage_; }
+    // Handles (tensors and views) sharing this storage, this one included.
+    long use_count() const { return storage_.use_count(); }
 
     // The tensor as a [rows, last] Eigen matrix (a scalar or 1-D tensor is one row).
     MatrixMap<T> matrix() { return MatrixMap<T>(data_, shape_.rows(), shape_.last()); }

@@ -5,6 +5,7 @@
 // a parameter joins the path with dots: "model.layers.3.mlp.down_proj.wscale". Modules are
 // neither copyable nor movable (children are registered by address), so hold them by value as
 // members, or in std::vector<std::unique_ptr<...>>.
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "bitgrad/autograd/var.hpp"
+#include "bitgrad/core/parallel.hpp"
 
 namespace bitgrad::nn {
 
@@ -76,7 +78,11 @@ public:
     bool training() const { return training_; }
 
     void zero_grad() {
-        for (auto& p : named_parameters()) p.var.zero_grad();
+        for (auto& p : named_parameters()) {
+            if (!p.var.grad().defined()) continue;
+            T* g = p.var.grad().data();
+            parallel_chunks(p.var.numel(), [&](int64_t b, int64_t e) { std::fill(g + b, g + e, T(0)); });
+        }
     }
 
     // name -> tensor, sharing storage with the parameters (clone to snapshot).

@@ -57,8 +57,12 @@ Var<T> add(const Var<T>& a, const Var<T>& b) {
     detail::BroadcastPlan plan("add", a.shape(), b.shape());
     Tensor<T> y = detail::broadcast_apply(plan, a.value(), b.value(), [](T x, T z) { return x + z; });
     return detail::record("add", std::move(y), {a, b}, [a, b, plan](const Tensor<T>& g) {
-        if (auto* ga = detail::grad_sink(a)) detail::accumulate_binary_grad(plan, g, *ga, a.shape(), 0, T(1), (const T*)nullptr);
-        if (auto* gb = detail::grad_sink(b)) detail::accumulate_binary_grad(plan, g, *gb, b.shape(), 1, T(1), (const T*)nullptr);
+        // Without broadcasting the gradient passes through: the residual adds of a transformer
+        // hand g to one input without a copy.
+        if (a.shape() == plan.out) detail::accumulate_grad(a, g);
+        else if (auto* ga = detail::grad_sink(a)) detail::accumulate_binary_grad(plan, g, *ga, a.shape(), 0, T(1), (const T*)nullptr);
+        if (b.shape() == plan.out) detail::accumulate_grad(b, g);
+        else if (auto* gb = detail::grad_sink(b)) detail::accumulate_binary_grad(plan, g, *gb, b.shape(), 1, T(1), (const T*)nullptr);
     });
 }
 

@@ -4,35 +4,26 @@
 //   W: [out, in] latent weights, alpha, beta: [1, in] (one scale and one shift per input column)
 //   W_hat[i, j] = alpha[j] * sign(W[i, j]) + beta[j],     y = x W_hat^T        x: [..., in] -> [..., out]
 //
-// Backward, with G = g^T x ([out, in], summed over all rows of x) and s = sign(W):
-//   dx      += g W_hat
-//   dW      += G * alpha * ste'(W)          (straight-through: see ops/sign.hpp)
-//   dalpha  += sum_i G[i, :] * s[i, :]
-//   dbeta   += sum_i G[i, :]
-// The three W-side gradients come from one pass over G. W_hat is rebuilt in backward instead of
-// being saved: O(out * in) work next to the O(rows * out * in) GEMMs, and no copy of every weight
-// matrix lives across the step.
+// Computed in the folded form, with S = sign(W) (+-1) the only [out, in] operand:
+//   y = (x * alpha) S^T + (x . beta)                         (x * alpha scales columns; x . beta per row)
+// Backward, with u = g S ([rows, in]) and r = rowsum(g) ([rows]):
+//   dx      += u * alpha + r beta                            (= g W_hat)
+//   dalpha  += sum_n x[n, :] * u[n, :]                       (= sum_i G[i, :] * S[i, :],  G = g^T x)
+//   dbeta   += sum_n x[n, :] * r[n]                          (= sum_i G[i, :])
+//   dW      += (g^T (x * alpha)) * ste'(W)                   (= G * alpha * ste'(W), straight-through)
+// so every gradient comes from three GEMMs (y, u, and g^T (x * alpha), which for the identity STE
+// accumulates straight into dW) plus O(rows * (in + out)) work: no [out, in] pass over G, and no
+// W_hat. S is rebuilt in backward (one O(out * in) pass) rather than kept: a copy of every
+// layer's S would cost as much memory as the weights.
 //
-// The same layer in folded form, y = sign(W) (alpha * x) + (beta . x), is what a packed 1-bit
-// kernel computes; nn::FBILinear offers it as a composition of primitive ops and tests it equal.
+// nn::FBILinear also offers the same layer composed of primitive ops; the tests check both equal.
 #include "bitgrad/autograd/var.hpp"
 #include "bitgrad/core/parallel.hpp"
+#include "bitgrad/kernels/fbi.hpp"
 #include "bitgrad/kernels/gemm.hpp"
 #include "bitgrad/ops/sign.hpp"
 
 namespace bitgrad {
-
-namespace kernels {
-// W_hat = alpha * sign(W) + beta, row by row.
-template <class T>
-void fbi_materialize(const T* W, const T* alpha, const T* beta, T* W_hat, int64_t out, int64_t in) {
-    parallel_for(out, [&](int64_t i) {
-        const T* w = W + i * in;
-        T* wh = W_hat + i * in;
-        for (int64_t j = 0; j < in; ++j) wh[j] = alpha[j] * sign_value(w[j]) + beta[j];
-    }, in);
-}
-}  // namespace kernels
 
 template <class T>
 Var<T> fbi_linear(const Var<T>& x, const Var<T>& W, const Var<T>& alpha, const Var<T>& beta, Ste ste = Ste::Identity) {
@@ -43,36 +34,60 @@ Var<T> fbi_linear(const Var<T>& x, const Var<T>& W, const Var<T>& alpha, const V
                   "fbi_linear: x has shape " << xs << ", expected last dim " << in << " to match W " << W.shape());
     BITGRAD_CHECK(alpha.shape() == (Shape{1, in}) && beta.shape() == (Shape{1, in}),
                   "fbi_linear: alpha " << alpha.shape() << " and beta " << beta.shape() << " must be [1, " << in << "]");
-    Tensor<T> W_hat({out, in});
-    kernels::fbi_materialize(W.value().data(), alpha.value().data(), beta.value().data(), W_hat.data(), out, in);
+    const T *xp = x.value().data(), *a = alpha.value().data(), *b = beta.value().data();
+    Tensor<T> S({out, in}), xa({rows, in});
+    kernels::sign_matrix(W.value().data(), S.data(), out * in);
+    kernels::scale_columns(xp, a, xa.data(), rows, in);
     Tensor<T> y(xs.with_last(out));
-    kernels::gemm(false, true, rows, out, in, T(1), x.value().data(), in, W_hat.data(), in, T(0), y.data(), out);
-    W_hat = Tensor<T>();  // released now; backward rebuilds it
+    kernels::gemm(false, true, rows, out, in, T(1), xa.data(), in, S.data(), in, T(0), y.data(), out);
+    T* yp = y.data();
+    parallel_for(rows, [&](int64_t n) {
+        T xb = 0;  // x[n, :] . beta
+        for (int64_t j = 0; j < in; ++j) xb += xp[n * in + j] * b[j];
+        for (int64_t i = 0; i < out; ++i) yp[n * out + i] += xb;
+    }, in + out);
     return detail::record("fbi_linear", std::move(y), {x, W, alpha, beta},
                           [x, W, alpha, beta, ste, rows, out, in](const Tensor<T>& g) {
         auto* gx = detail::grad_sink(x);
         auto *gW = detail::grad_sink(W), *ga = detail::grad_sink(alpha), *gb = detail::grad_sink(beta);
-        const T *w = W.value().data(), *a = alpha.value().data();
-        if (gx) {
-            Tensor<T> W_hat({out, in});
-            kernels::fbi_materialize(w, a, beta.value().data(), W_hat.data(), out, in);
-            kernels::gemm(false, false, rows, in, out, T(1), g.data(), out, W_hat.data(), in, T(1), gx->data(), in);
-        }
-        if (!gW && !ga && !gb) return;
-        Tensor<T> G({out, in});
-        kernels::gemm(true, false, out, in, rows, T(1), g.data(), out, x.value().data(), in, T(0), G.data(), in);
-        // Threads own column ranges: no races, fixed summation order over rows.
-        parallel_chunks(in, [&](int64_t j0, int64_t j1) {
-            for (int64_t i = 0; i < out; ++i) {
-                const T *Gi = G.data() + i * in, *wi = w + i * in;
-                if (gW) {
-                    T* dWi = gW->data() + i * in;
-                    for (int64_t j = j0; j < j1; ++j) dWi[j] += Gi[j] * a[j] * ste_derivative(ste, wi[j]);
-                }
-                if (ga) for (int64_t j = j0; j < j1; ++j) (*ga)[j] += Gi[j] * sign_value(wi[j]);
-                if (gb) for (int64_t j = j0; j < j1; ++j) (*gb)[j] += Gi[j];
-            }
+        const T *xp = x.value().data(), *a = alpha.value().data(), *b = beta.value().data(), *gp = g.data();
+        Tensor<T> r(Shape{rows});  // rowsum(g)
+        parallel_for(rows, [&](int64_t n) {
+            T s = 0;
+            for (int64_t i = 0; i < out; ++i) s += gp[n * out + i];
+            r[n] = s;
         }, out);
+        if (gx || ga) {
+            Tensor<T> S({out, in}), u({rows, in});
+            kernels::sign_matrix(W.value().data(), S.data(), out * in);
+            kernels::gemm(false, false, rows, in, out, T(1), gp, out, S.data(), in, T(0), u.data(), in);
+            if (ga) kernels::column_dots(xp, u.data(), false, ga->data(), rows, in);
+            if (gx) {
+                T* d = gx->data();
+                const T* up = u.data();
+                parallel_for(rows, [&](int64_t n) {
+                    for (int64_t j = 0; j < in; ++j) d[n * in + j] += up[n * in + j] * a[j] + r[n] * b[j];
+                }, in);
+            }
+        }
+        if (gb) kernels::column_dots(xp, r.data(), true, gb->data(), rows, in);
+        if (!gW) return;
+        Tensor<T> xa({rows, in});
+        kernels::scale_columns(xp, a, xa.data(), rows, in);
+        if (ste == Ste::Identity) {  // ste' = 1: accumulate the GEMM straight into dW
+            kernels::gemm(true, false, out, in, rows, T(1), gp, out, xa.data(), in, T(1), gW->data(), in);
+            return;
+        }
+        Tensor<T> Ga({out, in});  // G * alpha
+        kernels::gemm(true, false, out, in, rows, T(1), gp, out, xa.data(), in, T(0), Ga.data(), in);
+        const T *w = W.value().data(), *ga_p = Ga.data();
+        T* dW = gW->data();
+        parallel_chunks(out * in, [&](int64_t s, int64_t e) {
+            if (ste == Ste::Clipped)
+                for (int64_t k = s; k < e; ++k) dW[k] += ste_derivative(Ste::Clipped, w[k]) * ga_p[k];
+            else
+                for (int64_t k = s; k < e; ++k) dW[k] += ste_derivative(Ste::ApproxSign, w[k]) * ga_p[k];
+        }, 4);
     });
 }
 

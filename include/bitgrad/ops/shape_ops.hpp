@@ -1,6 +1,6 @@
 #pragma once
 // Shape ops.
-//   reshape(x, shape): a view of the same values (no copy)      dx += reshape(g, x.shape)
+//   reshape(x, shape): a view of the same values (no copy)      dx += reshape(g, x.shape)  (no copy either)
 //   transpose(x, a, b): swaps two axes (copies: tensors stay contiguous)   dx += transpose(g, a, b)
 #include <utility>
 
@@ -13,7 +13,7 @@ template <class T>
 Var<T> reshape(const Var<T>& x, const Shape& shape) {
     Tensor<T> y = x.value().reshape(shape);
     return detail::record("reshape", std::move(y), {x}, [x](const Tensor<T>& g) {
-        if (auto* gx = detail::grad_sink(x)) gx->flat() += g.flat();  // same element order
+        detail::accumulate_grad(x, g);  // same element order; usually takes g's storage
     });
 }
 

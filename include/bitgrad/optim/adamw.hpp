@@ -8,6 +8,7 @@
 // This is torch.optim.AdamW's update (decay applied as p *= 1 - lr wd, before the Adam step).
 // Moments are float/double tensors of the parameter's shape, created on the first step, and are
 // part of the checkpoint (moments(), step()).
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -60,8 +61,10 @@ public:
             }
     }
 
-    // One update with learning rate lr (from the schedule). Parameters without a gradient are skipped.
-    void step(double lr) {
+    // One update with learning rate lr (from the schedule), using grad_scale * gradient (the clip
+    // factor of clip_grad_norm, applied here instead of in a separate pass over the gradients).
+    // Parameters without a gradient are skipped.
+    void step(double lr, double grad_scale = 1.0) {
         ++step_;
         const double bc1 = 1 - std::pow(opt_.beta1, double(step_)), bc2 = 1 - std::pow(opt_.beta2, double(step_));
         std::size_t k = 0;
@@ -75,10 +78,12 @@ public:
                 T *mp = m.data(), *vp = v.data();
                 const T b1 = T(opt_.beta1), b2 = T(opt_.beta2), eps = T(opt_.eps);
                 const T step_size = T(lr / bc1), inv_sqrt_bc2 = T(1 / std::sqrt(bc2)), decay = T(1 - lr * g.weight_decay);
+                const T gs = T(grad_scale);
                 parallel_chunks(p.var.numel(), [&](int64_t b, int64_t e) {
                     for (int64_t i = b; i < e; ++i) {
-                        mp[i] = b1 * mp[i] + (T(1) - b1) * gr[i];
-                        vp[i] = b2 * vp[i] + (T(1) - b2) * gr[i] * gr[i];
+                        const T gi = gs * gr[i];
+                        mp[i] = b1 * mp[i] + (T(1) - b1) * gi;
+                        vp[i] = b2 * vp[i] + (T(1) - b2) * gi * gi;
                         w[i] = w[i] * decay - step_size * mp[i] / (std::sqrt(vp[i]) * inv_sqrt_bc2 + eps);
                     }
                 }, 8);
@@ -109,23 +114,49 @@ private:
     int64_t step_ = 0;
 };
 
-// Scales all gradients so their global L2 norm is at most max_norm (if max_norm > 0).
-// Returns the norm before clipping (NaN/Inf if any gradient is non-finite; then nothing is scaled).
+// The global L2 norm of all gradients (NaN/Inf if any is non-finite), summed in double: per
+// thread over contiguous ranges, then in thread order, so a given thread count gives the same bits.
 template <class T>
-double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm) {
+double grad_norm(const std::vector<Var<T>>& params) {
     double total = 0;
+    std::vector<double> partial(std::size_t(num_threads()), 0.0);
     for (auto& p : params) {
         if (!p.grad().defined()) continue;
-        double s = 0;
-        for (T g : p.grad()) s += double(g) * double(g);
-        total += s;
+        const T* g = p.grad().data();
+        std::fill(partial.begin(), partial.end(), 0.0);
+        parallel_chunks(p.grad().numel(), [&](int64_t b, int64_t e) {
+            double s = 0;
+#pragma omp simd reduction(+ : s)
+            for (int64_t i = b; i < e; ++i) s += double(g[i]) * double(g[i]);
+            partial[std::size_t(thread_index())] = s;
+        });
+        for (double s : partial) total += s;
     }
-    const double norm = std::sqrt(total);
-    if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
-        const T scale = T(max_norm / (norm + 1e-6));
+    return std::sqrt(total);
+}
+
+// The factor that brings a gradient of norm `norm` down to max_norm (1 when it is below, or when
+// max_norm <= 0 or the norm is not finite), as torch.nn.utils.clip_grad_norm_ computes it.
+inline double clip_factor(double norm, double max_norm) {
+    return max_norm > 0 && std::isfinite(norm) && norm > max_norm ? max_norm / (norm + 1e-6) : 1.0;
+}
+
+// Scales all gradients so their global L2 norm is at most max_norm (if max_norm > 0).
+// Returns the norm before clipping (NaN/Inf if any gradient is non-finite; then nothing is scaled).
+// The trainer instead passes clip_factor(...) to AdamW::step, saving a pass over the gradients.
+template <class T>
+double clip_grad_norm(const std::vector<Var<T>>& params, double max_norm) {
+    const double norm = grad_norm(params);
+    const double factor = clip_factor(norm, max_norm);
+    if (factor != 1.0)
         for (Var<T> p : params)  // a handle copy: the gradient buffer is shared
-            if (p.grad().defined()) p.grad().flat() *= scale;
-    }
+            if (p.grad().defined()) {
+                T* g = p.grad().data();
+                const T f = T(factor);
+                parallel_chunks(p.grad().numel(), [&](int64_t b, int64_t e) {
+                    for (int64_t i = b; i < e; ++i) g[i] *= f;
+                });
+            }
     return norm;
 }
 

@@ -162,11 +162,11 @@ public:
             double loss_sum = 0;
             for (int64_t micro = 0; micro < opt_.grad_accum; ++micro) loss_sum += micro_step() / double(opt_.grad_accum);
             tokens_since_log += opt_.batch * opt_.seq_len * opt_.grad_accum;
-            const double gnorm = optim::clip_grad_norm(params, opt_.clip_norm);
+            const double gnorm = optim::grad_norm(params);
             const double lr = schedule_(step_);
             const bool finite = std::isfinite(loss_sum) && std::isfinite(gnorm);
             if (finite) {
-                optimizer_.step(lr);
+                optimizer_.step(lr, optim::clip_factor(gnorm, opt_.clip_norm));
                 consecutive_nonfinite = 0;
             } else {
                 ++skipped_total_;
