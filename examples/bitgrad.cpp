@@ -171,7 +171,7 @@ static nn::LlamaConfig model_config(const cxxopts::ParseResult& r, int64_t vocab
 static void on_sigint(int) { train::stop_requested() = true; }
 
 template <class Student>
-static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, const nn::DenseLlama<float>* teacher,
+static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, train::Teacher<float> teacher,
                         train::Loss loss) {
     const fs::path data_dir = existing_dir(r, "data"), out = output_dir(r, "out");
     data::TokenShard shard((data_dir / "train.bin").string());
@@ -199,7 +199,7 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, c
 
     Rng init(opt.seed);
     Student student(config, init);
-    train::Trainer<float, Student> trainer(student, teacher, shard, opt);
+    train::Trainer<float, Student> trainer(student, std::move(teacher), shard, opt);
     if (r.count("resume")) {
         auto last = io::latest_checkpoint(out / "checkpoints", [](const std::string& w) { std::fprintf(stderr, "warning: %s\n", w.c_str()); });
         if (last) {
@@ -305,7 +305,9 @@ static int cmd_distill(int argc, char** argv) {
                                                                                                                : model_config(r, tconfig.vocab_size, r["seq"].as<int64_t>());
     config.max_position_embeddings = std::max(config.max_position_embeddings, r["seq"].as<int64_t>());
     config.ste = model_config(r, tconfig.vocab_size, r["seq"].as<int64_t>()).ste;
-    return run_training<nn::FbiLlama<float>>(r, config, &teacher, l == "ad" ? train::Loss::AD : train::Loss::Mixed);
+    BITGRAD_CHECK(config.vocab_size == tconfig.vocab_size, "the student's vocabulary (" << config.vocab_size << ") differs from the teacher's ("
+                                                                                      << tconfig.vocab_size << ", " << tdir.string() << ")");
+    return run_training<nn::FbiLlama<float>>(r, config, train::llama_teacher<float>(teacher), l == "ad" ? train::Loss::AD : train::Loss::Mixed);
 }
 
 // ---------------------------------------------------------------- eval / generate / info

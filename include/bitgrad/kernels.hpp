@@ -3,3 +3,4 @@
 #include "bitgrad/kernels/exp.hpp"
 #include "bitgrad/kernels/fbi.hpp"
 #include "bitgrad/kernels/gemm.hpp"
+#include "bitgrad/kernels/softmax.hpp"

@@ -4,6 +4,7 @@
 #include "bitgrad/ops/elementwise.hpp"
 #include "bitgrad/ops/embedding.hpp"
 #include "bitgrad/ops/fbi_linear.hpp"
+#include "bitgrad/ops/lm_head_loss.hpp"
 #include "bitgrad/ops/loss.hpp"
 #include "bitgrad/ops/matmul.hpp"
 #include "bitgrad/ops/norm.hpp"

@@ -1,5 +1,8 @@
 #include "helpers.hpp"
 
+#include <cstring>
+#include <vector>
+
 using namespace bitgrad;
 
 TEST_CASE("token shard round trip with 2- and 4-byte ids") {
@@ -45,7 +48,7 @@ TEST_CASE("corrupt token shards are refused with the file and offset") {
     CHECK_THROWS_WITH_AS(data::TokenShard((dir / "missing.bin").string()), doctest::Contains("missing.bin"), Error);
 }
 
-TEST_CASE("window sampler is seeded, resumable, and refuses a too-short shard") {
+TEST_CASE("window sampler is seeded and resumable and refuses a too-short shard") {
     testing::TempDir dir("sampler");
     std::vector<uint32_t> ids(100);
     for (uint32_t i = 0; i < 100; ++i) ids[i] = i;
@@ -65,4 +68,59 @@ TEST_CASE("window sampler is seeded, resumable, and refuses a too-short shard") 
     auto [in, labels] = data::split_inputs_labels(first);
     CHECK(in.shape() == Shape{3, 8});
     CHECK(labels[0] == first[1]);
+}
+
+namespace token_shard_test {
+// A shard written byte by byte (header as documented in data/token_shard.hpp), bypassing the writer.
+std::string raw_shard(const std::vector<uint32_t>& ids, uint32_t width, uint64_t vocab) {
+    std::string bytes(32, '\0');
+    const uint32_t version = 1;
+    const uint64_t count = ids.size();
+    std::memcpy(&bytes[0], "BGTOKENS", 8);
+    std::memcpy(&bytes[8], &version, 4);
+    std::memcpy(&bytes[12], &width, 4);
+    std::memcpy(&bytes[16], &count, 8);
+    std::memcpy(&bytes[24], &vocab, 8);
+    for (uint32_t id : ids) {
+        char le[4];
+        for (uint32_t b = 0; b < 4; ++b) le[b] = char((id >> (8 * b)) & 0xff);
+        bytes.append(le, width);
+    }
+    return bytes;
+}
+}  // namespace token_shard_test
+
+TEST_CASE("token ids at vocab_size - 1 are accepted and vocab_size is refused for 2- and 4-byte shards") {
+    testing::TempDir dir("shard-boundary");
+    // 65536 is the largest vocabulary stored with 2-byte ids (id 65535 is the largest uint16).
+    struct Case { uint64_t vocab; uint32_t width; };
+    for (Case c : {Case{300, 2}, Case{65536, 2}, Case{65537, 4}, Case{70000, 4}}) {
+        CAPTURE(c.vocab);
+        const uint32_t top = uint32_t(c.vocab - 1);
+        // Writer: the top id round-trips, with the documented width (file size 32 + count * width).
+        const std::vector<uint32_t> ok = {top, 0, top, 7};
+        data::write_token_shard(dir / "ok.bin", ok, c.vocab);
+        CHECK(std::filesystem::file_size(dir / "ok.bin") == 32 + ok.size() * c.width);
+        data::TokenShard s((dir / "ok.bin").string());
+        REQUIRE(s.size() == ok.size());
+        for (std::size_t i = 0; i < ok.size(); ++i) CHECK(s[i] == ok[i]);
+        // Writer: id == vocab at token 2 is refused, naming the token and the id.
+        const uint32_t over = uint32_t(c.vocab);
+        CHECK_THROWS_WITH_AS(data::write_token_shard(dir / "bad.bin", {1, top, over, 2}, c.vocab),
+                             doctest::Contains(("token 2 has id " + std::to_string(over) + " >= vocab size " + std::to_string(c.vocab)).c_str()),
+                             Error);
+        CHECK_FALSE(std::filesystem::exists(dir / "bad.bin"));
+        // Reader, on files made by hand: the top id is accepted ...
+        testing::write_bytes(dir / "raw-ok.bin", token_shard_test::raw_shard({0, top, top}, c.width, c.vocab));
+        data::TokenShard raw((dir / "raw-ok.bin").string());
+        CHECK(raw[1] == top);
+        CHECK(raw[2] == top);
+        // ... and id == vocab at token 3 is refused with its index and byte offset (32 + 3 * width).
+        if (c.width == 2 && over > 65535) continue;  // not representable in 2 bytes
+        testing::write_bytes(dir / "raw-bad.bin", token_shard_test::raw_shard({0, top, 5, over, 1}, c.width, c.vocab));
+        const std::string what = "token 3 (byte offset " + std::to_string(32 + 3 * c.width) + ") has id " + std::to_string(over) +
+                                 " >= vocab size " + std::to_string(c.vocab);
+        CHECK_THROWS_WITH_AS(data::TokenShard((dir / "raw-bad.bin").string()), doctest::Contains(what.c_str()), Error);
+        CHECK_THROWS_WITH_AS(data::TokenShard((dir / "raw-bad.bin").string()), doctest::Contains("raw-bad.bin"), Error);
+    }
 }

@@ -47,19 +47,19 @@ TEST_CASE("k steps + save + resume + (N - k) steps equals N steps - bit for bit"
 
     Rng r1(1);
     nn::FbiLlama<float> straight(c, r1);
-    train::Trainer<float, nn::FbiLlama<float>> a(straight, &teacher, shard, tiny_options(dir / "a", train::Loss::Mixed));
+    train::Trainer<float, nn::FbiLlama<float>> a(straight, train::llama_teacher<float>(teacher), shard, tiny_options(dir / "a", train::Loss::Mixed));
     REQUIRE(a.run());
 
     Rng r2(1);
     nn::FbiLlama<float> first_half(c, r2);
-    train::Trainer<float, nn::FbiLlama<float>> b(first_half, &teacher, shard, tiny_options(dir / "b", train::Loss::Mixed));
+    train::Trainer<float, nn::FbiLlama<float>> b(first_half, train::llama_teacher<float>(teacher), shard, tiny_options(dir / "b", train::Loss::Mixed));
     b.on_log = [](const train::StepLog& l) { if (l.step == 3) train::stop_requested() = true; };
     CHECK_FALSE(b.run());  // stopped after step 3, with a checkpoint
     train::stop_requested() = false;
 
     Rng r3(777);  // a different init: everything must come from the checkpoint
     nn::FbiLlama<float> resumed(c, r3);
-    train::Trainer<float, nn::FbiLlama<float>> b2(resumed, &teacher, shard, tiny_options(dir / "b", train::Loss::Mixed));
+    train::Trainer<float, nn::FbiLlama<float>> b2(resumed, train::llama_teacher<float>(teacher), shard, tiny_options(dir / "b", train::Loss::Mixed));
     auto latest = io::latest_checkpoint(dir / "b" / "checkpoints");
     REQUIRE(latest);
     b2.resume(*latest);
@@ -103,7 +103,7 @@ TEST_CASE("distillation drives the AD loss well below its starting value" * doct
     nn::FbiLlama<float> student(c, sr);
     auto so = tiny_options(dir / "student", train::Loss::AD);
     so.steps = 80;
-    train::Trainer<float, nn::FbiLlama<float>> t(student, &teacher, shard, so);
+    train::Trainer<float, nn::FbiLlama<float>> t(student, train::llama_teacher<float>(teacher), shard, so);
     double first_flips = -1;
     t.on_log = [&](const train::StepLog& l) { if (l.step == 1) first_flips = l.flips.overall; };
     t.run();
@@ -127,7 +127,7 @@ TEST_CASE("non-finite steps are skipped - counted and stop training after N in a
     const auto before = student.lm_head.weight.value().clone();
     auto o = tiny_options(dir / "run", train::Loss::AD);
     o.max_nonfinite = 3;
-    train::Trainer<float, nn::FbiLlama<float>> t(student, &teacher, shard, o);
+    train::Trainer<float, nn::FbiLlama<float>> t(student, train::llama_teacher<float>(teacher), shard, o);
     int skipped_logs = 0;
     t.on_log = [&](const train::StepLog& l) { skipped_logs += l.skipped; };
     CHECK_THROWS_WITH_AS(t.run(), doctest::Contains("3 optimizer steps in a row had a non-finite loss"), Error);

@@ -8,24 +8,11 @@
 
 #include "bitgrad/autograd/var.hpp"
 #include "bitgrad/kernels/exp.hpp"
+#include "bitgrad/kernels/softmax.hpp"
 #include "bitgrad/core/parallel.hpp"
 
 namespace bitgrad {
 
-namespace kernels {
-// log(sum_c exp(x_c)) of one row of length n, scaled by inv_temp (x_c * inv_temp), stable.
-template <class T>
-T logsumexp_row(const T* x, int64_t n, T inv_temp = T(1)) {
-    T m = -std::numeric_limits<T>::infinity();
-#pragma omp simd reduction(max : m)
-    for (int64_t c = 0; c < n; ++c) m = std::max(m, x[c] * inv_temp);
-    if (!std::isfinite(m)) return m;
-    T s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t c = 0; c < n; ++c) s += exp(x[c] * inv_temp - m);
-    return m + std::log(s);
-}
-}  // namespace kernels
 
 template <class T>
 Var<T> softmax(const Var<T>& x) {

@@ -1,16 +1,12 @@
 #pragma once
 // The training loop: plain CE training, or autoregressive distillation from a teacher.
 //
-// Each optimizer step: for each of grad_accum micro-batches, sample [B, T+1] windows, run the
-// teacher under NoGrad (distillation), the student on a fresh tape, the loss, backward (gradients
-// accumulate in the parameters); then clip the global gradient norm, and if loss and norm are
-// finite, take an AdamW step with the scheduled learning rate. A non-finite step is skipped and
-// counted; max_nonfinite skips in a row stop training with an error.
-//
-// Losses (logits [N, V], N = B*T; p_T = softmax(teacher logits / tau)):
-//   Loss::CE     cross_entropy(student, next tokens)
-//   Loss::AD     soft_cross_entropy(student, teacher, tau)   (FBI-LLM's autoregressive distillation)
-//   Loss::Mixed  0.5 CE + 0.5 AD                              (the reference's mixed option)
+// Each optimizer step: grad_accum micro-batches, each a train::distill_step (sample [B, T+1]
+// windows; the teacher's logits, the student's forward, the fused lm_head + loss, backward;
+// gradients accumulate in the parameters); then the global gradient norm, and if loss and norm are
+// finite, an AdamW step with the scheduled learning rate and the clip factor. A non-finite step is
+// skipped and counted; max_nonfinite skips in a row stop training with an error. The losses are
+// those of train/distill.hpp (CE, AD, Mixed).
 //
 // Everything that decides the next step is in the checkpoint (weights, AdamW moments and step,
 // sampler RNG state, step), so resuming reproduces an uninterrupted run bit for bit at the same
@@ -28,16 +24,12 @@
 #include "bitgrad/io/checkpoint.hpp"
 #include "bitgrad/io/json.hpp"
 #include "bitgrad/nn/llama.hpp"
-#include "bitgrad/ops/loss.hpp"
 #include "bitgrad/optim/adamw.hpp"
 #include "bitgrad/optim/schedule.hpp"
+#include "bitgrad/train/distill.hpp"
 #include "bitgrad/train/flip_rate.hpp"
 
 namespace bitgrad::train {
-
-enum class Loss { CE, AD, Mixed };
-
-inline const char* loss_name(Loss l) { return l == Loss::CE ? "ce" : (l == Loss::AD ? "ad" : "mixed"); }
 
 struct TrainOptions {
     int64_t steps = 1000;
@@ -74,15 +66,12 @@ inline std::atomic<bool>& stop_requested() {
 template <class T, class Student>
 class Trainer {
 public:
-    Trainer(Student& student, const nn::DenseLlama<T>* teacher, const data::TokenShard& shard, TrainOptions opt)
-        : student_(student), teacher_(teacher), opt_(checked(student, teacher, opt)),
+    // teacher: empty for Loss::CE; train::llama_teacher(model) for a bitgrad teacher.
+    Trainer(Student& student, Teacher<T> teacher, const data::TokenShard& shard, TrainOptions opt)
+        : student_(student), teacher_(std::move(teacher)), opt_(checked(student, opt)),
           optimizer_(optim::param_groups(student, opt.adamw.weight_decay, opt.decay_norms_and_scales), opt.adamw),
           sampler_(shard, opt.batch, opt.seq_len + 1, opt.seed), flips_(student) {
-        BITGRAD_CHECK(opt.loss == Loss::CE || teacher, "Trainer: loss " << loss_name(opt.loss) << " needs a teacher");
-        if (teacher) {
-            BITGRAD_CHECK(teacher->config.vocab_size == student.config.vocab_size,
-                          "Trainer: teacher vocab " << teacher->config.vocab_size << " != student vocab " << student.config.vocab_size);
-        }
+        BITGRAD_CHECK(opt.loss == Loss::CE || teacher_, "Trainer: loss " << loss_name(opt.loss) << " needs a teacher");
         schedule_ = {opt.adamw.lr, opt.min_lr, opt.warmup_steps, opt.steps};
     }
 
@@ -213,7 +202,7 @@ private:
     // Checks the options and refuses a run that cannot fit in memory, before the optimizer state
     // and the first batch are allocated: gradients and two AdamW moments per parameter, and the
     // activations of one micro-batch (nn::LlamaConfig::activation_floats_per_token).
-    static TrainOptions checked(const Student& student, const nn::DenseLlama<T>* teacher, const TrainOptions& opt) {
+    static TrainOptions checked(const Student& student, const TrainOptions& opt) {
         BITGRAD_CHECK(opt.steps > 0 && opt.grad_accum > 0 && opt.batch > 0 && opt.seq_len > 0,
                       "Trainer: steps " << opt.steps << ", batch " << opt.batch << ", seq_len " << opt.seq_len << " and grad_accum "
                                         << opt.grad_accum << " must be > 0");
@@ -221,7 +210,6 @@ private:
         const int64_t tokens = checked_mul(opt.batch, opt.seq_len, what);
         int64_t floats = checked_mul(3, student.config.num_parameters(), what);
         floats = checked_add(floats, checked_mul(tokens, student.config.activation_floats_per_token(), what), what);
-        if (teacher) floats = checked_add(floats, checked_mul(tokens, teacher->config.activation_floats_per_token(), what), what);
         require_memory(uint64_t(checked_mul(floats, int64_t(sizeof(T)), what)),
                        "training with batch " + std::to_string(opt.batch) + " x seq_len " + std::to_string(opt.seq_len) +
                            " (gradients, AdamW moments and activations)");
@@ -230,25 +218,15 @@ private:
 
     double micro_step() {
         auto [inputs, labels] = data::split_inputs_labels(sampler_.next());
-        const int64_t N = opt_.batch * opt_.seq_len, V = student_.config.vocab_size;
-        Tensor<T> teacher_logits;
-        if (opt_.loss != Loss::CE) {
-            NoGrad no_grad;
-            teacher_logits = teacher_->forward(inputs).value().reshape({N, V});
-        }
-        Tape tape;
-        auto logits = reshape(student_.forward(inputs), Shape{N, V});
-        Var<T> loss;
-        if (opt_.loss == Loss::CE) loss = cross_entropy(logits, labels);
-        else if (opt_.loss == Loss::AD) loss = soft_cross_entropy(logits, teacher_logits, T(opt_.temperature));
-        else loss = add(scale(cross_entropy(logits, labels), T(0.5)), scale(soft_cross_entropy(logits, teacher_logits, T(opt_.temperature)), T(0.5)));
-        const double value = double(loss.item());
-        tape.backward(opt_.grad_accum > 1 ? scale(loss, T(1.0 / double(opt_.grad_accum))) : loss);
-        return value;
+        StepOptions so;
+        so.loss = opt_.loss;
+        so.temperature = opt_.temperature;
+        so.loss_scale = 1.0 / double(opt_.grad_accum);
+        return distill_step<T>(student_, teacher_ ? &teacher_ : nullptr, inputs, labels, so);
     }
 
     Student& student_;
-    const nn::DenseLlama<T>* teacher_;
+    Teacher<T> teacher_;
     TrainOptions opt_;
     optim::AdamW<T> optimizer_;
     optim::CosineSchedule schedule_;

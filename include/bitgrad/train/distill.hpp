@@ -1,0 +1,90 @@
+#pragma once
+// One training step of FBI-LLM as a function: the teacher's logits (no gradient), the student's
+// forward, the loss and the backward, with gradients accumulating into the student's parameters.
+// The Trainer calls it; so do the benchmark and examples/05, so a whole distillation is a short
+// loop a reader can follow.
+//
+//   Loss::CE     cross-entropy with the next tokens                  (no teacher)
+//   Loss::AD     soft cross-entropy to the teacher: -(1/N) sum_n sum_c p_T log q_S   (autoregressive
+//                distillation, FBI-LLM's loss; p_T = softmax(teacher logits / tau))
+//   Loss::Mixed  0.5 CE + 0.5 AD                                     (the reference's mixed option)
+//
+// A teacher is any callable from token ids [B, T] to its logits for the B*T rows (TeacherLogits:
+// produced a block of rows at a time, so the [B*T, V] logits need not exist whole). llama_teacher
+// adapts a bitgrad LLaMA; a cache of precomputed logits, or a model in another precision, fits the
+// same slot.
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "bitgrad/autograd/profile.hpp"
+#include "bitgrad/autograd/var.hpp"
+#include "bitgrad/ops/lm_head_loss.hpp"
+
+namespace bitgrad::train {
+
+enum class Loss { CE, AD, Mixed };
+
+inline const char* loss_name(Loss l) { return l == Loss::CE ? "ce" : (l == Loss::AD ? "ad" : "mixed"); }
+inline std::optional<Loss> parse_loss(std::string_view s) {
+    for (Loss l : {Loss::CE, Loss::AD, Loss::Mixed})
+        if (s == loss_name(l)) return l;
+    return std::nullopt;
+}
+
+template <class T>
+using Teacher = std::function<TeacherLogits<T>(const Tensor<int32_t>& inputs)>;
+
+// A bitgrad LLaMA (nn::LlamaForCausalLM) as a teacher: its final hidden states under NoGrad, then
+// its lm_head applied block by block inside the loss. The model must outlive the callable.
+template <class T, class Model>
+Teacher<T> llama_teacher(const Model& model) {
+    return [&model](const Tensor<int32_t>& inputs) {
+        NoGrad no_grad;
+        const Tensor<T> hidden = model.model.forward(inputs).value();
+        return TeacherLogits<T>::from_hidden(hidden.reshape({-1, hidden.shape().last()}), model.lm_head.weight.value());
+    };
+}
+
+struct StepOptions {
+    Loss loss = Loss::CE;
+    double temperature = 1.0;
+    double loss_scale = 1.0;  // the backward seed: 1 / grad_accum, so micro-batches average
+};
+
+namespace detail {
+inline void profile_phase(const char* name) {
+    if (Profiler* p = bitgrad::detail::active_profiler()) p->phase(name);
+}
+}  // namespace detail
+
+// inputs [B, T] token ids, labels [B*T] next tokens. Runs the teacher (unless Loss::CE), the
+// student's forward and loss on a fresh tape, and backward with seed loss_scale: the gradients
+// add into the student's parameters. Returns the loss (unscaled).
+template <class T, class Student>
+double distill_step(const Student& student, const Teacher<T>* teacher, const Tensor<int32_t>& inputs,
+                    const Tensor<int32_t>& labels, const StepOptions& o) {
+    BITGRAD_CHECK(o.loss == Loss::CE || (teacher && *teacher), "distill_step: loss " << loss_name(o.loss) << " needs a teacher");
+    TeacherLogits<T> teacher_logits;
+    if (o.loss != Loss::CE) {
+        detail::profile_phase("teacher forward");
+        teacher_logits = (*teacher)(inputs);
+    }
+    Tape tape;
+    detail::profile_phase("student forward");
+    const Var<T> hidden = student.model.forward(inputs);
+    LossTargets<T> targets;
+    targets.labels = labels;
+    targets.ce_weight = o.loss == Loss::CE ? 1.0 : (o.loss == Loss::Mixed ? 0.5 : 0.0);
+    targets.ad_weight = o.loss == Loss::CE ? 0.0 : (o.loss == Loss::Mixed ? 0.5 : 1.0);
+    targets.temperature = o.temperature;
+    targets.teacher = o.loss == Loss::CE ? nullptr : &teacher_logits;
+    detail::profile_phase("loss (lm_head fused)");
+    const Var<T> loss = lm_head_loss(hidden, student.lm_head.weight, targets);
+    detail::profile_phase("backward");
+    backward(loss, Tensor<T>::scalar(T(o.loss_scale)));
+    return double(loss.item());
+}
+
+}  // namespace bitgrad::train
