@@ -192,6 +192,10 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
     opt.seed = r["seed"].as<uint64_t>();
     opt.loss = loss;
     opt.temperature = positive<double>(r, "temperature");
+    const std::string precision = r["precision"].as<std::string>();
+    if (precision == "auto") opt.precision = default_precision();
+    else if (auto p = parse_precision(precision)) opt.precision = *p;
+    else throw UsageError("--precision " + precision + ": expected auto, bf16 or fp32");
     opt.out_dir = out.string();
     if (opt.save_every < 0 || opt.warmup_steps < 0 || opt.keep_last < 0 || opt.clip_norm < 0 || opt.adamw.weight_decay < 0 || opt.min_lr < 0)
         throw UsageError("--save-every, --warmup, --keep, --clip, --wd and --min-lr must be >= 0");
@@ -211,9 +215,10 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
     }
     std::ofstream metrics(out / "metrics.jsonl", std::ios::app);
     const bool tty = isatty(STDOUT_FILENO);
-    std::printf("%s: %s model, %s loss, %lld steps of %lld x %lld tokens, seed %llu, %d threads\n", loss == train::Loss::CE ? "train" : "distill",
-                Student::binarized ? "binarized" : "full-precision", train::loss_name(loss), (long long)opt.steps,
-                (long long)opt.batch, (long long)opt.seq_len, (unsigned long long)opt.seed, num_threads());
+    std::printf("%s: %s model, %s loss, %lld steps of %lld x %lld tokens, seed %llu, %d threads, %s matmuls\n",
+                loss == train::Loss::CE ? "train" : "distill", Student::binarized ? "binarized" : "full-precision", train::loss_name(loss),
+                (long long)opt.steps, (long long)opt.batch, (long long)opt.seq_len, (unsigned long long)opt.seed, num_threads(),
+                precision_name(opt.precision));
     trainer.on_log = [&](const train::StepLog& l) {
         nlohmann::json j = {{"step", l.step}, {"loss", l.loss}, {"lr", l.lr}, {"grad_norm", l.grad_norm},
                             {"tokens_per_s", l.tokens_per_s}, {"skipped_total", l.skipped_total}};
@@ -260,6 +265,8 @@ static void add_training_options(cxxopts::Options& o) {
         ("wd", "AdamW weight decay", cxxopts::value<double>()->default_value("0.1"))
         ("clip", "global gradient-norm clip (0: off)", cxxopts::value<double>()->default_value("1.0"))
         ("temperature", "distillation temperature", cxxopts::value<double>()->default_value("1.0"))
+        ("precision", "matrix products: bf16 (mixed precision: float weights, gradients and AdamW state; bf16 GEMM operands), "
+                      "fp32, or auto: bf16 where the CPU has AVX512_BF16, else fp32", cxxopts::value<std::string>()->default_value("auto"))
         ("log-every", "steps between log lines", cxxopts::value<int64_t>()->default_value("10"))
         ("save-every", "steps between checkpoints (0: only at the end)", cxxopts::value<int64_t>()->default_value("0"))
         ("keep", "checkpoints to keep", cxxopts::value<int>()->default_value("2"))

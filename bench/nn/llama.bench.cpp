@@ -1,102 +1,145 @@
-// The FBI-130M distillation step: teacher forward (no grad) + student forward + AD loss + student
-// backward + gradient clipping + AdamW update, B=4, T=256 (--no-optimizer leaves the last two out). JSON lines with tokens/s on 1 and 2 threads,
-// peak RSS, and achieved GFLOP/s as a fraction of the fp32 GEMM peak measured in the same run
-// ([1024x768]x[768x32000], the largest GEMM of the step).
-//   usage: llama_bench [--preset 130M] [--batch 4] [--seq 256] [--steps 3] [--no-optimizer]
+// The FBI-130M training step, as train::Trainer runs it: the teacher's logits (no grad), the
+// student's forward, the fused lm_head + loss, backward, the gradient norm and AdamW with the clip
+// factor. One JSON line per (loss, threads): tokens/s, seconds per phase, peak RSS, achieved
+// GFLOP/s and its fraction of the GEMM peak measured in the same run on the step's largest GEMM
+// shape ([B*T x C] x [C x V]). Baseline to compare with: bench/pytorch/run.sh (the same step in
+// PyTorch).
+//   usage: llama_bench [--preset 130M] [--batch 4] [--seq 256] [--steps 3] [--threads 1,2]
+//                      [--loss ad,ce] [--precision fp32,bf16] [--profile]   (--profile: per-op table on stderr)
+// The GEMM peak is measured in the precision of the line: the float GEMM for fp32, kernels::gemm_bf16
+// (whichever kernel this CPU runs: "bf16_kernel" in the line) for bf16.
+// FLOPs counted: 2 per multiply-add of every linear layer (student forward + backward = 6N,
+// teacher forward = 2N per token, N = matmul parameters), plus causal attention (QK^T and PV:
+// 2 T^2 C per sequence and layer forward, 2.5x that backward). Peak RSS is reset between lines
+// (/proc/self/clear_refs), so each line reports its own.
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "bench_util.hpp"
 
 using namespace bitgrad;
 
+namespace {
+std::vector<std::string> split(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    for (std::string item; std::getline(ss, item, ',');) out.push_back(item);
+    return out;
+}
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+}  // namespace
+
 int main(int argc, char** argv) {
-    std::string preset = "130M";
+    std::string preset = "130M", threads_list = "1,2", loss_list = "ad,ce", precision_list = "fp32,bf16";
     int64_t B = 4, T = 256;
     int steps = 3;
-    bool with_optimizer = true, profile = false;
+    bool profile = false;
     for (int i = 1; i < argc; ++i) {
-        if (!std::strcmp(argv[i], "--no-optimizer")) with_optimizer = false;
-        if (!std::strcmp(argv[i], "--profile")) profile = true;
+        const std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) { std::fprintf(stderr, "llama_bench: %s needs a value\n", a.c_str()); std::exit(2); }
+            return argv[++i];
+        };
+        if (a == "--preset") preset = next();
+        else if (a == "--batch") B = std::stoll(next());
+        else if (a == "--seq") T = std::stoll(next());
+        else if (a == "--steps") steps = std::stoi(next());
+        else if (a == "--threads") threads_list = next();
+        else if (a == "--loss") loss_list = next();
+        else if (a == "--precision") precision_list = next();
+        else if (a == "--profile") profile = true;
+        else { std::fprintf(stderr, "llama_bench: unknown option %s\n", a.c_str()); return 2; }
     }
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!std::strcmp(argv[i], "--preset")) preset = argv[i + 1];
-        else if (!std::strcmp(argv[i], "--batch")) B = std::stoll(argv[i + 1]);
-        else if (!std::strcmp(argv[i], "--seq")) T = std::stoll(argv[i + 1]);
-        else if (!std::strcmp(argv[i], "--steps")) steps = std::stoi(argv[i + 1]);
-    }
-    const nn::LlamaConfig config = nn::LlamaConfig::preset(preset);
+    nn::LlamaConfig config = nn::LlamaConfig::preset(preset);
+    config.max_position_embeddings = std::max<int64_t>(config.max_position_embeddings, T);
     Rng rng(0);
     nn::FbiLlama<float> student(config, rng);
-    nn::DenseLlama<float> teacher(config, rng);
+    nn::DenseLlama<float> teacher_model(config, rng);
+    const train::Teacher<float> teacher = train::llama_teacher<float>(teacher_model);
     optim::AdamW<float> optimizer(optim::param_groups(student, 0.1), {});
     const auto params = student.parameters();
-    Tensor<int32_t> ids({B, T});
-    for (auto& v : ids) v = int32_t(rng.uniform_int(uint64_t(config.vocab_size)));
+    Tensor<int32_t> windows({B, T + 1});
+    for (auto& v : windows) v = int32_t(rng.uniform_int(uint64_t(config.vocab_size)));
+    const auto [inputs, labels] = data::split_inputs_labels(windows);
 
-    // Matmul parameters per token: every linear layer of one model (attention flops not counted).
-    int64_t matmul_params = config.hidden_size * config.vocab_size;
+    int64_t matmul_params = config.hidden_size * config.vocab_size;  // lm_head
     for (auto& p : student.named_parameters())
         if (p.kind == nn::ParamKind::Binary) matmul_params += p.var.numel();
+    const double tokens = double(B * T);
+    const double attention_flops = double(config.num_hidden_layers) * double(B) * 2.0 * double(T) * double(T) *
+                                   double(config.hidden_size);  // per model forward (causal: half of 4 T^2 C)
 
-    for (int threads : {1, 2}) {
-        set_num_threads(threads);
-        // Peak baseline: the step's largest GEMM shape, raw.
-        const int64_t M = B * T, K = config.hidden_size, N = config.vocab_size;
-        auto A = Tensor<float>::randn({M, K}, rng), Bm = Tensor<float>::randn({K, N}, rng);
-        Tensor<float> C({M, N});
-        const double gemm_s = bench::best_seconds([&] {
-            kernels::gemm<float>(false, false, M, N, K, 1.f, A.data(), K, Bm.data(), N, 0.f, C.data(), N);
-        }, 3);
-        const double peak_gflops = 2.0 * M * K * N / gemm_s * 1e-9;
-        A = Bm = C = Tensor<float>();
-
-        double teacher_s = 0, step_s = 0;
-        float loss_value = 0;
-        auto step = [&] {
-            auto t0 = std::chrono::steady_clock::now();
-            Tensor<float> teacher_logits;
+    for (const std::string& precision_s : split(precision_list)) {
+    const auto precision = parse_precision(precision_s);
+    if (!precision) { std::fprintf(stderr, "llama_bench: unknown precision %s\n", precision_s.c_str()); return 2; }
+    for (const std::string& loss_s : split(loss_list)) {
+        const auto loss = train::parse_loss(loss_s);
+        if (!loss) { std::fprintf(stderr, "llama_bench: unknown loss %s\n", loss_s.c_str()); return 2; }
+        const bool with_teacher = *loss != train::Loss::CE;
+        const double flops = 6.0 * double(matmul_params) * tokens + 3.5 * attention_flops +
+                             (with_teacher ? 2.0 * double(matmul_params) * tokens + attention_flops : 0.0);
+        for (const std::string& th : split(threads_list)) {
+            const int threads = std::stoi(th);
+            set_num_threads(threads);
+            // The GEMM peak of this run, in this precision: the step's largest GEMM shape, raw.
+            const int64_t M = B * T, K = config.hidden_size, N = config.vocab_size;
+            double peak_gflops = 0;
             {
-                NoGrad no_grad;
-                teacher_logits = teacher.forward(ids).value().reshape({B * T, config.vocab_size});
+                auto A = Tensor<float>::randn({M, K}, rng), Bm = Tensor<float>::randn({N, K}, rng);
+                Tensor<float> C({M, N});
+                PrecisionScope scope(*precision);
+                const double s = bench::best_seconds([&] {
+                    kernels::gemm<float>(false, true, M, N, K, 1.f, A.data(), K, Bm.data(), K, 0.f, C.data(), N);
+                }, 3);
+                peak_gflops = 2.0 * double(M) * double(K) * double(N) / s * 1e-9;
             }
-            auto t1 = std::chrono::steady_clock::now();
-            student.zero_grad();
-            Tape tape;
-            auto logits = reshape(student.forward(ids), Shape{B * T, config.vocab_size});
-            auto loss = soft_cross_entropy(logits, teacher_logits);
-            tape.backward(loss);
-            loss_value = loss.item();
-            if (with_optimizer) {
-                optim::clip_grad_norm(params, 1.0);
-                optimizer.step(3e-4);
+            train::StepOptions so;
+            so.loss = *loss;
+            so.precision = *precision;
+            auto step = [&] {
+                student.zero_grad();
+                const double value = train::distill_step<float>(student, with_teacher ? &teacher : nullptr, inputs, labels, so);
+                train::detail::profile_phase("optimizer (norm + AdamW)");
+                optimizer.step(3e-4, optim::clip_factor(optim::grad_norm(params), 1.0));
+                return value;
+            };
+            reset_peak_rss();
+            step();  // warm-up: allocates gradients and moments, fills the buffer cache
+            double best = 1e30, loss_value = 0;
+            std::vector<std::pair<std::string, double>> phases;
+            for (int s = 0; s < std::max(steps, 1); ++s) {
+                Profiler prof;
+                const auto t0 = std::chrono::steady_clock::now();
+                loss_value = step();
+                const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                prof.stop();
+                if (seconds < best) {
+                    best = seconds;
+                    phases = prof.phases();
+                }
+                if (profile && s == 0)
+                    std::fprintf(stderr, "%s, loss %s, %d threads\n%s", precision_s.c_str(), loss_s.c_str(), threads, prof.report().c_str());
             }
-            auto t2 = std::chrono::steady_clock::now();
-            return std::pair{std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t0).count()};
-        };
-        step();  // warm-up: allocates gradients, fills the buffer cache
-        step_s = 1e30;
-        for (int s = 0; s < steps; ++s) {
-            auto [t, total] = step();
-            if (total < step_s) { step_s = total; teacher_s = t; }
+            std::string phase_json;
+            for (auto& [name, sec] : phases) {
+                char buf[96];
+                std::snprintf(buf, sizeof buf, "%s\"%s\":%.3f", phase_json.empty() ? "" : ",", name.c_str(), sec);
+                phase_json += buf;
+            }
+            std::printf("{\"bench\":\"train_step\",\"preset\":\"%s\",\"precision\":\"%s\",\"bf16_kernel\":\"%s\",\"loss\":\"%s\","
+                        "\"backend\":\"%s\",\"B\":%ld,\"T\":%ld,\"threads\":%d,\"step_seconds\":%.3f,\"tokens_per_s\":%.1f,"
+                        "\"phase_seconds\":{%s},\"gflops\":%.1f,\"gemm_peak_gflops\":%.1f,\"fraction_of_gemm_peak\":%.3f,"
+                        "\"peak_rss_mib\":%.0f,\"loss_value\":%.4f}\n",
+                        preset.c_str(), precision_s.c_str(), kernels::bf16_kernel_name(kernels::bf16_gemm_kernel()), loss_s.c_str(),
+                        bench::gemm_backend(), long(B), long(T), threads, best, tokens / best, phase_json.c_str(), flops / best * 1e-9,
+                        peak_gflops, flops / best * 1e-9 / peak_gflops, bench::peak_rss_mib(), loss_value);
+            std::fflush(stdout);
         }
-        if (profile) {
-            Profiler prof;
-            prof.phase("step");
-            step();
-            std::fprintf(stderr, "threads %d\n%s", threads, prof.report().c_str());
-        }
-        const double tokens = double(B * T);
-        const double flops = 8.0 * double(matmul_params) * tokens;  // student 6N + teacher 2N
-        std::printf("{\"bench\":\"%s\",\"preset\":\"%s\",\"backend\":\"%s\",\"B\":%ld,\"T\":%ld,"
-                    "\"threads\":%d,\"step_seconds\":%.3f,\"teacher_forward_seconds\":%.3f,\"tokens_per_s\":%.1f,"
-                    "\"teacher_forward_tokens_per_s\":%.1f,\"student_fwd_bwd_tokens_per_s\":%.1f,\"gflops\":%.1f,"
-                    "\"gemm_peak_gflops\":%.1f,\"fraction_of_gemm_peak\":%.3f,\"peak_rss_mib\":%.0f,\"loss\":%.4f}\n",
-                    with_optimizer ? "distill_step" : "distill_step_no_optimizer", preset.c_str(), bench::gemm_backend(), long(B), long(T), threads, step_s, teacher_s,
-                    tokens / step_s, tokens / teacher_s, tokens / (step_s - teacher_s), flops / step_s * 1e-9,
-                    peak_gflops, flops / step_s * 1e-9 / peak_gflops, bench::peak_rss_mib(), double(loss_value));
-        std::fflush(stdout);
+    }
     }
     return 0;
 }

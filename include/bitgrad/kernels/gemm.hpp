@@ -1,62 +1,32 @@
 #pragma once
 // gemm: C = alpha * op(A) op(B) + beta * C on row-major blocks with leading dimensions.
 //
-// The one matrix-multiply entry point of bitgrad: every op and module goes through it, so a faster
-// kernel (bf16, sign-only) plugs in here. It maps the blocks into Eigen; when the build defines
-// EIGEN_USE_BLAS (CMake option BITGRAD_USE_BLAS), Eigen forwards float/double products to
-// OpenBLAS's OpenMP build, which shares OpenMP's thread pool with the rest of bitgrad.
-// gemm_reference is the plain triple loop the tests compare against.
-#include <Eigen/Core>
+// The one matrix-multiply entry point of bitgrad: every op and module goes through it. For float
+// it follows the thread's matmul precision (core/precision.hpp): Precision::FP32 runs the full-
+// precision GEMM (kernels/gemm_fp.hpp: Eigen, or OpenBLAS behind it), Precision::BF16 the mixed-
+// precision one (kernels/gemm_bf16.hpp: operands rounded to bf16, float accumulation). double is
+// always full precision (gradchecks). Ops with operands that are not plain float matrices (the
+// sign of FBI-Linear's weights, bf16 weights) call gemm_bf16 directly.
 #include <cstdint>
+#include <type_traits>
+
+#include "bitgrad/core/precision.hpp"
+#include "bitgrad/kernels/gemm_bf16.hpp"
+#include "bitgrad/kernels/gemm_fp.hpp"
 
 namespace bitgrad::kernels {
 
-template <class T>
-using StridedMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
-template <class T>
-using ConstStridedMap =
-    Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
-
 // op(A) is [M, K] (A stored [M, K] with lda, or [K, M] when trans_a); op(B) is [K, N]; C is [M, N].
 template <class T>
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-    StridedMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
-    if (M == 0 || N == 0) return;
-    if (K == 0) {
-        if (beta == T(0)) c.setZero(); else c *= beta;
-        return;
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+          int64_t ldb, T beta, T* C, int64_t ldc) {
+    if constexpr (std::is_same_v<T, float>) {
+        if (matmul_precision() == Precision::BF16) {
+            gemm_bf16(M, N, K, alpha, Bf16Operand::f32(A, lda, trans_a), Bf16Operand::f32(B, ldb, trans_b), beta, C, ldc);
+            return;
+        }
     }
-    ConstStridedMap<T> a(A, trans_a ? K : M, trans_a ? M : K, Eigen::OuterStride<>(lda));
-    ConstStridedMap<T> b(B, trans_b ? N : K, trans_b ? K : N, Eigen::OuterStride<>(ldb));
-    auto run = [&](const auto& opa, const auto& opb) {
-        if (beta == T(0)) {
-            c.noalias() = alpha * opa * opb;
-        } else {
-            if (beta != T(1)) c *= beta;
-            c.noalias() += alpha * opa * opb;
-        }
-    };
-    if (!trans_a && !trans_b) run(a, b);
-    else if (!trans_a && trans_b) run(a, b.transpose());
-    else if (trans_a && !trans_b) run(a.transpose(), b);
-    else run(a.transpose(), b.transpose());
-}
-
-template <class T>
-void gemm_reference(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-                    const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-    for (int64_t i = 0; i < M; ++i)
-        for (int64_t j = 0; j < N; ++j) {
-            double acc = 0;
-            for (int64_t k = 0; k < K; ++k) {
-                double av = trans_a ? A[k * lda + i] : A[i * lda + k];
-                double bv = trans_b ? B[j * ldb + k] : B[k * ldb + j];
-                acc += av * bv;
-            }
-            T& cij = C[i * ldc + j];
-            cij = T(double(alpha) * acc + (beta == T(0) ? 0.0 : double(beta) * double(cij)));
-        }
+    gemm_fp(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 }  // namespace bitgrad::kernels

@@ -13,17 +13,40 @@
 //   dW      += (g^T (x * alpha)) * ste'(W)                   (= G * alpha * ste'(W), straight-through)
 // so every gradient comes from three GEMMs (y, u, and g^T (x * alpha), which for the identity STE
 // accumulates straight into dW) plus O(rows * (in + out)) work: no [out, in] pass over G, and no
-// W_hat. S is rebuilt in backward (one O(out * in) pass) rather than kept: a copy of every
-// layer's S would cost as much memory as the weights.
+// W_hat. Under Precision::BF16 the two GEMMs with S read it straight from the sign bits of W as
+// exact +-1 bf16 operands (kernels::Bf16Operand::sign_of): S is never stored. In float, S is
+// materialised for each GEMM (one O(out * in) pass) rather than kept between forward and
+// backward: a copy of every layer's S would cost as much memory as the weights.
 //
 // nn::FBILinear also offers the same layer composed of primitive ops; the tests check both equal.
+#include <type_traits>
+
 #include "bitgrad/autograd/var.hpp"
+#include "bitgrad/core/precision.hpp"
 #include "bitgrad/core/parallel.hpp"
 #include "bitgrad/kernels/fbi.hpp"
 #include "bitgrad/kernels/gemm.hpp"
 #include "bitgrad/ops/sign.hpp"
 
 namespace bitgrad {
+
+namespace detail {
+// C [rows, n] = A [rows, k] op(S), S = sign(W) with W [out, in]: op(S) = S^T ([in, out]) when
+// transposed (forward), S ([out, in]) when not (backward).
+template <class T>
+void sign_gemm(const T* A, int64_t rows, int64_t k, const T* W, int64_t out, int64_t in, bool transposed, T* C) {
+    const int64_t n = transposed ? out : in;
+    if constexpr (std::is_same_v<T, float>) {
+        if (matmul_precision() == Precision::BF16) {
+            kernels::gemm_bf16(rows, n, k, 1.f, kernels::Bf16Operand::f32(A, k), kernels::Bf16Operand::sign_of(W, in, transposed), 0.f, C, n);
+            return;
+        }
+    }
+    Tensor<T> S({out, in});
+    kernels::sign_matrix(W, S.data(), out * in);
+    kernels::gemm(false, transposed, rows, n, k, T(1), A, k, S.data(), in, T(0), C, n);
+}
+}  // namespace detail
 
 template <class T>
 Var<T> fbi_linear(const Var<T>& x, const Var<T>& W, const Var<T>& alpha, const Var<T>& beta, Ste ste = Ste::Identity) {
@@ -35,11 +58,10 @@ Var<T> fbi_linear(const Var<T>& x, const Var<T>& W, const Var<T>& alpha, const V
     BITGRAD_CHECK(alpha.shape() == (Shape{1, in}) && beta.shape() == (Shape{1, in}),
                   "fbi_linear: alpha " << alpha.shape() << " and beta " << beta.shape() << " must be [1, " << in << "]");
     const T *xp = x.value().data(), *a = alpha.value().data(), *b = beta.value().data();
-    Tensor<T> S({out, in}), xa({rows, in});
-    kernels::sign_matrix(W.value().data(), S.data(), out * in);
+    Tensor<T> xa({rows, in});
     kernels::scale_columns(xp, a, xa.data(), rows, in);
     Tensor<T> y(xs.with_last(out));
-    kernels::gemm(false, true, rows, out, in, T(1), xa.data(), in, S.data(), in, T(0), y.data(), out);
+    detail::sign_gemm(xa.data(), rows, in, W.value().data(), out, in, /*transposed=*/true, y.data());
     T* yp = y.data();
     parallel_for(rows, [&](int64_t n) {
         T xb = 0;  // x[n, :] . beta
@@ -58,9 +80,8 @@ Var<T> fbi_linear(const Var<T>& x, const Var<T>& W, const Var<T>& alpha, const V
             r[n] = s;
         }, out);
         if (gx || ga) {
-            Tensor<T> S({out, in}), u({rows, in});
-            kernels::sign_matrix(W.value().data(), S.data(), out * in);
-            kernels::gemm(false, false, rows, in, out, T(1), gp, out, S.data(), in, T(0), u.data(), in);
+            Tensor<T> u({rows, in});
+            detail::sign_gemm(gp, rows, out, W.value().data(), out, in, /*transposed=*/false, u.data());
             if (ga) kernels::column_dots(xp, u.data(), false, ga->data(), rows, in);
             if (gx) {
                 T* d = gx->data();

@@ -20,6 +20,7 @@
 
 #include "bitgrad/autograd/profile.hpp"
 #include "bitgrad/autograd/var.hpp"
+#include "bitgrad/core/precision.hpp"
 #include "bitgrad/ops/lm_head_loss.hpp"
 
 namespace bitgrad::train {
@@ -50,7 +51,8 @@ Teacher<T> llama_teacher(const Model& model) {
 struct StepOptions {
     Loss loss = Loss::CE;
     double temperature = 1.0;
-    double loss_scale = 1.0;  // the backward seed: 1 / grad_accum, so micro-batches average
+    double loss_scale = 1.0;                 // the backward seed: 1 / grad_accum, so micro-batches average
+    Precision precision = Precision::FP32;   // of the matrix products (teacher, student, loss)
 };
 
 namespace detail {
@@ -66,6 +68,7 @@ template <class T, class Student>
 double distill_step(const Student& student, const Teacher<T>* teacher, const Tensor<int32_t>& inputs,
                     const Tensor<int32_t>& labels, const StepOptions& o) {
     BITGRAD_CHECK(o.loss == Loss::CE || (teacher && *teacher), "distill_step: loss " << loss_name(o.loss) << " needs a teacher");
+    PrecisionScope precision(o.precision);
     TeacherLogits<T> teacher_logits;
     if (o.loss != Loss::CE) {
         detail::profile_phase("teacher forward");

@@ -41,6 +41,7 @@ struct TrainOptions {
     double clip_norm = 1.0;
     Loss loss = Loss::CE;
     double temperature = 1.0;
+    Precision precision = Precision::FP32;  // of the matrix products; default_precision() picks bf16 where native
     int64_t log_every = 10, save_every = 0;  // 0: save only at the end
     int keep_last = 2;
     int max_nonfinite = 5;
@@ -92,6 +93,10 @@ public:
                                                       << "; results would differ in the last bits. Set OMP_NUM_THREADS=" << threads);
         const std::string loss = field("loss", std::string());
         BITGRAD_CHECK(loss == loss_name(opt_.loss), where << ": saved with loss " << loss << ", now " << loss_name(opt_.loss));
+        const std::string precision = io::json_field_or<std::string>(state, "precision", "fp32", where);
+        BITGRAD_CHECK(precision == precision_name(opt_.precision),
+                      where << ": saved with --precision " << precision << ", now " << precision_name(opt_.precision)
+                            << "; resume with the same precision (the run would not continue the same way)");
         const int64_t batch = field("batch", int64_t()), seq_len = field("seq_len", int64_t()), accum = field("grad_accum", int64_t());
         BITGRAD_CHECK(batch == opt_.batch && seq_len == opt_.seq_len && accum == opt_.grad_accum,
                       where << ": saved with batch " << batch << " x seq_len " << seq_len << " x grad_accum " << accum << ", now "
@@ -124,6 +129,7 @@ public:
                                 {"seed", opt_.seed},
                                 {"threads", num_threads()},
                                 {"loss", loss_name(opt_.loss)},
+                                {"precision", precision_name(opt_.precision)},
                                 {"batch", opt_.batch},
                                 {"seq_len", opt_.seq_len},
                                 {"grad_accum", opt_.grad_accum},
@@ -222,6 +228,7 @@ private:
         so.loss = opt_.loss;
         so.temperature = opt_.temperature;
         so.loss_scale = 1.0 / double(opt_.grad_accum);
+        so.precision = opt_.precision;
         return distill_step<T>(student_, teacher_ ? &teacher_ : nullptr, inputs, labels, so);
     }
 
