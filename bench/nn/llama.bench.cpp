@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -58,8 +59,6 @@ int main(int argc, char** argv) {
     config.max_position_embeddings = std::max<int64_t>(config.max_position_embeddings, T);
     Rng rng(0);
     nn::FbiLlama<float> student(config, rng);
-    nn::DenseLlama<float> teacher_model(config, rng);
-    const train::Teacher<float> teacher = train::llama_teacher<float>(teacher_model);
     optim::AdamW<float> optimizer(optim::param_groups(student, 0.1), {});
     const auto params = student.parameters();
     Tensor<int32_t> windows({B, T + 1});
@@ -76,6 +75,21 @@ int main(int argc, char** argv) {
     for (const std::string& precision_s : split(precision_list)) {
     const auto precision = parse_precision(precision_s);
     if (!precision) { std::fprintf(stderr, "llama_bench: unknown precision %s\n", precision_s.c_str()); return 2; }
+    // The teacher as the trainer builds it: float weights for fp32, frozen in bf16 for bf16 (the
+    // float copy is freed, and the buffer cache trimmed, so the RSS below is the run's own).
+    std::unique_ptr<nn::DenseLlama<float>> dense_teacher;
+    std::unique_ptr<infer::FrozenLlama> frozen_teacher;
+    {
+        Rng teacher_rng(1);
+        dense_teacher = std::make_unique<nn::DenseLlama<float>>(config, teacher_rng);
+        if (*precision == Precision::BF16) {
+            frozen_teacher = std::make_unique<infer::FrozenLlama>(*dense_teacher);
+            dense_teacher.reset();
+            trim_buffer_cache();
+        }
+    }
+    const train::Teacher<float> teacher =
+        frozen_teacher ? train::frozen_teacher(*frozen_teacher) : train::llama_teacher<float>(*dense_teacher);
     for (const std::string& loss_s : split(loss_list)) {
         const auto loss = train::parse_loss(loss_s);
         if (!loss) { std::fprintf(stderr, "llama_bench: unknown loss %s\n", loss_s.c_str()); return 2; }
@@ -101,13 +115,15 @@ int main(int argc, char** argv) {
             so.loss = *loss;
             so.precision = *precision;
             auto step = [&] {
-                student.zero_grad();
                 const double value = train::distill_step<float>(student, with_teacher ? &teacher : nullptr, inputs, labels, so);
                 train::detail::profile_phase("optimizer (norm + AdamW)");
                 optimizer.step(3e-4, optim::clip_factor(optim::grad_norm(params), 1.0));
+                student.clear_grad();  // as the trainer does: gradients freed between steps
                 return value;
             };
+            trim_buffer_cache();  // blocks cached by the previous line are not this line's
             reset_peak_rss();
+            reset_peak_tensor_bytes();
             step();  // warm-up: allocates gradients and moments, fills the buffer cache
             double best = 1e30, loss_value = 0;
             std::vector<std::pair<std::string, double>> phases;
@@ -133,10 +149,10 @@ int main(int argc, char** argv) {
             std::printf("{\"bench\":\"train_step\",\"preset\":\"%s\",\"precision\":\"%s\",\"bf16_kernel\":\"%s\",\"loss\":\"%s\","
                         "\"backend\":\"%s\",\"B\":%ld,\"T\":%ld,\"threads\":%d,\"step_seconds\":%.3f,\"tokens_per_s\":%.1f,"
                         "\"phase_seconds\":{%s},\"gflops\":%.1f,\"gemm_peak_gflops\":%.1f,\"fraction_of_gemm_peak\":%.3f,"
-                        "\"peak_rss_mib\":%.0f,\"loss_value\":%.4f}\n",
+                        "\"peak_rss_mib\":%.0f,\"peak_tensor_mib\":%.0f,\"loss_value\":%.4f}\n",
                         preset.c_str(), precision_s.c_str(), kernels::bf16_kernel_name(kernels::bf16_gemm_kernel()), loss_s.c_str(),
                         bench::gemm_backend(), long(B), long(T), threads, best, tokens / best, phase_json.c_str(), flops / best * 1e-9,
-                        peak_gflops, flops / best * 1e-9 / peak_gflops, bench::peak_rss_mib(), loss_value);
+                        peak_gflops, flops / best * 1e-9 / peak_gflops, bench::peak_rss_mib(), double(peak_tensor_bytes()) / 1048576.0, loss_value);
             std::fflush(stdout);
         }
     }

@@ -1,2 +1,3 @@
 #pragma once
+#include "bitgrad/infer/frozen_llama.hpp"
 #include "bitgrad/infer/sample.hpp"

@@ -84,3 +84,27 @@ TEST_CASE("lm_head_loss errors name what does not match") {
     Var<double> wrong(testing::randn({6, 4}, 10), true);
     CHECK_THROWS_WITH_AS(lm_head_loss(h, wrong, tg), doctest::Contains("do not match"), Error);
 }
+
+TEST_CASE("lm_head_loss with an eager weight gradient adds the same dW during forward and checks the seed") {
+    Var<double> h1(testing::randn({6, 4}, 11), true), W1(testing::randn({9, 4}, 12), true);
+    Var<double> h2(h1.value().clone(), true), W2(W1.value().clone(), true);
+    LossTargets<double> tg;
+    tg.labels = Tensor<int32_t>::from({6}, {1, 2, 3, 4, 5, 8});
+    tg.block_rows = 4;
+    {
+        Tape tape;
+        backward(lm_head_loss(h1, W1, tg), Tensor<double>::scalar(0.25));
+    }
+    tg.eager_weight_grad_scale = 0.25;
+    {
+        Tape tape;
+        auto loss = lm_head_loss(h2, W2, tg);
+        CHECK(W2.grad().defined());  // already there before backward
+        backward(loss, Tensor<double>::scalar(0.25));
+    }
+    CHECK(max_abs_diff(W1.grad(), W2.grad()) < 1e-14);
+    CHECK(max_abs_diff(h1.grad(), h2.grad()) < 1e-14);
+    Tape tape;
+    auto loss = lm_head_loss(h2, W2, tg);
+    CHECK_THROWS_WITH_AS(backward(loss, Tensor<double>::scalar(1.0)), doctest::Contains("added during the forward pass for seed 0.25"), Error);
+}

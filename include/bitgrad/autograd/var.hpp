@@ -1,5 +1,5 @@
 #pragma once
-// Var<T>: a tensor value plus a gradient slot, shared by reference (copies are handles).
+// Var<T>: a tensor value plus a gradient slot (GradSlot), shared by reference (copies are handles).
 //
 // Leaves are made by the user: Var(tensor, /*requires_grad=*/true) is a parameter; its gradient
 // accumulates (+=) across tapes until zero_grad(). Non-leaf Vars are made by ops on a tape; their
@@ -13,22 +13,35 @@
 
 namespace bitgrad {
 
+// What backward needs of a Var: where its gradient goes. Kept apart from the value so that an op
+// that needs only an input's gradient slot (add, reshape, rope, ...) does not keep the input's
+// value alive until backward; a tape record holds its output's slot, not its value.
+template <class T>
+struct GradSlot {
+    Tensor<T> grad;  // undefined until a gradient arrives
+    Shape shape;     // the value's shape (the gradient's)
+    bool requires_grad = false;
+    bool retain_grad = false;
+    uint64_t tape_id = 0;  // 0: a leaf, usable from any tape
+};
+template <class T>
+using GradRef = std::shared_ptr<GradSlot<T>>;
+
 template <class T>
 class Var {
 public:
     struct Node {
         Tensor<T> value;
-        Tensor<T> grad;  // undefined until a gradient arrives
-        bool requires_grad = false;
-        bool retain_grad = false;
-        uint64_t tape_id = 0;  // 0: a leaf, usable from any tape
+        GradRef<T> slot;
     };
 
     Var() = default;
     explicit Var(Tensor<T> value, bool requires_grad = false) : node_(std::make_shared<Node>()) {
         node_->value = std::move(value);
-        node_->requires_grad = requires_grad;
-        node_->retain_grad = requires_grad;
+        node_->slot = std::make_shared<GradSlot<T>>();
+        node_->slot->shape = node_->value.shape();
+        node_->slot->requires_grad = requires_grad;
+        node_->slot->retain_grad = requires_grad;
     }
 
     bool defined() const { return node_ != nullptr; }
@@ -39,30 +52,31 @@ public:
     int64_t numel() const { return node_->value.numel(); }
     T item() const { return node_->value.item(); }
 
-    bool requires_grad() const { return node_ && node_->requires_grad; }
-    bool is_leaf() const { return node_->tape_id == 0; }
-    uint64_t tape_id() const { return node_->tape_id; }
+    bool requires_grad() const { return node_ && node_->slot->requires_grad; }
+    bool is_leaf() const { return node_->slot->tape_id == 0; }
+    uint64_t tape_id() const { return node_->slot->tape_id; }
     // The accumulated gradient; undefined (grad().defined() == false) if none has arrived.
-    const Tensor<T>& grad() const { return node_->grad; }
-    Tensor<T>& grad() { return node_->grad; }
+    const Tensor<T>& grad() const { return node_->slot->grad; }
+    Tensor<T>& grad() { return node_->slot->grad; }
     void zero_grad() {
-        if (node_->grad.defined()) node_->grad.zero();
+        if (grad().defined()) grad().zero();
     }
     // Drops the gradient buffer (frees memory; the next backward allocates a fresh one).
-    void clear_grad() { node_->grad = Tensor<T>(); }
+    void clear_grad() { grad() = Tensor<T>(); }
     void set_requires_grad(bool on) {
         BITGRAD_CHECK(is_leaf(), "set_requires_grad: only leaf Vars (parameters, inputs) can change it");
-        node_->requires_grad = on;
-        node_->retain_grad = on;
+        node_->slot->requires_grad = on;
+        node_->slot->retain_grad = on;
     }
     // Keeps this non-leaf Var's gradient after backward (for inspection and tests).
     Var& retain_grad() {
-        node_->retain_grad = true;
+        node_->slot->retain_grad = true;
         return *this;
     }
 
-    Node* node() const { return node_.get(); }
-    const std::shared_ptr<Node>& node_ptr() const { return node_; }
+    // The gradient slot alone: what an op's backward captures when it needs the input's gradient
+    // but not its value.
+    const GradRef<T>& slot() const { return node_->slot; }
 
 private:
     std::shared_ptr<Node> node_;
@@ -73,13 +87,24 @@ using Parameter = Var<T>;
 
 namespace detail {
 
-// Gradient buffer of v to add into (zero-filled on first use), or nullptr if v needs no gradient.
+// A zero gradient for a slot: a leaf's (a parameter's) lives across tapes and is dropped between
+// optimizer steps, so it bypasses the buffer cache (its memory goes back to the system when
+// dropped); an activation's comes from the cache.
+template <class T>
+Tensor<T> zero_grad_for(const GradSlot<T>& s) {
+    return s.tape_id == 0 ? Tensor<T>::uncached_zeros(s.shape) : Tensor<T>::zeros(s.shape);
+}
+
+// Gradient buffer of a slot to add into (zero-filled on first use), or nullptr if it needs none.
+template <class T>
+Tensor<T>* grad_sink(const GradRef<T>& s) {
+    if (!s->requires_grad) return nullptr;
+    if (!s->grad.defined()) s->grad = zero_grad_for(*s);
+    return &s->grad;
+}
 template <class T>
 Tensor<T>* grad_sink(const Var<T>& v) {
-    auto* n = v.node();
-    if (!n->requires_grad) return nullptr;
-    if (!n->grad.defined()) n->grad = Tensor<T>::zeros(n->value.shape());
-    return &n->grad;
+    return grad_sink(v.slot());
 }
 
 // Adds g into v's gradient (nothing if v needs none). When v has no gradient yet and nobody else
@@ -87,19 +112,22 @@ Tensor<T>* grad_sink(const Var<T>& v) {
 // storage instead of a zero-filled copy plus an add: ops that pass a gradient through unchanged
 // (reshape, add) then cost nothing.
 template <class T>
-void accumulate_grad(const Var<T>& v, const Tensor<T>& g) {
-    auto* n = v.node();
+void accumulate_grad(const GradRef<T>& n, const Tensor<T>& g) {
     if (!n->requires_grad) return;
-    if (!n->grad.defined() && g.use_count() == 1) {
-        n->grad = g.reshape(n->value.shape());
+    if (!n->grad.defined() && g.use_count() == 1 && n->tape_id != 0) {
+        n->grad = g.reshape(n->shape);
         return;
     }
-    if (!n->grad.defined()) n->grad = Tensor<T>::zeros(n->value.shape());
+    if (!n->grad.defined()) n->grad = zero_grad_for(*n);
     T* d = n->grad.data();
     const T* s = g.data();
     parallel_chunks(g.numel(), [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) d[i] += s[i];
     });
+}
+template <class T>
+void accumulate_grad(const Var<T>& v, const Tensor<T>& g) {
+    accumulate_grad(v.slot(), g);
 }
 
 // Wraps an op's result: if a tape records and an input needs a gradient, appends the op's backward.
@@ -128,17 +156,17 @@ Var<T> record(const char* op, Tensor<T> out_value, std::initializer_list<Var<T>>
         ++index;
     }
     if (!any) return out;
-    auto* node = out.node();
-    node->requires_grad = true;
-    node->tape_id = tape->id();
-    tape->push(op, [out_node = out.node_ptr(), fn = std::forward<Backward>(backward)]() mutable {
-        if (!out_node->grad.defined()) return;  // nothing flowed back into this op
-        if (out_node->retain_grad) {
-            fn(static_cast<const Tensor<T>&>(out_node->grad.clone()));  // kept: inputs must not take its storage
+    const GradRef<T>& slot = out.slot();
+    slot->requires_grad = true;
+    slot->tape_id = tape->id();
+    tape->push(op, [out_slot = slot, fn = std::forward<Backward>(backward)]() mutable {
+        if (!out_slot->grad.defined()) return;  // nothing flowed back into this op
+        if (out_slot->retain_grad) {
+            fn(static_cast<const Tensor<T>&>(out_slot->grad.clone()));  // kept: inputs must not take its storage
             return;
         }
-        Tensor<T> g = std::move(out_node->grad);  // the only handle: inputs may take it (accumulate_grad)
-        out_node->grad = Tensor<T>();
+        Tensor<T> g = std::move(out_slot->grad);  // the only handle: inputs may take it (accumulate_grad)
+        out_slot->grad = Tensor<T>();
         fn(static_cast<const Tensor<T>&>(g));
     });
     return out;
@@ -161,7 +189,7 @@ void backward(const Var<T>& loss, const Tensor<T>& seed = Tensor<T>()) {
         BITGRAD_CHECK(loss.numel() == 1, "backward: loss has shape " << loss.shape()
                                                                      << "; expected a scalar, or pass a seed gradient of that shape");
     }
-    auto* n = loss.node();
+    const GradRef<T>& n = loss.slot();
     if (n->tape_id == 0) {  // a leaf: its gradient is the seed
         Tensor<T>* g = detail::grad_sink(loss);
         if (seed.defined()) g->flat() += seed.flat(); else g->flat() += T(1);

@@ -7,7 +7,9 @@
 // on a free list when released; the next request of the same class reuses them without page faults.
 // Small blocks go straight to aligned operator new. The cache is bounded (set_cache_limit).
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
+#include <sys/mman.h>
 #include <map>
 #include <mutex>
 #include <new>
@@ -18,6 +20,19 @@ namespace bitgrad {
 inline constexpr std::size_t kAlignment = 64;
 
 namespace detail {
+
+// Anonymous memory straight from the system: zero-filled pages, 2 MiB pages where transparent huge
+// pages are enabled for madvise (fewer faults and TLB misses), returned by unmap at once.
+inline constexpr std::size_t kMappedMinBytes = std::size_t(1) << 20;
+inline void* map_zeroed(std::size_t bytes) {
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return nullptr;
+#ifdef MADV_HUGEPAGE
+    ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only: ignored where unsupported
+#endif
+    return p;
+}
+inline void unmap(void* p, std::size_t bytes) { ::munmap(p, bytes); }
 
 class BufferCache {
 public:
@@ -41,6 +56,8 @@ public:
         std::size_t cls = size_class(bytes == 0 ? 1 : bytes);
         if (cls >= kCacheMinBytes) {
             std::lock_guard<std::mutex> lock(mutex_);
+            live_bytes_ += cls;
+            peak_live_bytes_ = std::max(peak_live_bytes_, live_bytes_);
             auto it = free_.find(cls);
             if (it != free_.end() && !it->second.empty()) {
                 void* p = it->second.back();
@@ -49,13 +66,22 @@ public:
                 return p;
             }
         }
-        return ::operator new(cls, std::align_val_t(kAlignment));
+        try {
+            return ::operator new(cls, std::align_val_t(kAlignment));
+        } catch (...) {
+            if (cls >= kCacheMinBytes) {
+                std::lock_guard<std::mutex> lock(mutex_);
+                live_bytes_ -= cls;
+            }
+            throw;
+        }
     }
 
     void release(void* p, std::size_t bytes) {
         std::size_t cls = size_class(bytes == 0 ? 1 : bytes);
         if (cls >= kCacheMinBytes) {
             std::lock_guard<std::mutex> lock(mutex_);
+            live_bytes_ -= cls;
             if (cached_bytes_ + cls <= limit_) {
                 free_[cls].push_back(p);
                 cached_bytes_ += cls;
@@ -63,6 +89,21 @@ public:
             }
         }
         ::operator delete(p, std::align_val_t(kAlignment));
+    }
+
+    // Bytes in large blocks (>= 64 KiB) handed out and not yet released, and their high-water mark
+    // since the last reset_peak(): what tensors need, apart from what the cache keeps for reuse.
+    std::size_t live_bytes() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return live_bytes_;
+    }
+    std::size_t peak_live_bytes() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return peak_live_bytes_;
+    }
+    void reset_peak() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        peak_live_bytes_ = live_bytes_;
     }
 
     // Returns every cached block to the system.
@@ -86,7 +127,7 @@ private:
     BufferCache() = default;
     std::mutex mutex_;
     std::map<std::size_t, std::vector<void*>> free_;
-    std::size_t cached_bytes_ = 0;
+    std::size_t cached_bytes_ = 0, live_bytes_ = 0, peak_live_bytes_ = 0;
     std::size_t limit_ = std::size_t(4) << 30;
 };
 
@@ -96,5 +137,9 @@ private:
 inline void set_buffer_cache_limit(std::size_t bytes) { detail::BufferCache::instance().set_limit(bytes); }
 inline void trim_buffer_cache() { detail::BufferCache::instance().trim(); }
 inline std::size_t buffer_cache_bytes() { return detail::BufferCache::instance().cached_bytes(); }
+// Bytes of large tensor storage in use now, and the most in use since reset_peak_tensor_bytes().
+inline std::size_t tensor_bytes() { return detail::BufferCache::instance().live_bytes(); }
+inline std::size_t peak_tensor_bytes() { return detail::BufferCache::instance().peak_live_bytes(); }
+inline void reset_peak_tensor_bytes() { detail::BufferCache::instance().reset_peak(); }
 
 }  // namespace bitgrad

@@ -37,12 +37,7 @@ public:
     Tensor() = default;
     // Uninitialised storage of the given shape (use zeros() when the contents matter).
     explicit Tensor(const Shape& shape) : shape_(shape) {
-        int64_t numel = 1, byte_count = 0;
-        bool overflow = false;
-        for (int i = 0; i < shape.ndim(); ++i) overflow |= __builtin_mul_overflow(numel, shape[i], &numel);
-        overflow |= __builtin_mul_overflow(numel, int64_t(sizeof(T)), &byte_count);
-        BITGRAD_CHECK(!overflow, "Tensor: shape " << shape << " needs more than 2^63 bytes");
-        const std::size_t bytes = std::size_t(byte_count);
+        const std::size_t bytes = checked_bytes(shape);
         T* p = nullptr;
         try {
             p = static_cast<T*>(detail::BufferCache::instance().allocate(bytes));
@@ -54,6 +49,28 @@ public:
     }
 
     static Tensor empty(const Shape& shape) { return Tensor(shape); }
+    // Zeros in storage that bypasses the buffer cache: freeing it returns the memory to the system
+    // at once. For long-lived buffers that are dropped between uses (parameter gradients between
+    // optimizer steps), so they do not sit in the cache while activations need the memory.
+    // Large ones are mapped from the system directly (zero pages, transparent huge pages where
+    // the kernel allows) and unmapped when freed: malloc would keep them in its heap.
+    static Tensor uncached_zeros(const Shape& shape) {
+        Tensor t;
+        t.shape_ = shape;
+        const std::size_t bytes = checked_bytes(shape);
+        if (bytes >= detail::kMappedMinBytes) {
+            T* p = static_cast<T*>(detail::map_zeroed(bytes));
+            BITGRAD_CHECK(p, "cannot map " << format_bytes(double(bytes)) << " for a tensor of shape " << shape);
+            t.storage_ = std::shared_ptr<T>(p, [bytes](T* q) { detail::unmap(q, bytes); });
+            t.data_ = p;
+            return t;
+        }
+        T* p = static_cast<T*>(::operator new(std::max<std::size_t>(bytes, 1), std::align_val_t(kAlignment)));
+        t.storage_ = std::shared_ptr<T>(p, [](T* q) { ::operator delete(q, std::align_val_t(kAlignment)); });
+        t.data_ = p;
+        t.fill(T(0));
+        return t;
+    }
     static Tensor zeros(const Shape& shape) { return full(shape, T(0)); }
     static Tensor ones(const Shape& shape) { return full(shape, T(1)); }
     static Tensor full(const Shape& shape, T value) {
@@ -176,6 +193,15 @@ public:
     Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> flat() const { return {data_, numel()}; }
 
 private:
+    static std::size_t checked_bytes(const Shape& shape) {
+        int64_t numel = 1, byte_count = 0;
+        bool overflow = false;
+        for (int i = 0; i < shape.ndim(); ++i) overflow |= __builtin_mul_overflow(numel, shape[i], &numel);
+        overflow |= __builtin_mul_overflow(numel, int64_t(sizeof(T)), &byte_count);
+        BITGRAD_CHECK(!overflow, "Tensor: shape " << shape << " needs more than 2^63 bytes");
+        return std::size_t(byte_count);
+    }
+
     int64_t offset(std::initializer_list<int64_t> index) const {
         BITGRAD_CHECK(int(index.size()) == ndim(), "at: " << index.size() << " indices for shape " << shape_);
         int64_t off = 0;

@@ -77,6 +77,11 @@ public:
     void eval() { train(false); }
     bool training() const { return training_; }
 
+    // Drops every parameter's gradient: its memory goes back to the system until the next backward
+    // allocates it again (the trainer does this after each optimizer step).
+    void clear_grad() {
+        for (auto& p : named_parameters()) p.var.clear_grad();
+    }
     void zero_grad() {
         for (auto& p : named_parameters()) {
             if (!p.var.grad().defined()) continue;

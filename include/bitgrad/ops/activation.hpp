@@ -6,14 +6,11 @@
 #include <cmath>
 
 #include "bitgrad/autograd/var.hpp"
+#include "bitgrad/kernels/activation.hpp"
 #include "bitgrad/kernels/exp.hpp"
 #include "bitgrad/core/parallel.hpp"
 
 namespace bitgrad {
-
-namespace detail {
-template <class T> inline T sigmoid(T x) { return T(1) / (T(1) + kernels::exp(-x)); }
-}  // namespace detail
 
 template <class T>
 Var<T> silu(const Var<T>& x) {
@@ -21,7 +18,7 @@ Var<T> silu(const Var<T>& x) {
     const T* xp = x.value().data();
     T* yp = y.data();
     parallel_chunks(y.numel(), [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) yp[i] = xp[i] * detail::sigmoid(xp[i]);
+        for (int64_t i = b; i < e; ++i) yp[i] = xp[i] * kernels::sigmoid(xp[i]);
     }, 8);
     return detail::record("silu", std::move(y), {x}, [x](const Tensor<T>& g) {
         auto* gx = detail::grad_sink(x);
@@ -31,7 +28,7 @@ Var<T> silu(const Var<T>& x) {
         T* d = gx->data();
         parallel_chunks(g.numel(), [&](int64_t b, int64_t e) {
             for (int64_t i = b; i < e; ++i) {
-                T s = detail::sigmoid(xp[i]);
+                T s = kernels::sigmoid(xp[i]);
                 d[i] += gp[i] * s * (T(1) + xp[i] * (T(1) - s));
             }
         }, 8);
@@ -43,11 +40,7 @@ Var<T> swiglu(const Var<T>& gate, const Var<T>& up) {
     BITGRAD_CHECK(gate.shape() == up.shape(), "swiglu: gate " << gate.shape() << " and up " << up.shape()
                                                               << " must have the same shape");
     Tensor<T> y(gate.shape());
-    const T *ap = gate.value().data(), *bp = up.value().data();
-    T* yp = y.data();
-    parallel_chunks(y.numel(), [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) yp[i] = ap[i] * detail::sigmoid(ap[i]) * bp[i];
-    }, 8);
+    kernels::swiglu_rows(gate.value().data(), up.value().data(), y.data(), y.numel());
     return detail::record("swiglu", std::move(y), {gate, up}, [gate, up](const Tensor<T>& g) {
         auto* ga = detail::grad_sink(gate);
         auto* gb = detail::grad_sink(up);
@@ -58,17 +51,17 @@ Var<T> swiglu(const Var<T>& gate, const Var<T>& up) {
             // Three loops rather than tests inside one: each vectorizes.
             if (da && db) {
                 for (int64_t i = b; i < e; ++i) {
-                    const T s = detail::sigmoid(ap[i]);
+                    const T s = kernels::sigmoid(ap[i]);
                     da[i] += gp[i] * bp[i] * s * (T(1) + ap[i] * (T(1) - s));
                     db[i] += gp[i] * ap[i] * s;
                 }
             } else if (da) {
                 for (int64_t i = b; i < e; ++i) {
-                    const T s = detail::sigmoid(ap[i]);
+                    const T s = kernels::sigmoid(ap[i]);
                     da[i] += gp[i] * bp[i] * s * (T(1) + ap[i] * (T(1) - s));
                 }
             } else if (db) {
-                for (int64_t i = b; i < e; ++i) db[i] += gp[i] * ap[i] * detail::sigmoid(ap[i]);
+                for (int64_t i = b; i < e; ++i) db[i] += gp[i] * ap[i] * kernels::sigmoid(ap[i]);
             }
         }, 8);
     });

@@ -56,13 +56,14 @@ template <class T>
 Var<T> add(const Var<T>& a, const Var<T>& b) {
     detail::BroadcastPlan plan("add", a.shape(), b.shape());
     Tensor<T> y = detail::broadcast_apply(plan, a.value(), b.value(), [](T x, T z) { return x + z; });
-    return detail::record("add", std::move(y), {a, b}, [a, b, plan](const Tensor<T>& g) {
+    // Backward needs no value: it captures the inputs' gradient slots only.
+    return detail::record("add", std::move(y), {a, b}, [sa = a.slot(), sb = b.slot(), plan](const Tensor<T>& g) {
         // Without broadcasting the gradient passes through: the residual adds of a transformer
         // hand g to one input without a copy.
-        if (a.shape() == plan.out) detail::accumulate_grad(a, g);
-        else if (auto* ga = detail::grad_sink(a)) detail::accumulate_binary_grad(plan, g, *ga, a.shape(), 0, T(1), (const T*)nullptr);
-        if (b.shape() == plan.out) detail::accumulate_grad(b, g);
-        else if (auto* gb = detail::grad_sink(b)) detail::accumulate_binary_grad(plan, g, *gb, b.shape(), 1, T(1), (const T*)nullptr);
+        if (sa->shape == plan.out) detail::accumulate_grad(sa, g);
+        else if (auto* ga = detail::grad_sink(sa)) detail::accumulate_binary_grad(plan, g, *ga, sa->shape, 0, T(1), (const T*)nullptr);
+        if (sb->shape == plan.out) detail::accumulate_grad(sb, g);
+        else if (auto* gb = detail::grad_sink(sb)) detail::accumulate_binary_grad(plan, g, *gb, sb->shape, 1, T(1), (const T*)nullptr);
     });
 }
 
@@ -70,9 +71,9 @@ template <class T>
 Var<T> sub(const Var<T>& a, const Var<T>& b) {
     detail::BroadcastPlan plan("sub", a.shape(), b.shape());
     Tensor<T> y = detail::broadcast_apply(plan, a.value(), b.value(), [](T x, T z) { return x - z; });
-    return detail::record("sub", std::move(y), {a, b}, [a, b, plan](const Tensor<T>& g) {
-        if (auto* ga = detail::grad_sink(a)) detail::accumulate_binary_grad(plan, g, *ga, a.shape(), 0, T(1), (const T*)nullptr);
-        if (auto* gb = detail::grad_sink(b)) detail::accumulate_binary_grad(plan, g, *gb, b.shape(), 1, T(-1), (const T*)nullptr);
+    return detail::record("sub", std::move(y), {a, b}, [sa = a.slot(), sb = b.slot(), plan](const Tensor<T>& g) {
+        if (auto* ga = detail::grad_sink(sa)) detail::accumulate_binary_grad(plan, g, *ga, sa->shape, 0, T(1), (const T*)nullptr);
+        if (auto* gb = detail::grad_sink(sb)) detail::accumulate_binary_grad(plan, g, *gb, sb->shape, 1, T(-1), (const T*)nullptr);
     });
 }
 
@@ -90,8 +91,8 @@ template <class T>
 Var<T> scale(const Var<T>& x, T s) {
     Tensor<T> y(x.shape());
     y.flat() = x.value().flat() * s;
-    return detail::record("scale", std::move(y), {x}, [x, s](const Tensor<T>& g) {
-        if (auto* gx = detail::grad_sink(x)) gx->flat() += s * g.flat();
+    return detail::record("scale", std::move(y), {x}, [sx = x.slot(), s](const Tensor<T>& g) {
+        if (auto* gx = detail::grad_sink(sx)) gx->flat() += s * g.flat();
     });
 }
 

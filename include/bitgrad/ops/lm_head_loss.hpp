@@ -12,8 +12,10 @@
 // forward pass, per block, while the block's logits are at hand (kernels::loss_row gives dL/ds):
 //   dh = dS W,   dW = dS^T h                                   (two GEMMs per block, as unfused)
 // and backward only scales them by the incoming gradient. Same FLOPs as linear + loss, no
-// recomputation; memory: dW [V, C] and dh [N, C] until backward instead of three [N, V] arrays.
+// recomputation; memory: dW [V, C] and dh [N, C] until backward instead of three [N, V] arrays,
+// and not even dW when the caller promises the backward seed (eager_weight_grad_scale).
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "bitgrad/autograd/var.hpp"
@@ -55,6 +57,10 @@ struct LossTargets {
     int32_t ignore_index = -100;
     const TeacherLogits<T>* teacher = nullptr;  // needed when ad_weight != 0
     int64_t block_rows = 0;                     // 0: about 8M logits per block
+    // Set by a caller that will run backward exactly once with this seed (train::distill_step):
+    // W's gradient is then added into W.grad during the forward pass, scaled by it, instead of
+    // kept in a [V, C] buffer until backward (98 MB at the 130M shape). backward checks the seed.
+    std::optional<double> eager_weight_grad_scale;
 };
 
 template <class T>
@@ -81,7 +87,10 @@ Var<T> lm_head_loss(const Var<T>& h, const Var<T>& W, const LossTargets<T>& tg) 
     w.ad = ad && N ? tg.ad_weight / double(N) : 0.0;
     w.inv_tau = 1.0 / tg.temperature;
     const bool need_dh = grad_enabled() && h.requires_grad(), need_dW = grad_enabled() && W.requires_grad();
-    Tensor<T> dh = need_dh ? Tensor<T>({N, C}) : Tensor<T>(), dW = need_dW ? Tensor<T>({V, C}) : Tensor<T>();
+    const bool eager = need_dW && tg.eager_weight_grad_scale.has_value();
+    Tensor<T> dh = need_dh ? Tensor<T>({N, C}) : Tensor<T>();
+    Tensor<T> dW = need_dW && !eager ? Tensor<T>({V, C}) : Tensor<T>();
+    T* dW_out = eager ? detail::grad_sink(W)->data() : (need_dW ? dW.data() : nullptr);
     const int64_t rb = std::max<int64_t>(1, std::min(N, tg.block_rows > 0 ? tg.block_rows : std::max<int64_t>(64, (int64_t(1) << 23) / std::max<int64_t>(V, 1))));
     Tensor<T> S({rb, V}), Tt = ad ? Tensor<T>({rb, V}) : Tensor<T>();
     std::vector<T> row_loss(std::size_t(N), T(0));
@@ -99,14 +108,20 @@ Var<T> lm_head_loss(const Var<T>& h, const Var<T>& W, const LossTargets<T>& tg) 
                                                               grads ? sp + i * V : (T*)nullptr);
         }, 3 * V);
         if (need_dh) kernels::gemm(false, false, nb, C, V, T(1), sp, V, wp, C, T(0), dh.data() + r0 * C, C);
-        if (need_dW) kernels::gemm(true, false, V, C, nb, T(1), sp, V, hp + r0 * C, C, r0 == 0 ? T(0) : T(1), dW.data(), C);
+        if (need_dW) {
+            const T alpha = eager ? T(*tg.eager_weight_grad_scale) : T(1), beta = eager || r0 > 0 ? T(1) : T(0);
+            kernels::gemm(true, false, V, C, nb, alpha, sp, V, hp + r0 * C, C, beta, dW_out, C);
+        }
     }
     T total = 0;
     for (T l : row_loss) total += l;  // fixed order: deterministic
-    return detail::record("lm_head_loss", Tensor<T>::scalar(total), {h, W}, [h, W, dh, dW](const Tensor<T>& g) {
+    const std::optional<double> eager_scale = eager ? tg.eager_weight_grad_scale : std::nullopt;
+    return detail::record("lm_head_loss", Tensor<T>::scalar(total), {h, W}, [sh = h.slot(), sw = W.slot(), dh, dW, eager_scale](const Tensor<T>& g) {
         const T s = g[0];
-        if (auto* gh = detail::grad_sink(h); gh && dh.defined()) gh->flat() += s * dh.flat();
-        if (auto* gw = detail::grad_sink(W); gw && dW.defined()) {
+        BITGRAD_CHECK(!eager_scale || s == T(*eager_scale), "lm_head_loss: backward seed " << s << ", but the weight gradient was added "
+                                                              "during the forward pass for seed " << *eager_scale);
+        if (auto* gh = detail::grad_sink(sh); gh && dh.defined()) gh->flat() += s * dh.flat();
+        if (auto* gw = detail::grad_sink(sw); gw && dW.defined()) {
             T* d = gw->data();
             const T* src = dW.data();
             parallel_chunks(dW.numel(), [&](int64_t b, int64_t e) {

@@ -10,6 +10,7 @@
 
 #include "bitgrad/autograd/var.hpp"
 #include "bitgrad/core/parallel.hpp"
+#include "bitgrad/kernels/norm.hpp"
 
 namespace bitgrad {
 
@@ -20,16 +21,7 @@ Var<T> rms_norm(const Var<T>& x, const Var<T>& w, T eps = T(1e-5)) {
                   "rms_norm: weight has shape " << w.shape() << ", expected [" << C << "] for x " << x.shape());
     Tensor<T> y(x.shape());
     Tensor<T> r(Shape{N});
-    const T *xp = x.value().data(), *wp = w.value().data();
-    parallel_for(N, [&](int64_t n) {
-        const T* xr = xp + n * C;
-        T ss = 0;
-        for (int64_t c = 0; c < C; ++c) ss += xr[c] * xr[c];
-        const T rn = T(1) / std::sqrt(ss / T(C) + eps);
-        r[n] = rn;
-        T* yr = y.data() + n * C;
-        for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] * rn * wp[c];
-    }, C);
+    kernels::rms_norm_rows(x.value().data(), w.value().data(), eps, y.data(), r.data(), N, C);
     return detail::record("rms_norm", std::move(y), {x, w}, [x, w, r, N, C](const Tensor<T>& g) {
         auto* gx = detail::grad_sink(x);
         auto* gw = detail::grad_sink(w);

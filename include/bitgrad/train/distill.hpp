@@ -11,8 +11,8 @@
 //
 // A teacher is any callable from token ids [B, T] to its logits for the B*T rows (TeacherLogits:
 // produced a block of rows at a time, so the [B*T, V] logits need not exist whole). llama_teacher
-// adapts a bitgrad LLaMA; a cache of precomputed logits, or a model in another precision, fits the
-// same slot.
+// adapts a bitgrad LLaMA, frozen_teacher the same model frozen in bf16 (infer::FrozenLlama); a cache
+// of precomputed logits fits the same slot.
 #include <functional>
 #include <optional>
 #include <string>
@@ -21,6 +21,7 @@
 #include "bitgrad/autograd/profile.hpp"
 #include "bitgrad/autograd/var.hpp"
 #include "bitgrad/core/precision.hpp"
+#include "bitgrad/infer/frozen_llama.hpp"
 #include "bitgrad/ops/lm_head_loss.hpp"
 
 namespace bitgrad::train {
@@ -45,6 +46,18 @@ Teacher<T> llama_teacher(const Model& model) {
         NoGrad no_grad;
         const Tensor<T> hidden = model.model.forward(inputs).value();
         return TeacherLogits<T>::from_hidden(hidden.reshape({-1, hidden.shape().last()}), model.lm_head.weight.value());
+    };
+}
+
+// A FrozenLlama (weights in bf16) as a teacher: half the memory of the float model, the teacher of
+// a bf16 run. The model must outlive the callable.
+inline Teacher<float> frozen_teacher(const infer::FrozenLlama& model) {
+    return [&model](const Tensor<int32_t>& inputs) {
+        const Tensor<float> hidden = model.hidden_states(inputs);
+        const int64_t N = hidden.dim(0), C = hidden.dim(1), V = model.config().vocab_size;
+        return TeacherLogits<float>{N, V, [hidden, &model, C](int64_t r0, int64_t r1, float* out) {
+                                        model.logits(hidden.data() + r0 * C, r1 - r0, out);
+                                    }};
     };
 }
 
@@ -83,6 +96,7 @@ double distill_step(const Student& student, const Teacher<T>* teacher, const Ten
     targets.ad_weight = o.loss == Loss::CE ? 0.0 : (o.loss == Loss::Mixed ? 0.5 : 1.0);
     targets.temperature = o.temperature;
     targets.teacher = o.loss == Loss::CE ? nullptr : &teacher_logits;
+    targets.eager_weight_grad_scale = o.loss_scale;  // the backward below uses exactly this seed
     detail::profile_phase("loss (lm_head fused)");
     const Var<T> loss = lm_head_loss(hidden, student.lm_head.weight, targets);
     detail::profile_phase("backward");

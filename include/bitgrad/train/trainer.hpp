@@ -153,7 +153,7 @@ public:
         const auto params = student_.parameters();
         while (step_ < opt_.steps) {
             ++step_;
-            student_.zero_grad();
+            student_.clear_grad();  // (already clear, unless a previous run() stopped half-way)
             double loss_sum = 0;
             for (int64_t micro = 0; micro < opt_.grad_accum; ++micro) loss_sum += micro_step() / double(opt_.grad_accum);
             tokens_since_log += opt_.batch * opt_.seq_len * opt_.grad_accum;
@@ -172,6 +172,9 @@ public:
                                                           << loss_sum << ", grad norm " << gnorm
                                                           << "). Lower the learning rate or check the data");
             }
+            // The gradients go back to the system until the next backward: the next forward's
+            // activations then need no memory on top of them (the step's peak drops by their size).
+            student_.clear_grad();
             losses_.push_back(loss_sum);
             const bool last = step_ == opt_.steps || stop_requested();
             if (on_log && (step_ % opt_.log_every == 0 || last || !finite)) {
