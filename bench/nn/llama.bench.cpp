@@ -4,8 +4,9 @@
 // GFLOP/s and its fraction of the GEMM peak measured in the same run on the step's largest GEMM
 // shape ([B*T x C] x [C x V]). Baseline to compare with: bench/pytorch/run.sh (the same step in
 // PyTorch).
-//   usage: llama_bench [--preset 130M] [--batch 4] [--seq 256] [--steps 3] [--threads 1,2]
+//   usage: llama_bench [--preset 130M] [--shapes 4x256,1x512] [--steps 3] [--threads 1,2]
 //                      [--loss ad,ce] [--precision fp32,bf16] [--profile]   (--profile: per-op table on stderr)
+//   --shapes lists batch x sequence length; --batch B --seq T is the same as --shapes BxT.
 // The GEMM peak is measured in the precision of the line: the float GEMM for fp32, kernels::gemm_bf16
 // (whichever kernel this CPU runs: "bf16_kernel" in the line) for bf16.
 // FLOPs counted: 2 per multiply-add of every linear layer (student forward + backward = 6N,
@@ -36,7 +37,7 @@ void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 int main(int argc, char** argv) {
     std::string preset = "130M", threads_list = "1,2", loss_list = "ad,ce", precision_list = "fp32,bf16";
-    int64_t B = 4, T = 256;
+    std::string shapes_list = "4x256,1x512", batch_s, seq_s;
     int steps = 3;
     bool profile = false;
     for (int i = 1; i < argc; ++i) {
@@ -46,8 +47,9 @@ int main(int argc, char** argv) {
             return argv[++i];
         };
         if (a == "--preset") preset = next();
-        else if (a == "--batch") B = std::stoll(next());
-        else if (a == "--seq") T = std::stoll(next());
+        else if (a == "--shapes") shapes_list = next();
+        else if (a == "--batch") batch_s = next();
+        else if (a == "--seq") seq_s = next();
         else if (a == "--steps") steps = std::stoi(next());
         else if (a == "--threads") threads_list = next();
         else if (a == "--loss") loss_list = next();
@@ -55,22 +57,28 @@ int main(int argc, char** argv) {
         else if (a == "--profile") profile = true;
         else { std::fprintf(stderr, "llama_bench: unknown option %s\n", a.c_str()); return 2; }
     }
+    if (!batch_s.empty() || !seq_s.empty())
+        shapes_list = (batch_s.empty() ? "4" : batch_s) + "x" + (seq_s.empty() ? "256" : seq_s);
+    std::vector<std::pair<int64_t, int64_t>> shapes;
+    for (const std::string& s : split(shapes_list)) {
+        long b = 0, t = 0;
+        char extra = 0;
+        if (std::sscanf(s.c_str(), "%ldx%ld%c", &b, &t, &extra) != 2 || b < 1 || t < 1) {
+            std::fprintf(stderr, "llama_bench: --shapes wants BxT items such as 4x256, got '%s'\n", s.c_str());
+            return 2;
+        }
+        shapes.emplace_back(b, t);
+    }
     nn::LlamaConfig config = nn::LlamaConfig::preset(preset);
-    config.max_position_embeddings = std::max<int64_t>(config.max_position_embeddings, T);
+    for (auto& [b, t] : shapes) config.max_position_embeddings = std::max<int64_t>(config.max_position_embeddings, t);
     Rng rng(0);
     nn::FbiLlama<float> student(config, rng);
     optim::AdamW<float> optimizer(optim::param_groups(student, 0.1), {});
     const auto params = student.parameters();
-    Tensor<int32_t> windows({B, T + 1});
-    for (auto& v : windows) v = int32_t(rng.uniform_int(uint64_t(config.vocab_size)));
-    const auto [inputs, labels] = data::split_inputs_labels(windows);
 
     int64_t matmul_params = config.hidden_size * config.vocab_size;  // lm_head
     for (auto& p : student.named_parameters())
         if (p.kind == nn::ParamKind::Binary) matmul_params += p.var.numel();
-    const double tokens = double(B * T);
-    const double attention_flops = double(config.num_hidden_layers) * double(B) * 2.0 * double(T) * double(T) *
-                                   double(config.hidden_size);  // per model forward (causal: half of 4 T^2 C)
 
     for (const std::string& precision_s : split(precision_list)) {
     const auto precision = parse_precision(precision_s);
@@ -90,6 +98,13 @@ int main(int argc, char** argv) {
     }
     const train::Teacher<float> teacher =
         frozen_teacher ? train::frozen_teacher(*frozen_teacher) : train::llama_teacher<float>(*dense_teacher);
+    for (const auto& [B, T] : shapes) {
+    Tensor<int32_t> windows({B, T + 1});
+    for (auto& v : windows) v = int32_t(rng.uniform_int(uint64_t(config.vocab_size)));
+    const auto [inputs, labels] = data::split_inputs_labels(windows);
+    const double tokens = double(B * T);
+    const double attention_flops = double(config.num_hidden_layers) * double(B) * 2.0 * double(T) * double(T) *
+                                   double(config.hidden_size);  // per model forward (causal: half of 4 T^2 C)
     for (const std::string& loss_s : split(loss_list)) {
         const auto loss = train::parse_loss(loss_s);
         if (!loss) { std::fprintf(stderr, "llama_bench: unknown loss %s\n", loss_s.c_str()); return 2; }
@@ -155,6 +170,7 @@ int main(int argc, char** argv) {
                         peak_gflops, flops / best * 1e-9 / peak_gflops, bench::peak_rss_mib(), double(peak_tensor_bytes()) / 1048576.0, loss_value);
             std::fflush(stdout);
         }
+    }
     }
     }
     return 0;

@@ -56,6 +56,33 @@ TEST_CASE("buffer cache reuses freed large blocks") {
     CHECK(detail::BufferCache::size_class((std::size_t(1) << 22) + 1) <= (std::size_t(1) << 22) * 9 / 8);
 }
 
+TEST_CASE("live tensor bytes are counted and uncached storage evicts cached blocks of its size") {
+    trim_buffer_cache();
+    const std::size_t live0 = tensor_bytes();
+    {
+        Tensor<float> a(Shape{1 << 20}), b(Shape{1 << 19});  // 4 MiB + 2 MiB, both size classes exact
+        CHECK(tensor_bytes() == live0 + (std::size_t(6) << 20));
+        CHECK(peak_tensor_bytes() >= live0 + (std::size_t(6) << 20));
+    }
+    CHECK(tensor_bytes() == live0);
+    CHECK(buffer_cache_bytes() == (std::size_t(6) << 20));
+    {
+        auto g = Tensor<float>::uncached_zeros(Shape{1 << 20});  // 4 MiB mapped: the 4 MiB block goes
+        CHECK(tensor_bytes() == live0 + (std::size_t(4) << 20));
+        CHECK(buffer_cache_bytes() == (std::size_t(2) << 20));
+        CHECK(g[0] == 0.f);
+        CHECK(g[(1 << 20) - 1] == 0.f);
+        auto small = Tensor<float>::uncached_zeros(Shape{3, 5});
+        CHECK(small.numel() == 15);
+        CHECK(small[14] == 0.f);
+    }
+    CHECK(tensor_bytes() == live0);
+    reset_peak_tensor_bytes();
+    CHECK(peak_tensor_bytes() == live0);
+    trim_buffer_cache();
+    CHECK(buffer_cache_bytes() == 0);
+}
+
 TEST_CASE("a tensor whose byte count overflows is refused before allocation") {
     const int64_t big = int64_t(1) << 40;
     CHECK_THROWS_WITH_AS(Tensor<float>(Shape{big, big}), doctest::Contains("shape [1099511627776, 1099511627776] needs more than 2^63 bytes"), Error);

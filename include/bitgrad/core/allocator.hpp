@@ -6,14 +6,23 @@
 // PyTorch on this machine class). Blocks >= kCacheMinBytes are rounded up to a size class and kept
 // on a free list when released; the next request of the same class reuses them without page faults.
 // Small blocks go straight to aligned operator new. The cache is bounded (set_cache_limit).
-#include <cstddef>
+//
+// Blocks >= kMappedMinBytes are mapped from the system (mmap, transparent huge pages where enabled)
+// rather than taken from malloc, so that a block the cache lets go really leaves the process: glibc
+// keeps freed blocks below its mmap threshold (up to 32 MiB) in its heap. Storage that bypasses the
+// cache (Tensor::uncached_zeros: parameter gradients, alive from the backward to the optimizer step)
+// evicts cached blocks of the same total size when it is mapped. In a training step the backward
+// frees activations while it creates gradients; without the eviction the process would hold both,
+// and its peak would be activations + gradients rather than the larger of the two phases.
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
-#include <sys/mman.h>
 #include <map>
 #include <mutex>
 #include <new>
 #include <vector>
+
+#include <sys/mman.h>
 
 namespace bitgrad {
 
@@ -21,9 +30,10 @@ inline constexpr std::size_t kAlignment = 64;
 
 namespace detail {
 
-// Anonymous memory straight from the system: zero-filled pages, 2 MiB pages where transparent huge
-// pages are enabled for madvise (fewer faults and TLB misses), returned by unmap at once.
 inline constexpr std::size_t kMappedMinBytes = std::size_t(1) << 20;
+
+// Anonymous memory straight from the system: zero-filled pages, 2 MiB pages where transparent huge
+// pages are enabled for madvise (fewer faults and TLB misses); nullptr when the system refuses.
 inline void* map_zeroed(std::size_t bytes) {
     void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return nullptr;
@@ -62,12 +72,13 @@ public:
             if (it != free_.end() && !it->second.empty()) {
                 void* p = it->second.back();
                 it->second.pop_back();
+                if (it->second.empty()) free_.erase(it);  // free_ holds only non-empty lists
                 cached_bytes_ -= cls;
                 return p;
             }
         }
         try {
-            return ::operator new(cls, std::align_val_t(kAlignment));
+            return fresh_block(cls);
         } catch (...) {
             if (cls >= kCacheMinBytes) {
                 std::lock_guard<std::mutex> lock(mutex_);
@@ -88,7 +99,28 @@ public:
                 return;
             }
         }
-        ::operator delete(p, std::align_val_t(kAlignment));
+        free_block(p, cls);
+    }
+
+    // Storage allocated outside the cache (Tensor::uncached_zeros) is counted in live bytes too,
+    // and makes room for itself: cached blocks of at least its size go back to the system.
+    void add_external(std::size_t bytes) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        live_bytes_ += bytes;
+        peak_live_bytes_ = std::max(peak_live_bytes_, live_bytes_);
+        std::size_t evicted = 0;
+        while (evicted < bytes && !free_.empty()) {  // largest classes first: fewest system calls
+            auto it = std::prev(free_.end());
+            evicted += it->first;
+            cached_bytes_ -= it->first;
+            free_block(it->second.back(), it->first);
+            it->second.pop_back();
+            if (it->second.empty()) free_.erase(it);
+        }
+    }
+    void remove_external(std::size_t bytes) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        live_bytes_ -= bytes;
     }
 
     // Bytes in large blocks (>= 64 KiB) handed out and not yet released, and their high-water mark
@@ -110,7 +142,7 @@ public:
     void trim() {
         std::lock_guard<std::mutex> lock(mutex_);
         for (auto& [cls, blocks] : free_)
-            for (void* p : blocks) ::operator delete(p, std::align_val_t(kAlignment));
+            for (void* p : blocks) free_block(p, cls);
         free_.clear();
         cached_bytes_ = 0;
     }
@@ -125,6 +157,16 @@ public:
 
 private:
     BufferCache() = default;
+    static void* fresh_block(std::size_t cls) {
+        if (cls < kMappedMinBytes) return ::operator new(cls, std::align_val_t(kAlignment));
+        void* p = map_zeroed(cls);
+        if (!p) throw std::bad_alloc();
+        return p;
+    }
+    static void free_block(void* p, std::size_t cls) {
+        if (cls < kMappedMinBytes) ::operator delete(p, std::align_val_t(kAlignment));
+        else unmap(p, cls);
+    }
     std::mutex mutex_;
     std::map<std::size_t, std::vector<void*>> free_;
     std::size_t cached_bytes_ = 0, live_bytes_ = 0, peak_live_bytes_ = 0;

@@ -61,7 +61,11 @@ public:
         if (bytes >= detail::kMappedMinBytes) {
             T* p = static_cast<T*>(detail::map_zeroed(bytes));
             BITGRAD_CHECK(p, "cannot map " << format_bytes(double(bytes)) << " for a tensor of shape " << shape);
-            t.storage_ = std::shared_ptr<T>(p, [bytes](T* q) { detail::unmap(q, bytes); });
+            detail::BufferCache::instance().add_external(bytes);
+            t.storage_ = std::shared_ptr<T>(p, [bytes](T* q) {
+                detail::unmap(q, bytes);
+                detail::BufferCache::instance().remove_external(bytes);
+            });
             t.data_ = p;
             return t;
         }
