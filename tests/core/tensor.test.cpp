@@ -56,27 +56,39 @@ TEST_CASE("buffer cache reuses freed large blocks") {
     CHECK(detail::BufferCache::size_class((std::size_t(1) << 22) + 1) <= (std::size_t(1) << 22) * 9 / 8);
 }
 
-TEST_CASE("live tensor bytes are counted and uncached storage evicts cached blocks of its size") {
+TEST_CASE("live tensor bytes are counted and a reused block may be larger than asked for") {
     trim_buffer_cache();
     const std::size_t live0 = tensor_bytes();
+    const float* big_block;
     {
         Tensor<float> a(Shape{1 << 20}), b(Shape{1 << 19});  // 4 MiB + 2 MiB, both size classes exact
+        big_block = a.data();
         CHECK(tensor_bytes() == live0 + (std::size_t(6) << 20));
         CHECK(peak_tensor_bytes() >= live0 + (std::size_t(6) << 20));
+        a.fill(7.f);
     }
     CHECK(tensor_bytes() == live0);
     CHECK(buffer_cache_bytes() == (std::size_t(6) << 20));
     {
-        auto g = Tensor<float>::uncached_zeros(Shape{1 << 20});  // 4 MiB mapped: the 4 MiB block goes
-        CHECK(tensor_bytes() == live0 + (std::size_t(4) << 20));
+        // 3 MiB: no 3 MiB block cached; the 4 MiB one is within 1.5x, the 2 MiB one too small.
+        auto g = Tensor<float>::zeros_in_reused_block(Shape{3 << 18});
+        CHECK(g.data() == big_block);
+        CHECK(tensor_bytes() == live0 + (std::size_t(4) << 20));  // counted at the block's size
         CHECK(buffer_cache_bytes() == (std::size_t(2) << 20));
         CHECK(g[0] == 0.f);
-        CHECK(g[(1 << 20) - 1] == 0.f);
-        auto small = Tensor<float>::uncached_zeros(Shape{3, 5});
-        CHECK(small.numel() == 15);
-        CHECK(small[14] == 0.f);
+        CHECK(g[(3 << 18) - 1] == 0.f);
+        // An ordinary tensor of 3 MiB does not take a larger block: a fresh one.
+        Tensor<float> exact(Shape{3 << 18});
+        CHECK(buffer_cache_bytes() == (std::size_t(2) << 20));
+        // 1 MiB: the cached 2 MiB block is more than 1.5x, so it stays cached.
+        auto small = Tensor<float>::zeros_in_reused_block(Shape{1 << 18});
+        CHECK(buffer_cache_bytes() == (std::size_t(2) << 20));
     }
     CHECK(tensor_bytes() == live0);
+    {
+        Tensor<float> again(Shape{1 << 20});  // the 4 MiB block went back under its own class
+        CHECK(again.data() == big_block);
+    }
     reset_peak_tensor_bytes();
     CHECK(peak_tensor_bytes() == live0);
     trim_buffer_cache();

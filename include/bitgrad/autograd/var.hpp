@@ -87,12 +87,12 @@ using Parameter = Var<T>;
 
 namespace detail {
 
-// A zero gradient for a slot: a leaf's (a parameter's) lives across tapes and is dropped between
-// optimizer steps, so it bypasses the buffer cache (its memory goes back to the system when
-// dropped); an activation's comes from the cache.
+// A zero gradient for a slot. A leaf's (a parameter's) is created during the backward and dropped
+// after the optimizer step, so it may borrow a larger cached block freed by the backward
+// (core/allocator.hpp says why); an activation's takes a block of its own size class.
 template <class T>
 Tensor<T> zero_grad_for(const GradSlot<T>& s) {
-    return s.tape_id == 0 ? Tensor<T>::uncached_zeros(s.shape) : Tensor<T>::zeros(s.shape);
+    return s.tape_id == 0 ? Tensor<T>::zeros_in_reused_block(s.shape) : Tensor<T>::zeros(s.shape);
 }
 
 // Gradient buffer of a slot to add into (zero-filled on first use), or nullptr if it needs none.

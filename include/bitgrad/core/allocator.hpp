@@ -7,13 +7,16 @@
 // on a free list when released; the next request of the same class reuses them without page faults.
 // Small blocks go straight to aligned operator new. The cache is bounded (set_cache_limit).
 //
+// A request may also accept a larger cached block (up to max_oversize times its class). Parameter
+// gradients do: they are created during the backward, exactly while the backward frees activations
+// of other sizes, and freed after the optimizer step, just before the next forward wants those
+// activation blocks back. Borrowing the freed blocks (and, when there is nothing to borrow, taking
+// a fresh block that goes back to the system when released) brings the step's peak close to the
+// larger of the two phases instead of their sum. A block keeps its own class for life.
+//
 // Blocks >= kMappedMinBytes are mapped from the system (mmap, transparent huge pages where enabled)
-// rather than taken from malloc, so that a block the cache lets go really leaves the process: glibc
-// keeps freed blocks below its mmap threshold (up to 32 MiB) in its heap. Storage that bypasses the
-// cache (Tensor::uncached_zeros: parameter gradients, alive from the backward to the optimizer step)
-// evicts cached blocks of the same total size when it is mapped. In a training step the backward
-// frees activations while it creates gradients; without the eviction the process would hold both,
-// and its peak would be activations + gradients rather than the larger of the two phases.
+// rather than taken from malloc, so a block the cache lets go (trim, limit) really leaves the
+// process: glibc keeps freed blocks below its mmap threshold (up to 32 MiB) in its heap.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -32,15 +35,27 @@ namespace detail {
 
 inline constexpr std::size_t kMappedMinBytes = std::size_t(1) << 20;
 
-// Anonymous memory straight from the system: zero-filled pages, 2 MiB pages where transparent huge
-// pages are enabled for madvise (fewer faults and TLB misses); nullptr when the system refuses.
+inline constexpr std::size_t kHugePageBytes = std::size_t(2) << 20;
+
+// Anonymous memory straight from the system: zero-filled pages, nullptr when the system refuses.
+// Blocks of 2 MiB or more start on a 2 MiB boundary and are advised as transparent huge pages
+// (where enabled for madvise): one fault per 2 MiB instead of 512, and fewer TLB misses.
 inline void* map_zeroed(std::size_t bytes) {
-    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    const bool huge = bytes >= kHugePageBytes;
+    const std::size_t span = huge ? bytes + kHugePageBytes : bytes;
+    void* p = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return nullptr;
+    if (!huge) return p;
+    // Trim the unaligned head and the tail of the over-sized mapping.
+    const auto base = reinterpret_cast<std::uintptr_t>(p);
+    const std::uintptr_t aligned = (base + kHugePageBytes - 1) & ~(std::uintptr_t(kHugePageBytes) - 1);
+    if (aligned > base) ::munmap(p, aligned - base);
+    const std::size_t tail = (base + span) - (aligned + bytes);
+    if (tail > 0) ::munmap(reinterpret_cast<void*>(aligned + bytes), tail);
 #ifdef MADV_HUGEPAGE
-    ::madvise(p, bytes, MADV_HUGEPAGE);  // advice only: ignored where unsupported
+    ::madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);  // advice only
 #endif
-    return p;
+    return reinterpret_cast<void*>(aligned);
 }
 inline void unmap(void* p, std::size_t bytes) { ::munmap(p, bytes); }
 
@@ -62,65 +77,57 @@ public:
         return (bytes + step - 1) / step * step;
     }
 
-    void* allocate(std::size_t bytes) {
-        std::size_t cls = size_class(bytes == 0 ? 1 : bytes);
+    struct Block {
+        void* ptr = nullptr;
+        std::size_t bytes = 0;         // the block's size class: what release() gives back
+        bool cache_on_release = true;
+    };
+
+    // A block of at least `bytes`: a cached one of the same class or, for a borrower
+    // (max_oversize > 1), of any class up to max_oversize times its own; else a fresh one.
+    Block allocate(std::size_t bytes, double max_oversize = 1.0) {
+        const std::size_t cls = size_class(bytes == 0 ? 1 : bytes);
         if (cls >= kCacheMinBytes) {
             std::lock_guard<std::mutex> lock(mutex_);
-            live_bytes_ += cls;
-            peak_live_bytes_ = std::max(peak_live_bytes_, live_bytes_);
             auto it = free_.find(cls);
-            if (it != free_.end() && !it->second.empty()) {
-                void* p = it->second.back();
+            if (max_oversize > 1.0) {
+                // A borrower takes from the class with the most blocks cached in its range: the
+                // blocks a phase has been freeing in bulk, not the few that other ops reuse.
+                const double limit = double(cls) * max_oversize;
+                for (auto j = free_.lower_bound(cls); j != free_.end() && double(j->first) <= limit; ++j)
+                    if (it == free_.end() || j->second.size() * j->first > it->second.size() * it->first) it = j;
+            }
+            if (it != free_.end()) {
+                const Block block{it->second.back(), it->first};
                 it->second.pop_back();
                 if (it->second.empty()) free_.erase(it);  // free_ holds only non-empty lists
-                cached_bytes_ -= cls;
-                return p;
+                cached_bytes_ -= block.bytes;
+                add_live(block.bytes);
+                return block;
             }
         }
-        try {
-            return fresh_block(cls);
-        } catch (...) {
-            if (cls >= kCacheMinBytes) {
-                std::lock_guard<std::mutex> lock(mutex_);
-                live_bytes_ -= cls;
-            }
-            throw;
-        }
-    }
-
-    void release(void* p, std::size_t bytes) {
-        std::size_t cls = size_class(bytes == 0 ? 1 : bytes);
+        // A borrower's own fresh block is not cached when released: it would sit in the cache
+        // between backwards, and the next backward's gradients would find it instead of
+        // borrowing what that backward frees.
+        const Block block{fresh_block(cls), cls, /*cache_on_release=*/max_oversize <= 1.0};  // throws std::bad_alloc
         if (cls >= kCacheMinBytes) {
             std::lock_guard<std::mutex> lock(mutex_);
-            live_bytes_ -= cls;
-            if (cached_bytes_ + cls <= limit_) {
-                free_[cls].push_back(p);
-                cached_bytes_ += cls;
+            add_live(cls);
+        }
+        return block;
+    }
+
+    void release(Block block) {
+        if (block.bytes >= kCacheMinBytes) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            live_bytes_ -= block.bytes;
+            if (block.cache_on_release && cached_bytes_ + block.bytes <= limit_) {
+                free_[block.bytes].push_back(block.ptr);
+                cached_bytes_ += block.bytes;
                 return;
             }
         }
-        free_block(p, cls);
-    }
-
-    // Storage allocated outside the cache (Tensor::uncached_zeros) is counted in live bytes too,
-    // and makes room for itself: cached blocks of at least its size go back to the system.
-    void add_external(std::size_t bytes) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        live_bytes_ += bytes;
-        peak_live_bytes_ = std::max(peak_live_bytes_, live_bytes_);
-        std::size_t evicted = 0;
-        while (evicted < bytes && !free_.empty()) {  // largest classes first: fewest system calls
-            auto it = std::prev(free_.end());
-            evicted += it->first;
-            cached_bytes_ -= it->first;
-            free_block(it->second.back(), it->first);
-            it->second.pop_back();
-            if (it->second.empty()) free_.erase(it);
-        }
-    }
-    void remove_external(std::size_t bytes) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        live_bytes_ -= bytes;
+        free_block(block.ptr, block.bytes);
     }
 
     // Bytes in large blocks (>= 64 KiB) handed out and not yet released, and their high-water mark
@@ -157,6 +164,10 @@ public:
 
 private:
     BufferCache() = default;
+    void add_live(std::size_t bytes) {
+        live_bytes_ += bytes;
+        peak_live_bytes_ = std::max(peak_live_bytes_, live_bytes_);
+    }
     static void* fresh_block(std::size_t cls) {
         if (cls < kMappedMinBytes) return ::operator new(cls, std::align_val_t(kAlignment));
         void* p = map_zeroed(cls);

@@ -36,42 +36,16 @@ public:
 
     Tensor() = default;
     // Uninitialised storage of the given shape (use zeros() when the contents matter).
-    explicit Tensor(const Shape& shape) : shape_(shape) {
-        const std::size_t bytes = checked_bytes(shape);
-        T* p = nullptr;
-        try {
-            p = static_cast<T*>(detail::BufferCache::instance().allocate(bytes));
-        } catch (const std::bad_alloc&) {
-            BITGRAD_CHECK(false, "cannot allocate " << format_bytes(double(bytes)) << " for a tensor of shape " << shape);
-        }
-        storage_ = std::shared_ptr<T>(p, [bytes](T* q) { detail::BufferCache::instance().release(q, bytes); });
-        data_ = p;
-    }
+    explicit Tensor(const Shape& shape) : shape_(shape) { allocate(1.0); }
 
     static Tensor empty(const Shape& shape) { return Tensor(shape); }
-    // Zeros in storage that bypasses the buffer cache: freeing it returns the memory to the system
-    // at once. For long-lived buffers that are dropped between uses (parameter gradients between
-    // optimizer steps), so they do not sit in the cache while activations need the memory.
-    // Large ones are mapped from the system directly (zero pages, transparent huge pages where
-    // the kernel allows) and unmapped when freed: malloc would keep them in its heap.
-    static Tensor uncached_zeros(const Shape& shape) {
+    // Zeros that may live in a cached block up to 1.5x their size (see core/allocator.hpp): for
+    // buffers created while others of different sizes are being freed, such as parameter
+    // gradients during the backward.
+    static Tensor zeros_in_reused_block(const Shape& shape) {
         Tensor t;
         t.shape_ = shape;
-        const std::size_t bytes = checked_bytes(shape);
-        if (bytes >= detail::kMappedMinBytes) {
-            T* p = static_cast<T*>(detail::map_zeroed(bytes));
-            BITGRAD_CHECK(p, "cannot map " << format_bytes(double(bytes)) << " for a tensor of shape " << shape);
-            detail::BufferCache::instance().add_external(bytes);
-            t.storage_ = std::shared_ptr<T>(p, [bytes](T* q) {
-                detail::unmap(q, bytes);
-                detail::BufferCache::instance().remove_external(bytes);
-            });
-            t.data_ = p;
-            return t;
-        }
-        T* p = static_cast<T*>(::operator new(std::max<std::size_t>(bytes, 1), std::align_val_t(kAlignment)));
-        t.storage_ = std::shared_ptr<T>(p, [](T* q) { ::operator delete(q, std::align_val_t(kAlignment)); });
-        t.data_ = p;
+        t.allocate(1.5);
         t.fill(T(0));
         return t;
     }
@@ -197,6 +171,18 @@ public:
     Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> flat() const { return {data_, numel()}; }
 
 private:
+    void allocate(double max_oversize) {
+        const std::size_t bytes = checked_bytes(shape_);
+        detail::BufferCache::Block block;
+        try {
+            block = detail::BufferCache::instance().allocate(bytes, max_oversize);
+        } catch (const std::bad_alloc&) {
+            BITGRAD_CHECK(false, "cannot allocate " << format_bytes(double(bytes)) << " for a tensor of shape " << shape_);
+        }
+        storage_ = std::shared_ptr<T>(static_cast<T*>(block.ptr), [block](T*) { detail::BufferCache::instance().release(block); });
+        data_ = static_cast<T*>(block.ptr);
+    }
+
     static std::size_t checked_bytes(const Shape& shape) {
         int64_t numel = 1, byte_count = 0;
         bool overflow = false;
