@@ -2,6 +2,7 @@
 #include "bitgrad/core/allocator.hpp"
 #include "bitgrad/core/bf16.hpp"
 #include "bitgrad/core/error.hpp"
+#include "bitgrad/core/fp16.hpp"
 #include "bitgrad/core/memory.hpp"
 #include "bitgrad/core/parallel.hpp"
 #include "bitgrad/core/precision.hpp"

@@ -6,6 +6,8 @@
 #include "bitgrad/kernels/gemm.hpp"
 #include "bitgrad/kernels/gemm_bf16.hpp"
 #include "bitgrad/kernels/gemm_fp.hpp"
+#include "bitgrad/kernels/gemv_bf16.hpp"
 #include "bitgrad/kernels/norm.hpp"
 #include "bitgrad/kernels/rope.hpp"
+#include "bitgrad/kernels/sign_matmul.hpp"
 #include "bitgrad/kernels/softmax.hpp"
