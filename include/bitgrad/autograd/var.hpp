@@ -37,11 +37,12 @@ public:
 
     Var() = default;
     explicit Var(Tensor<T> value, bool requires_grad = false) : node_(std::make_shared<Node>()) {
+        auto slot = std::make_shared<GradSlot<T>>();
+        slot->shape = value.shape();
+        slot->requires_grad = requires_grad;
+        slot->retain_grad = requires_grad;
         node_->value = std::move(value);
-        node_->slot = std::make_shared<GradSlot<T>>();
-        node_->slot->shape = node_->value.shape();
-        node_->slot->requires_grad = requires_grad;
-        node_->slot->retain_grad = requires_grad;
+        node_->slot = std::move(slot);
     }
 
     bool defined() const { return node_ != nullptr; }
