@@ -38,7 +38,9 @@
 // Numerics: float accumulation; each output's sum runs over lanes in a fixed order, then a fixed
 // horizontal sum, then chunk by chunk. The order depends on the kernel and on rows == 1 or not,
 // never on the thread count or on which block an output row falls in: 1 and 2 threads give the same
-// bits. Against the exact sum, |error| is a few float ulps of sum_j |xa[r, j]| (tests allow 1e-5 of
+// bits. From kSignGemmRows activation rows on (prefill), the SIMD kernels hand the product to the
+// float GEMM on +-1 panels (sign_matmul_gemm below): its sums follow the GEMM's order, which may
+// change with the thread count (same bits for a given count). Against the exact sum, |error| is a few float ulps of sum_j |xa[r, j]| (tests allow 1e-5 of
 // it); Avx512's 2 * acc - sum cancels, so its error is the same size relative to sum |xa|, not |y|.
 #include <algorithm>
 #include <cstdint>
@@ -53,6 +55,7 @@
 #include "bitgrad/core/error.hpp"
 #include "bitgrad/core/parallel.hpp"
 #include "bitgrad/core/tensor.hpp"
+#include "bitgrad/kernels/gemm_fp.hpp"
 
 namespace bitgrad::kernels {
 
@@ -364,6 +367,30 @@ void sign_matmul_simd(const PackedSigns& S, const float* xa, int64_t rows, float
     }, NI * S.in * rows);
 }
 
+// Prefill with many activation rows: the signs of a block of output rows are expanded to a +-1.f
+// panel (one 32-byte table copy per byte of bits) and multiplied by the float GEMM. The expansion
+// writes out * in floats once per call; the GEMM does 2 * rows * out * in flops at the tuned
+// GEMM's rate, which from kSignGemmRows rows on beats the sign micro-kernel (decode_bench's
+// prefill measures both). Products by +-1 are exact: only the order of the float sums differs.
+inline constexpr int64_t kSignGemmRows = 32;
+
+inline void sign_matmul_gemm(const PackedSigns& S, const float* xa, int64_t rows, float* y) {
+    const int64_t ld = S.words_per_row * 64;  // panel rows padded like the bits; the GEMM reads in columns
+    const int64_t chunk = std::max<int64_t>(16, (int64_t(1) << 19) / ld);  // a panel of <= 2 MiB stays in L2/L3
+    Tensor<float> panel({std::min(chunk, S.out), ld});
+    const uint8_t* bits = reinterpret_cast<const uint8_t*>(S.bits.data());
+    for (int64_t i0 = 0; i0 < S.out; i0 += chunk) {
+        const int64_t n = std::min(chunk, S.out - i0);
+        float* P = panel.data();
+        parallel_for(n, [&](int64_t i) {
+            const uint8_t* b = bits + (i0 + i) * S.words_per_row * 8;
+            float* p = P + i * ld;
+            for (int64_t t = 0; t < ld / 8; ++t) std::memcpy(p + 8 * t, &kSignLut.v[8 * b[t]], 8 * sizeof(float));
+        }, ld);
+        gemm_fp(false, true, rows, n, S.in, 1.f, xa, S.in, P, ld, 0.f, y + i0, S.out);
+    }
+}
+
 #endif  // x86-64
 
 // Obviously correct: one double sum per output.
@@ -396,8 +423,14 @@ inline void sign_matmul(const PackedSigns& S, const float* xa, int64_t rows, flo
     switch (k) {
         case SignKernel::Reference: detail::sign_matmul_reference(S, xa, rows, y); return;
 #if defined(__x86_64__) && defined(__GNUC__)
-        case SignKernel::Avx2: detail::sign_matmul_simd<false>(S, xa, rows, y); return;
-        case SignKernel::Avx512: detail::sign_matmul_simd<true>(S, xa, rows, y); return;
+        case SignKernel::Avx2:
+            if (rows >= detail::kSignGemmRows) detail::sign_matmul_gemm(S, xa, rows, y);
+            else detail::sign_matmul_simd<false>(S, xa, rows, y);
+            return;
+        case SignKernel::Avx512:
+            if (rows >= detail::kSignGemmRows) detail::sign_matmul_gemm(S, xa, rows, y);
+            else detail::sign_matmul_simd<true>(S, xa, rows, y);
+            return;
 #else
         default: break;
 #endif
