@@ -3,7 +3,9 @@
 //   train     train a model with cross-entropy (full precision, or --binarized FBI-LLM)
 //   distill   distill a binarized student from scratch from a teacher checkpoint (AD loss)
 //   eval      validation perplexity and bits per byte
-//   generate  sample text (temperature / top-k / top-p, seeded)
+//   pack      a trained FBI-LLM checkpoint -> one packed file (1 bit per binarized weight)
+//   generate  sample text (temperature / top-k / top-p / repetition penalty, seeded); from a packed
+//             file it streams tokens and reports prefill and decode tokens/s
 //   info      model summary (parameters, 1-bit share, storage)
 // Run `bitgrad <command> --help` for the options. Bad options exit with code 2 before any work.
 #include <unistd.h>
@@ -367,29 +369,132 @@ static int cmd_eval(int argc, char** argv) {
     });
 }
 
+static int cmd_pack(int argc, char** argv) {
+    cxxopts::Options o("bitgrad pack", "Pack a trained FBI-LLM checkpoint into one file: sign bits, fp16 alpha/beta, bf16 embedding and lm_head");
+    o.add_options()("model", "checkpoint directory of a binarized model (config.json + model.safetensors)", cxxopts::value<std::string>())
+        ("out", "packed file to write (e.g. model.packed.safetensors)", cxxopts::value<std::string>())("h,help", "help");
+    auto r = o.parse(argc, argv);
+    if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
+    if (!r.count("model") || !r.count("out")) throw UsageError("pack needs --model and --out");
+    const fs::path dir = existing_dir(r, "model"), out = r["out"].as<std::string>();
+    std::error_code ec;
+    if (fs::is_directory(out, ec)) throw UsageError("--out " + out.string() + ": is a directory (name the file to write)");
+    const auto config = io::load_config(dir / "config.json");
+    BITGRAD_CHECK(config.binarized, dir.string() << "/config.json: \"binarized\" is false; pack needs an FBI-LLM (binarized) model");
+    Rng rng(0);
+    nn::FbiLlama<float> model(config, rng);
+    io::load_model_weights(dir, model);
+    const infer::PackedLlama packed(model);
+    infer::save_packed(out, packed, {{"source", dir.string()}});
+    // The packed file is read back and run against the float model on a probe sequence, so a
+    // user sees what packing changed (fp16 alpha/beta, bf16 embedding and lm_head).
+    const infer::PackedLlama loaded = infer::load_packed(out.string());
+    const int64_t n = std::min<int64_t>(32, config.max_position_embeddings), V = config.vocab_size;
+    std::vector<int32_t> probe(static_cast<std::size_t>(n));
+    Rng probe_rng(1);
+    for (auto& id : probe) id = int32_t(probe_rng.uniform_int(uint64_t(V)));
+    infer::KvCache cache(loaded.config(), n);
+    std::vector<float> logits(static_cast<std::size_t>(V));
+    loaded.forward(probe.data(), n, cache, logits.data());
+    Tensor<int32_t> input({1, n});
+    std::copy(probe.begin(), probe.end(), input.data());
+    Tensor<float> ref;
+    {
+        NoGrad no_grad;
+        ref = model.forward(input).value();
+    }
+    double diff = 0, scale = 0;
+    for (int64_t v = 0; v < V; ++v) {
+        diff = std::max(diff, std::abs(double(logits[std::size_t(v)]) - double(ref[(n - 1) * V + v])));
+        scale = std::max(scale, std::abs(double(ref[(n - 1) * V + v])));
+    }
+    const auto stats = nn::param_stats(model);
+    std::printf("packed %s -> %s\n  float checkpoint %.2f MB, packed %.2f MB (%.1fx smaller)\n"
+                "  logits of a %lld-token probe vs the float model: max |diff| %.3g (%.2g of max |logit|)\n",
+                dir.string().c_str(), out.string().c_str(), double(stats.bytes_fp32()) / 1e6, double(fs::file_size(out)) / 1e6,
+                double(stats.bytes_fp32()) / double(fs::file_size(out)), (long long)n, diff, diff / std::max(scale, 1e-30));
+    return 0;
+}
+
 static int cmd_generate(int argc, char** argv) {
-    cxxopts::Options o("bitgrad generate", "Sample text");
-    o.add_options()("model", "model directory", cxxopts::value<std::string>())("data", "prepare's directory (tokenizer.model)", cxxopts::value<std::string>())
+    cxxopts::Options o("bitgrad generate", "Sample text from a checkpoint directory or a packed file (bitgrad pack)");
+    o.add_options()("model", "checkpoint directory, or a packed model file (KV cache, 1-bit kernels, streamed)", cxxopts::value<std::string>())
+        ("data", "prepare's directory (tokenizer.model)", cxxopts::value<std::string>())
         ("prompt", "prompt text", cxxopts::value<std::string>()->default_value("Call me Ishmael."))
+        ("prompts", "file of prompts, one per line (instead of --prompt)", cxxopts::value<std::string>())
         ("tokens", "tokens to generate", cxxopts::value<int64_t>()->default_value("60"))
         ("temperature", "0: greedy", cxxopts::value<double>()->default_value("0.8"))
         ("top-k", "keep the k most likely (0: all)", cxxopts::value<int>()->default_value("40"))
         ("top-p", "nucleus mass", cxxopts::value<double>()->default_value("0.95"))
+        ("repetition-penalty", "divide the logits of tokens among the last 64 by this (1: off)", cxxopts::value<double>()->default_value("1.0"))
+        ("threads", "threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
         ("seed", "sampling seed", cxxopts::value<uint64_t>()->default_value("7"))("h,help", "help");
     auto r = o.parse(argc, argv);
     if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
     if (!r.count("model") || !r.count("data")) throw UsageError("generate needs --model and --data");
-    const double top_p = r["top-p"].as<double>();
+    const double top_p = r["top-p"].as<double>(), penalty = r["repetition-penalty"].as<double>();
     if (!(top_p > 0 && top_p <= 1)) throw UsageError("--top-p must be in (0, 1]");
-    const fs::path model_dir = existing_dir(r, "model");
+    if (!(penalty > 0)) throw UsageError("--repetition-penalty must be > 0");
+    if (r["threads"].as<int>() < 0) throw UsageError("--threads must be >= 0");
+    if (r["threads"].as<int>() > 0) set_num_threads(r["threads"].as<int>());
+    const fs::path model_path = r["model"].as<std::string>();
+    std::error_code ec;
+    const bool packed_file = fs::is_regular_file(model_path, ec);
+    if (!packed_file && !fs::is_directory(model_path, ec)) throw UsageError("--model " + model_path.string() + ": no such file or directory");
     data::Tokenizer tok((existing_dir(r, "data") / "tokenizer.model").string());
-    return with_model(model_dir, [&](auto& m) {
+    std::vector<std::string> prompts;
+    if (r.count("prompts")) {
+        std::istringstream lines(read_text(existing_file(r, "prompts")));
+        for (std::string line; std::getline(lines, line);)
+            if (!line.empty()) prompts.push_back(line);
+        if (prompts.empty()) throw UsageError("--prompts " + r["prompts"].as<std::string>() + ": no non-empty line");
+    } else {
+        prompts.push_back(r["prompt"].as<std::string>());
+    }
+    infer::SamplingOptions so{r["temperature"].as<double>(), r["top-k"].as<int>(), top_p, penalty};
+    const int64_t max_new = positive<int64_t>(r, "tokens");
+    auto encode = [&](const std::string& text) {
         std::vector<int32_t> ids{int32_t(tok.bos_id())};
-        for (int id : tok.encode(r["prompt"].as<std::string>())) ids.push_back(id);
-        Rng rng(r["seed"].as<uint64_t>());
-        infer::SamplingOptions so{r["temperature"].as<double>(), r["top-k"].as<int>(), top_p};
-        auto out = infer::generate(m, ids, positive<int64_t>(r, "tokens"), so, rng);
-        std::printf("%s\n", tok.decode(std::vector<int>(out.begin() + 1, out.end())).c_str());
+        for (int id : tok.encode(text)) ids.push_back(id);
+        return ids;
+    };
+    auto text_of = [&](const std::vector<int32_t>& ids, std::size_t from) {
+        return tok.decode(std::vector<int>(ids.begin() + std::ptrdiff_t(from), ids.end()));
+    };
+    if (packed_file) {
+        const infer::PackedLlama model = infer::load_packed(model_path.string());
+        BITGRAD_CHECK(model.config().vocab_size >= tok.vocab_size(),
+                      model_path.string() << ": vocabulary " << model.config().vocab_size << " is smaller than the tokenizer's " << tok.vocab_size());
+        for (const auto& prompt : prompts) {
+            Rng rng(r["seed"].as<uint64_t>());
+            const std::vector<int32_t> ids = encode(prompt);
+            // Streamed: the text decoded so far is re-decoded after each token and only what is
+            // new is printed (a SentencePiece piece may change how the previous ones detokenize).
+            std::vector<int32_t> sequence = ids;
+            std::string shown = text_of(ids, 1);
+            std::printf("%s", shown.c_str());
+            std::fflush(stdout);
+            infer::GenerationStats stats;
+            model.generate(ids, max_new, so, rng, [&](int32_t id) {
+                sequence.push_back(id);
+                const std::string text = text_of(sequence, 1);
+                if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0) std::printf("%s", text.c_str() + shown.size());
+                shown = text;
+                std::fflush(stdout);
+            }, &stats);
+            std::printf("\n");
+            std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s, decode %lld tokens: %.1f tok/s, %d threads]\n",
+                         (long long)stats.prompt_tokens, stats.prefill_tokens_per_second(), (long long)stats.new_tokens,
+                         stats.decode_tokens_per_second(), num_threads());
+        }
+        return 0;
+    }
+    return with_model(model_path, [&](auto& m) {
+        for (const auto& prompt : prompts) {
+            Rng rng(r["seed"].as<uint64_t>());
+            auto out = infer::generate(m, encode(prompt), max_new, so, rng);
+            std::printf("%s\n", text_of(out, 1).c_str());
+        }
         return 0;
     });
 }
@@ -412,7 +517,7 @@ static int cmd_info(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-    const std::string usage = "usage: bitgrad {prepare|train|distill|eval|generate|info} [options]  (--help on each)\n";
+    const std::string usage = "usage: bitgrad {prepare|train|distill|eval|pack|generate|info} [options]  (--help on each)\n";
     if (argc < 2) { std::fprintf(stderr, "%s", usage.c_str()); return 2; }
     const std::string cmd = argv[1];
     try {
@@ -420,6 +525,7 @@ int main(int argc, char** argv) {
         if (cmd == "train") return cmd_train(argc - 1, argv + 1);
         if (cmd == "distill") return cmd_distill(argc - 1, argv + 1);
         if (cmd == "eval") return cmd_eval(argc - 1, argv + 1);
+        if (cmd == "pack") return cmd_pack(argc - 1, argv + 1);
         if (cmd == "generate") return cmd_generate(argc - 1, argv + 1);
         if (cmd == "info") return cmd_info(argc - 1, argv + 1);
         std::fprintf(stderr, "unknown command '%s'\n%s", cmd.c_str(), usage.c_str());

@@ -66,3 +66,16 @@ for m in teacher student-ad student-ce; do
   $bitgrad generate --model "$runs/$m/final" --data "$runs/data" --tokens 60
   echo
 done
+
+echo "== the distilled student packed for inference: 1 bit per decoder weight, fp16 alpha/beta, KV cache"
+$bitgrad pack --model "$runs/student-ad/final" --out "$runs/student-ad.packed.safetensors"
+float_text=$($bitgrad generate --model "$runs/student-ad/final" --data "$runs/data" --temperature 0 --tokens 40)
+packed_text=$($bitgrad generate --model "$runs/student-ad.packed.safetensors" --data "$runs/data" --temperature 0 --tokens 40 \
+  2> "$runs/packed-generate.txt")
+echo "greedy continuation (packed): $packed_text"
+if [ "$float_text" = "$packed_text" ]; then
+  echo "the float model's greedy continuation is the same text"
+else
+  echo "the float model's greedy continuation differs (fp16 alpha/beta or bf16 tables moved a near-tie): $float_text"
+fi
+cat "$runs/packed-generate.txt"

@@ -1,3 +1,5 @@
 #pragma once
 #include "bitgrad/infer/frozen_llama.hpp"
+#include "bitgrad/infer/packed_llama.hpp"
+#include "bitgrad/infer/packed_file.hpp"
 #include "bitgrad/infer/sample.hpp"

@@ -47,6 +47,15 @@ expect 0 "resumed from .*step-00000003" "$bitgrad" train --data data --out run "
 expect 0 "final model"              "$bitgrad" distill --data data --teacher run/final --out st "${common[@]}" --loss mixed
 expect 0 "."                        "$bitgrad" generate --model bin/final --data data --tokens 5 --prompt "the"
 expect 0 "Total params"             "$bitgrad" info --model bin/final
+expect 0 "packed MB|packed [0-9.]+ MB" "$bitgrad" pack --model bin/final --out bin.packed.safetensors
+expect 0 "decode 5 tokens: [0-9.]+ tok/s" "$bitgrad" generate --model bin.packed.safetensors --data data --tokens 5 --prompt "the"
+printf 'the whale\n\nthe sea\n' > prompts.txt
+expect 0 "decode 4 tokens: [0-9.]+ tok/s" "$bitgrad" generate --model bin.packed.safetensors --data data --tokens 4 --prompts prompts.txt --temperature 0 --repetition-penalty 1.3
+expect 1 "binarized.* is false; pack needs an FBI-LLM" "$bitgrad" pack --model run/final --out x.safetensors
+expect 1 "__metadata__.format is \"pt\"" "$bitgrad" generate --model bin/final/model.safetensors --data data
+head -c 100 bin.packed.safetensors > cut.safetensors
+expect 1 "cut.safetensors: header length" "$bitgrad" generate --model cut.safetensors --data data
+expect 2 "--out bin: is a directory"      "$bitgrad" pack --model bin/final --out bin
 # resuming a finished run must not save its last step a second time
 n_saves=$(grep -c "saved checkpoint" <("$bitgrad" train --data data --out run "${common[@]}" --resume 2>&1))
 if [ "$n_saves" -ne 0 ]; then echo "FAIL: resume of a finished run saved again ($n_saves saves)"; failures=$((failures + 1)); fi
@@ -56,7 +65,7 @@ expect 2 "--preset: .*unknown preset 'bogus'"  "$bitgrad" train --data data --ou
 expect 2 "--data nodir: no such directory"     "$bitgrad" train --data nodir --out x
 expect 2 "--teacher nodir: no such directory"  "$bitgrad" distill --data data --teacher nodir --out x
 expect 2 "--model nodir: no such directory"    "$bitgrad" eval --model nodir --data data
-expect 2 "--model nodir: no such directory"    "$bitgrad" generate --model nodir --data data
+expect 2 "--model nodir: no such file or directory" "$bitgrad" generate --model nodir --data data
 expect 2 "--text none.txt: no such file"       "$bitgrad" prepare --text none.txt --out p
 expect 2 "--steps must be > 0"                 "$bitgrad" train --data data --out x --steps 0
 expect 2 "--ste bogus: expected identity"      "$bitgrad" train --data data --out x --ste bogus

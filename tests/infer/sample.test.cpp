@@ -153,3 +153,35 @@ TEST_CASE("sampling: the same seed gives the same sequence and another seed anot
     CHECK(draw(21) == draw(21));
     CHECK(draw(21) != draw(22));
 }
+
+TEST_CASE("sampling: the repetition penalty divides positive and multiplies negative logits of seen tokens") {
+    const std::vector<float> logits = {2.0f, 1.5f, -1.0f, -1.2f};
+    Rng rng(3);
+    infer::SamplingOptions greedy{0.0, 0, 1.0};
+    CHECK(infer::sample_token(logits.data(), 4, greedy, rng, {0}) == 0);  // no penalty: 2.0 wins
+    greedy.repetition_penalty = 1.5;
+    CHECK(infer::sample_token(logits.data(), 4, greedy, rng, {0}) == 1);  // 2.0 / 1.5 = 1.33 < 1.5
+    CHECK(infer::sample_token(logits.data(), 4, greedy, rng, {5, -1}) == 0);  // ids outside [0, V) are ignored
+    // Negative logits are multiplied: -1.0 * 3 = -3 falls below -1.2 (dividing would raise it).
+    const std::vector<float> negative = {-1.0f, -1.2f};
+    greedy.repetition_penalty = 3.0;
+    CHECK(infer::sample_token(negative.data(), 2, greedy, rng, {0}) == 1);
+    // Once per distinct token: 2.0 seen three times is divided once (2.0 / 1.5 = 1.33 still beats
+    // 1.2; divided three times it would be 0.59).
+    const std::vector<float> close = {2.0f, 1.2f};
+    greedy.repetition_penalty = 1.5;
+    CHECK(infer::sample_token(close.data(), 2, greedy, rng, {0, 0, 0}) == 0);
+    // Only the last repetition_window tokens count: token 0 seen 3 tokens ago is outside a window of 2.
+    greedy.repetition_window = 2;
+    CHECK(infer::sample_token(logits.data(), 4, greedy, rng, {0, 3, 3}) == 0);
+    CHECK(infer::sample_token(logits.data(), 4, greedy, rng, {3, 0, 3}) == 1);
+    // With sampling: a penalised token's share drops by the expected factor. softmax([1, 1]) with
+    // token 0 penalised by 2: p0 = e^0.5 / (e^0.5 + e^1) = 0.3775.
+    const std::vector<float> even = {1.0f, 1.0f};
+    infer::SamplingOptions o{1.0, 0, 1.0};
+    o.repetition_penalty = 2.0;
+    int zeros = 0;
+    const int n = 20000;
+    for (int i = 0; i < n; ++i) zeros += infer::sample_token(even.data(), 2, o, rng, {0}) == 0;
+    CHECK(std::abs(double(zeros) / n - 0.3775) < 0.02);
+}

@@ -1,0 +1,130 @@
+// Inference of the packed 1-bit model (infer::PackedLlama): prefill and decode tokens/s for the
+// FBI-LLM shapes with random weights, next to, in the same run:
+//   - a memory-bandwidth probe (a STREAM-like triad over 3 x 128 MiB; GB/s counts bytes read and
+//     written), so the decode figure can be read as "fraction of what memory allows";
+//   - the dense fp32 path of the same shape (infer::DenseFbiDecoder: W_hat in float, the same code
+//     and KV cache), where it fits in memory.
+// One JSON line per (shape, format, threads): prefill tok/s (pp: a prompt of --prompt tokens on an
+// empty cache), decode tok/s (tg: --gen tokens one at a time after it), the bytes a decode step
+// reads (weights + KV cache at the mean context), achieved GB/s, its fraction of the probe.
+//   usage: decode_bench [--presets 130M,1.3B,7B] [--threads 1,2] [--prompt 128] [--gen 64] [--dense auto|no]
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench_util.hpp"
+
+using namespace bitgrad;
+
+namespace {
+std::vector<std::string> split(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    for (std::string item; std::getline(ss, item, ',');) out.push_back(item);
+    return out;
+}
+
+// a[i] = b[i] + s * c[i] over 128 MiB arrays: 3 x 128 MiB moved per pass (2 read, 1 written).
+double bandwidth_gbps() {
+    const int64_t n = int64_t(32) << 20;
+    std::vector<float> a(std::size_t(n), 0.f), b(std::size_t(n), 1.f), c(std::size_t(n), 2.f);
+    const double s = bench::best_seconds([&] {
+        float* pa = a.data();
+        const float *pb = b.data(), *pc = c.data();
+        parallel_chunks(n, [&](int64_t lo, int64_t hi) {
+            for (int64_t i = lo; i < hi; ++i) pa[i] = pb[i] + 0.5f * pc[i];
+        });
+    }, 5);
+    return 3.0 * double(n) * 4.0 / s * 1e-9;
+}
+
+template <class Decoder>
+void run(const Decoder& model, const char* preset, const char* format, int threads, int64_t prompt, int64_t gen, double probe_gbps) {
+    const auto& c = model.config();
+    Rng rng(3);
+    std::vector<int32_t> ids(std::size_t(prompt + gen));
+    for (auto& v : ids) v = int32_t(rng.uniform_int(uint64_t(c.vocab_size)));
+    std::vector<float> logits(std::size_t(c.vocab_size));
+    infer::KvCache cache(c, prompt + gen);
+    double prefill = 1e30, decode = 1e30;
+    for (int rep = 0; rep < 3; ++rep) {  // best of 3 (the first also warms the buffers)
+        cache.clear();
+        auto t0 = std::chrono::steady_clock::now();
+        model.forward(ids.data(), prompt, cache, logits.data());
+        auto t1 = std::chrono::steady_clock::now();
+        for (int64_t i = 0; i < gen; ++i) model.forward(&ids[std::size_t(prompt + i)], 1, cache, logits.data());
+        auto t2 = std::chrono::steady_clock::now();
+        prefill = std::min(prefill, std::chrono::duration<double>(t1 - t0).count());
+        decode = std::min(decode, std::chrono::duration<double>(t2 - t1).count());
+    }
+    const double bytes = double(model.bytes_per_token(prompt + gen / 2));
+    const double decode_tps = double(gen) / decode, gbps = bytes * decode_tps * 1e-9;
+    std::printf("{\"bench\":\"decode\",\"preset\":\"%s\",\"format\":\"%s\",\"sign_kernel\":\"%s\",\"threads\":%d,"
+                "\"prompt\":%ld,\"gen\":%ld,\"prefill_tokens_per_s\":%.1f,\"decode_tokens_per_s\":%.1f,"
+                "\"weight_mib\":%.1f,\"bytes_per_token_mib\":%.2f,\"achieved_gbps\":%.2f,\"bandwidth_probe_gbps\":%.2f,"
+                "\"fraction_of_bandwidth\":%.3f,\"peak_rss_mib\":%.0f}\n",
+                preset, format, kernels::sign_kernel_name(kernels::sign_kernel()), threads, long(prompt), long(gen),
+                double(prompt) / prefill, decode_tps, double(model.bytes()) / 1048576.0, bytes / 1048576.0, gbps, probe_gbps,
+                gbps / probe_gbps, bench::peak_rss_mib());
+    std::fflush(stdout);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string presets = "130M,1.3B,7B", threads_list = "1,2", dense_mode = "auto";
+    int64_t prompt = 128, gen = 64;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) { std::fprintf(stderr, "decode_bench: %s needs a value\n", a.c_str()); std::exit(2); }
+            return argv[++i];
+        };
+        if (a == "--presets") presets = next();
+        else if (a == "--threads") threads_list = next();
+        else if (a == "--prompt") prompt = std::stoll(next());
+        else if (a == "--gen") gen = std::stoll(next());
+        else if (a == "--dense") dense_mode = next();
+        else { std::fprintf(stderr, "decode_bench: unknown option %s\n", a.c_str()); return 2; }
+    }
+    for (const std::string& preset : split(presets)) {
+        nn::LlamaConfig config = nn::LlamaConfig::preset(preset);
+        config.max_position_embeddings = std::max(config.max_position_embeddings, prompt + gen);
+        std::unique_ptr<infer::PackedLlama> packed;
+        {
+            Rng rng(1);
+            packed = std::make_unique<infer::PackedLlama>(config, rng);
+        }
+        trim_buffer_cache();
+        for (const std::string& th : split(threads_list)) {
+            set_num_threads(std::stoi(th));
+            const double probe = bandwidth_gbps();
+            run(*packed, preset.c_str(), "packed-1bit", std::stoi(th), prompt, gen, probe);
+        }
+        packed.reset();
+        trim_buffer_cache();
+        // The dense fp32 baseline, where its float W_hat fits in half the available memory.
+        const double dense_bytes = 4.0 * double(config.num_parameters());
+        if (dense_mode == "no" || dense_bytes > 0.5 * double(available_memory_bytes())) {
+            std::printf("{\"bench\":\"decode\",\"preset\":\"%s\",\"format\":\"dense-fp32\",\"skipped\":\"needs %.1f GiB\"}\n",
+                        preset.c_str(), dense_bytes / 1073741824.0);
+            continue;
+        }
+        std::unique_ptr<infer::DenseFbiDecoder> dense;
+        {
+            Rng rng(1);
+            dense = std::make_unique<infer::DenseFbiDecoder>(config, rng);
+        }
+        for (const std::string& th : split(threads_list)) {
+            set_num_threads(std::stoi(th));
+            const double probe = bandwidth_gbps();
+            run(*dense, preset.c_str(), "dense-fp32", std::stoi(th), prompt, gen, probe);
+        }
+        dense.reset();
+        trim_buffer_cache();
+    }
+    return 0;
+}

@@ -1,0 +1,179 @@
+#pragma once
+// The packed model file: a PackedLlama in safetensors, so that any safetensors tool can list it.
+//
+//   infer::save_packed("model.packed.safetensors", packed);      // bitgrad pack does this
+//   const infer::PackedLlama packed = infer::load_packed("model.packed.safetensors");
+//
+// Tensors (names as in the float checkpoint; C = hidden, V = vocabulary):
+//   model.embed_tokens.weight                          BF16 [V, C]
+//   model.layers.{l}.input_layernorm.weight            F32  [C]
+//   model.layers.{l}.post_attention_layernorm.weight   F32  [C]
+//   model.layers.{l}.{self_attn.q_proj, ..., mlp.down_proj}.weight_signs   U8 [out, 8 * ceil(in / 64)]
+//   model.layers.{l}.{...}.wscale                      F16  [in]     alpha
+//   model.layers.{l}.{...}.wbias                       F16  [in]     beta
+//   model.norm.weight                                  F32  [C]
+//   lm_head.weight                                     BF16 [V, C]
+// Metadata: format = "bitgrad.packed_fbi_llm", format_version = "1", config = the model's
+// config.json as a string, sign_layout = the sentence below; anything the caller adds (the source
+// checkpoint, the seed).
+//
+// Sign bits, one row of W [out, in] after another, each row padded to a multiple of 64 columns:
+//
+//   byte:      0                   1                         8*ceil(in/64) - 1
+//   row i:  [ b7 b6 b5 b4 b3 b2 b1 b0 ][ b15 ... b8 ]  ...  [ ... 0 0 0 ]   bit k of byte t = column 8t + k
+//            `-- b0 = 1 if W[i][0] >= 0 (sign +1), 0 if W[i][0] < 0 (sign -1)        padding bits: 0
+//
+// which is kernels::PackedSigns' uint64 words in little-endian byte order (the kernels read the
+// file's bytes as they are). The reader checks everything a hostile or damaged file could get wrong:
+// the format and version, the config (io::config_from_json: field, type, range, memory), that every
+// tensor is present with its dtype and shape and nothing else is, padding bits 0, and alpha, beta,
+// norms, embedding and lm_head finite; all through io::SafetensorsReader's checks of the container.
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "bitgrad/io/config_json.hpp"
+#include "bitgrad/io/safetensors.hpp"
+#include "bitgrad/infer/packed_llama.hpp"
+
+namespace bitgrad::infer {
+
+inline constexpr const char* kPackedFormat = "bitgrad.packed_fbi_llm";
+inline constexpr const char* kPackedFormatVersion = "1";
+inline constexpr const char* kPackedSignLayout =
+    "U8 [out, 8*ceil(in/64)]: bit k of byte t of row i is 1 if W[i][8t+k] >= 0 (sign +1), 0 if negative (sign -1); "
+    "padding bits past in are 0";
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the packed file's words are little-endian, as in memory here");
+
+inline void save_packed(const std::filesystem::path& path, const PackedLlama& model, std::map<std::string, std::string> metadata = {}) {
+    metadata["format"] = kPackedFormat;
+    metadata["format_version"] = kPackedFormatVersion;
+    metadata["config"] = io::config_to_json(model.config()).dump();
+    metadata["sign_layout"] = kPackedSignLayout;
+    // alpha and beta are floats holding fp16 values: written as the fp16 they are.
+    std::vector<Tensor<fp16>> halves;
+    std::vector<io::SafetensorsBlob> blobs;
+    blobs.push_back(io::safetensors_blob("model.embed_tokens.weight", model.embed_tokens()));
+    auto to_half = [&](const Tensor<float>& t) -> const Tensor<fp16>& {
+        Tensor<fp16> h(t.shape());
+        for (int64_t i = 0; i < t.numel(); ++i) {
+            h[i] = to_fp16(t[i]);
+            BITGRAD_CHECK(to_float(h[i]) == t[i] || std::isnan(t[i]), "save_packed: alpha/beta value " << t[i] << " is not an fp16 value");
+        }
+        halves.push_back(std::move(h));
+        return halves.back();
+    };
+    std::size_t n_half = 0;
+    for (const auto& l : model.layers()) n_half += 2 * l.linears().size();
+    halves.reserve(n_half);  // blobs point into halves: no reallocation
+    for (std::size_t li = 0; li < model.layers().size(); ++li) {
+        const auto& l = model.layers()[li];
+        const std::string prefix = "model.layers." + std::to_string(li) + ".";
+        blobs.push_back(io::safetensors_blob(prefix + "input_layernorm.weight", l.n1));
+        blobs.push_back(io::safetensors_blob(prefix + "post_attention_layernorm.weight", l.n2));
+        for (const auto& [name, lin] : l.linears()) {
+            const auto& s = lin->signs;
+            blobs.push_back({prefix + name + ".weight_signs", "U8", Shape{s.out, 8 * s.words_per_row}, s.bits.data(),
+                             uint64_t(s.out * s.words_per_row * 8)});
+            blobs.push_back(io::safetensors_blob(prefix + name + ".wscale", to_half(lin->alpha)));
+            blobs.push_back(io::safetensors_blob(prefix + name + ".wbias", to_half(lin->beta)));
+        }
+    }
+    blobs.push_back(io::safetensors_blob("model.norm.weight", model.final_norm()));
+    blobs.push_back(io::safetensors_blob("lm_head.weight", model.lm_head()));
+    io::save_safetensors_blobs(path, blobs, metadata);
+}
+
+namespace detail {
+inline float as_float(float v) { return v; }
+inline float as_float(bf16 v) { return to_float(v); }
+inline float as_float(fp16 v) { return to_float(v); }
+template <class T>
+void check_finite(const Tensor<T>& t, const std::string& path, const std::string& name) {
+    for (int64_t i = 0; i < t.numel(); ++i)
+        BITGRAD_CHECK(std::isfinite(as_float(t[i])), path << ": tensor " << name << " has a non-finite value at index " << i);
+}
+}  // namespace detail
+
+inline PackedLlama load_packed(const std::string& path) {
+    const io::SafetensorsReader file(path);
+    const auto& meta = file.metadata();
+    auto field = [&](const char* key) -> const std::string& {
+        const auto it = meta.find(key);
+        BITGRAD_CHECK(it != meta.end(), path << ": __metadata__." << key << " is missing (not a bitgrad packed model?)");
+        return it->second;
+    };
+    BITGRAD_CHECK(field("format") == kPackedFormat, path << ": __metadata__.format is \"" << field("format") << "\", expected \""
+                                                         << kPackedFormat << "\"");
+    BITGRAD_CHECK(field("format_version") == kPackedFormatVersion, path << ": __metadata__.format_version is \""
+                                                                        << field("format_version") << "\", this bitgrad reads \""
+                                                                        << kPackedFormatVersion << "\"");
+    nlohmann::json config_json;
+    try {
+        config_json = nlohmann::json::parse(field("config"));
+    } catch (const nlohmann::json::exception& e) {
+        BITGRAD_CHECK(false, path << ": __metadata__.config is not valid JSON: " << e.what());
+    }
+    const nn::LlamaConfig c = io::config_from_json(config_json, path + " (__metadata__.config)");
+    BITGRAD_CHECK(c.binarized, path << ": __metadata__.config describes a full-precision model; a packed file holds an FBI-LLM");
+
+    std::set<std::string> expected;
+    auto table = [&](const std::string& name, const Shape& shape) {
+        expected.insert(name);
+        Tensor<bf16> t = file.read<bf16>(name, shape);
+        detail::check_finite(t, path, name);
+        return t;
+    };
+    auto floats = [&](const std::string& name, const Shape& shape) {
+        expected.insert(name);
+        Tensor<float> t = file.read<float>(name, shape);
+        detail::check_finite(t, path, name);
+        return t;
+    };
+    auto halves = [&](const std::string& name, int64_t n) {
+        expected.insert(name);
+        const Tensor<fp16> h = file.read<fp16>(name, Shape{n});
+        detail::check_finite(h, path, name);
+        Tensor<float> t({n});
+        for (int64_t i = 0; i < n; ++i) t[i] = to_float(h[i]);
+        return t;
+    };
+    auto linear = [&](const std::string& name, int64_t out, int64_t in) {
+        const std::string signs = name + ".weight_signs";
+        expected.insert(signs);
+        const int64_t wpr = (in + 63) / 64;
+        const Tensor<uint8_t> bytes = file.read<uint8_t>(signs, Shape{out, 8 * wpr});
+        Tensor<uint64_t> words({out * wpr});
+        std::memcpy(words.data(), bytes.data(), std::size_t(bytes.numel()));
+        try {
+            return PackedFbiLinear(kernels::PackedSigns(out, in, std::move(words)), halves(name + ".wscale", in), halves(name + ".wbias", in));
+        } catch (const Error& e) {
+            BITGRAD_CHECK(false, path << ": " << name << ": " << e.what());
+        }
+        return PackedFbiLinear();
+    };
+
+    const int64_t C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
+    const int64_t qd = c.num_attention_heads * c.head_dim(), kvd = c.num_key_value_heads * c.head_dim();
+    Tensor<bf16> embed = table("model.embed_tokens.weight", Shape{V, C});
+    std::vector<PackedLlama::Layer> layers;
+    for (int64_t li = 0; li < c.num_hidden_layers; ++li) {
+        const std::string p = "model.layers." + std::to_string(li) + ".";
+        layers.push_back({floats(p + "input_layernorm.weight", Shape{C}), floats(p + "post_attention_layernorm.weight", Shape{C}),
+                          linear(p + "self_attn.q_proj", qd, C), linear(p + "self_attn.k_proj", kvd, C),
+                          linear(p + "self_attn.v_proj", kvd, C), linear(p + "self_attn.o_proj", C, qd),
+                          linear(p + "mlp.gate_proj", I, C), linear(p + "mlp.up_proj", I, C), linear(p + "mlp.down_proj", C, I)});
+    }
+    Tensor<float> norm = floats("model.norm.weight", Shape{C});
+    Tensor<bf16> lm_head = table("lm_head.weight", Shape{V, C});
+    for (const auto& e : file.entries())
+        BITGRAD_CHECK(expected.count(e.name), path << ": unexpected tensor " << e.name << " (not part of a packed " << c.num_hidden_layers
+                                                   << "-layer model)");
+    return PackedLlama(c, std::move(embed), std::move(layers), std::move(norm), std::move(lm_head));
+}
+
+}  // namespace bitgrad::infer

@@ -1,0 +1,190 @@
+#include "helpers.hpp"
+
+#include <cmath>
+
+using namespace bitgrad;
+
+namespace packed_llama_test {
+nn::LlamaConfig config() {
+    nn::LlamaConfig c;
+    c.vocab_size = 97;
+    c.hidden_size = 72;  // in = 72 and 136: neither is a multiple of 64 (partial sign words)
+    c.intermediate_size = 136;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 2;
+    c.max_position_embeddings = 48;
+    return c;
+}
+
+// The student with exactly the values the packed form keeps: alpha and beta rounded to fp16, the
+// embedding and lm_head to bf16 (norms and the latent W as they are: only sign(W) matters).
+void round_like_packed(nn::FbiLlama<float>& m) {
+    for (auto& p : m.named_parameters()) {
+        const bool scale_or_shift = p.name.find("wscale") != std::string::npos || p.name.find("wbias") != std::string::npos;
+        const bool table = p.name.find("embed_tokens") != std::string::npos || p.name.find("lm_head") != std::string::npos;
+        for (float& w : p.var.value()) w = scale_or_shift ? round_to_fp16(w) : (table ? round_to_bf16(w) : w);
+    }
+}
+
+std::vector<float> nn_logits_at(const nn::FbiLlama<float>& m, const std::vector<int32_t>& ids, int64_t t) {
+    NoGrad no_grad;
+    Tensor<int32_t> input({1, int64_t(ids.size())});
+    std::copy(ids.begin(), ids.end(), input.data());
+    const Tensor<float> logits = m.forward(input).value();
+    const int64_t V = m.config.vocab_size;
+    return std::vector<float>(logits.data() + t * V, logits.data() + (t + 1) * V);
+}
+
+double max_abs(const std::vector<float>& a) {
+    double m = 0;
+    for (float v : a) m = std::max(m, double(std::abs(v)));
+    return m;
+}
+double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+    double m = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(double(a[i]) - double(b[i])));
+    return m;
+}
+}  // namespace packed_llama_test
+
+TEST_CASE("PackedLlama: prefill and token-by-token decode give the nn model's logits at every position") {
+    using namespace packed_llama_test;
+    Rng init(41);
+    nn::FbiLlama<float> model(config(), init);
+    round_like_packed(model);
+    const infer::PackedLlama packed(model);
+    const infer::DenseFbiDecoder dense(model);
+    Rng rng(7);
+    std::vector<int32_t> ids(29);
+    for (auto& v : ids) v = int32_t(rng.uniform_int(97));
+    const int64_t V = 97;
+
+    // Prefill of the whole sequence: the last position's logits.
+    {
+        infer::KvCache cache(packed.config(), 48);
+        std::vector<float> logits(V);
+        packed.forward(ids.data(), int64_t(ids.size()), cache, logits.data());
+        CHECK(cache.length == 29);
+        const auto ref = nn_logits_at(model, ids, 28);
+        CHECK(max_diff(logits, ref) < 1e-4 * max_abs(ref));
+    }
+    // Prefill of 11 tokens, then one token at a time: each step's logits equal the nn model's at
+    // that position, for the packed and the dense decoder.
+    infer::KvCache cache(packed.config(), 48), dense_cache(dense.config(), 48);
+    std::vector<float> logits(V), dense_logits(V);
+    packed.forward(ids.data(), 11, cache, logits.data());
+    dense.forward(ids.data(), 11, dense_cache, dense_logits.data());
+    for (int64_t t = 11; t < int64_t(ids.size()); ++t) {
+        packed.forward(&ids[std::size_t(t)], 1, cache, logits.data());
+        dense.forward(&ids[std::size_t(t)], 1, dense_cache, dense_logits.data());
+        const auto ref = nn_logits_at(model, std::vector<int32_t>(ids.begin(), ids.begin() + t + 1), t);
+        CHECK(max_diff(logits, ref) < 1e-4 * max_abs(ref));
+        CHECK(max_diff(logits, dense_logits) < 1e-4 * max_abs(ref));
+    }
+    // 1 bit per binarized weight: the packed weights are several times smaller than the dense ones.
+    CHECK(packed.bytes() < dense.bytes() / 3);
+}
+
+TEST_CASE("PackedLlama stays close to the float student and continues a prompt greedily as it does") {
+    using namespace packed_llama_test;
+    Rng rng(43);
+    nn::FbiLlama<float> model(config(), rng);
+    const infer::PackedLlama packed(model);
+    std::vector<int32_t> ids = {5, 17, 3, 88, 42, 42, 7};
+    infer::KvCache cache(packed.config(), 48);
+    std::vector<float> logits(97);
+    packed.forward(ids.data(), int64_t(ids.size()), cache, logits.data());
+    const auto ref = nn_logits_at(model, ids, int64_t(ids.size()) - 1);
+    // fp16 alpha/beta and bf16 embedding/lm_head: relative error of a few 1e-3 at most.
+    CHECK(max_diff(logits, ref) < 1e-2 * max_abs(ref));
+    CHECK(max_diff(logits, ref) > 0);
+
+    // Greedy continuation: the packed decode loop against the nn model's dense generate, on the
+    // model holding the packed values (random weights give near-ties that the fp16 rounding of
+    // alpha/beta alone could flip).
+    round_like_packed(model);
+    const infer::PackedLlama rounded(model);
+    infer::SamplingOptions greedy;
+    greedy.temperature = 0;
+    Rng r1(1), r2(1);
+    const auto expected = infer::generate(model, ids, 12, greedy, r1);
+    std::vector<int32_t> streamed;
+    infer::GenerationStats stats;
+    const auto got = rounded.generate(ids, 12, greedy, r2, [&](int32_t id) { streamed.push_back(id); }, &stats);
+    CHECK(std::vector<int32_t>(got.begin() + 7, got.end()) == streamed);
+    CHECK(stats.prompt_tokens == 7);
+    CHECK(stats.new_tokens == 12);
+    CHECK(got == expected);
+    // At the context limit (48 positions) generation stops; stop_id ends it early and is kept.
+    CHECK(rounded.generate(ids, 100, greedy, r2).size() == 48);
+    const auto stopped = rounded.generate(ids, 12, greedy, r2, {}, nullptr, got[9]);
+    std::size_t first = 7;
+    while (got[first] != got[9]) ++first;  // the first generated occurrence of that id
+    CHECK(stopped == std::vector<int32_t>(got.begin(), got.begin() + std::ptrdiff_t(first) + 1));
+}
+
+TEST_CASE("PackedLlama refuses ids outside the vocabulary - a full cache and a cache of another model") {
+    using namespace packed_llama_test;
+    Rng init(44);
+    const nn::FbiLlama<float> model(config(), init);
+    const infer::PackedLlama packed(model);
+    std::vector<float> logits(97);
+    infer::KvCache cache(packed.config(), 8);
+    const int32_t bad = 97;
+    CHECK_THROWS_WITH_AS(packed.forward(&bad, 1, cache, logits.data()), doctest::Contains("token id 97 is outside the vocabulary [0, 97)"), Error);
+    std::vector<int32_t> ids(9, 1);
+    CHECK_THROWS_WITH_AS(packed.forward(ids.data(), 9, cache, logits.data()), doctest::Contains("9 positions exceed the cache capacity 8"), Error);
+    CHECK(cache.length == 0);
+    CHECK_THROWS_WITH_AS(infer::KvCache(packed.config(), 49), doctest::Contains("max_position_embeddings = 48"), Error);
+    nn::LlamaConfig other = config();
+    other.num_hidden_layers = 3;
+    infer::KvCache wrong(other, 8);
+    CHECK_THROWS_WITH_AS(packed.forward(ids.data(), 2, wrong, logits.data()), doctest::Contains("another model"), Error);
+}
+
+TEST_CASE("gemv_bf16 equals its reference on odd sizes") {
+    Rng rng(45);
+    for (int64_t in : {1, 15, 16, 17, 100, 769})
+        for (int64_t out : {1, 3, 37}) {
+            Tensor<bf16> W({out, in});
+            for (auto& w : W) w = to_bf16(float(rng.normal()));
+            std::vector<float> x(static_cast<std::size_t>(in)), y(static_cast<std::size_t>(out));
+            for (auto& v : x) v = float(rng.normal());
+            std::vector<double> ref(static_cast<std::size_t>(out));
+            kernels::gemv_bf16(W.data(), out, in, x.data(), y.data());
+            kernels::gemv_bf16_reference(W.data(), out, in, x.data(), ref.data());
+            for (int64_t i = 0; i < out; ++i) CHECK(std::abs(y[std::size_t(i)] - ref[std::size_t(i)]) < 1e-5 * double(in));
+        }
+}
+
+TEST_CASE("fp16 rounding: exact values - ties to even - subnormals - overflow and NaN") {
+    CHECK(to_fp16(1.f).bits == 0x3c00);
+    CHECK(to_fp16(-2.f).bits == 0xc000);
+    CHECK(to_fp16(65504.f).bits == 0x7bff);
+    CHECK(to_fp16(65520.f).bits == 0x7c00);       // halfway past the largest: rounds to inf
+    CHECK(to_fp16(65519.f).bits == 0x7bff);
+    CHECK(to_fp16(1.f + 1.f / 2048).bits == 0x3c00);  // tie: to even (down)
+    CHECK(to_fp16(1.f + 3.f / 2048).bits == 0x3c02);  // tie: to even (up)
+    CHECK(to_fp16(std::ldexp(1.f, -24)).bits == 0x0001);  // smallest subnormal
+    CHECK(to_fp16(std::ldexp(1.f, -25)).bits == 0x0000);  // tie with zero: even
+    CHECK(to_fp16(std::ldexp(1.5f, -25)).bits == 0x0001);
+    CHECK(to_fp16(std::ldexp(1.f, -14)).bits == 0x0400);  // smallest normal
+    CHECK(std::isnan(to_float(to_fp16(std::nanf("")))));
+    CHECK(to_float(to_fp16(-0.f)) == 0.f);
+    CHECK(std::signbit(to_float(to_fp16(-0.f))));
+    // Every finite fp16 survives float and back.
+    for (uint32_t b = 0; b < 0x10000; ++b) {
+        const fp16 h{uint16_t(b)};
+        if (((b >> 10) & 0x1f) == 0x1f) continue;  // inf / NaN
+        REQUIRE(to_fp16(to_float(h)).bits == h.bits);
+    }
+    // Rounding is to the nearest: never further than half a step.
+    Rng rng(46);
+    for (int i = 0; i < 10000; ++i) {
+        const float f = float(rng.normal() * 100);
+        const float r = round_to_fp16(f);
+        const float step = std::ldexp(1.f, std::ilogb(f) - 10);
+        REQUIRE(std::abs(r - f) <= 0.5f * step);
+    }
+}
