@@ -3,12 +3,22 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <bitgrad/bitgrad.hpp>
 
 namespace bench {
+
+// "a,b,c" -> {"a", "b", "c"} (the benches' list options).
+inline std::vector<std::string> split_list(const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    for (std::string item; std::getline(ss, item, ',');) out.push_back(item);
+    return out;
+}
 
 template <class F>
 double best_seconds(F&& fn, int reps) {
@@ -44,12 +54,13 @@ inline const char* gemm_backend() {
 #endif
 }
 
-// Peak resident set size of this process so far, in MiB (VmHWM from /proc/self/status).
-inline double peak_rss_mib() {
+// Resident set size of this process from /proc/self/status, in MiB: VmHWM (the peak so far) or
+// VmRSS (now).
+inline double status_mib(const char* field) {
     std::ifstream f("/proc/self/status");
     std::string key;
     while (f >> key) {
-        if (key == "VmHWM:") {
+        if (key == field) {
             double kb;
             f >> kb;
             return kb / 1024.0;
@@ -58,5 +69,7 @@ inline double peak_rss_mib() {
     }
     return 0;
 }
+inline double peak_rss_mib() { return status_mib("VmHWM:"); }
+inline double rss_mib() { return status_mib("VmRSS:"); }
 
 }  // namespace bench

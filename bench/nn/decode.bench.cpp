@@ -6,7 +6,8 @@
 //     and KV cache), where it fits in memory.
 // One JSON line per (shape, format, threads): prefill tok/s (pp: a prompt of --prompt tokens on an
 // empty cache), decode tok/s (tg: --gen tokens one at a time after it), the bytes a decode step
-// reads (weights + KV cache at the mean context), achieved GB/s, its fraction of the probe.
+// reads (weights + KV cache at the mean context), achieved GB/s, its fraction of the probe, the
+// process's resident memory with that model loaded (rss_mib) and its peak so far (peak_rss_mib).
 //   usage: decode_bench [--presets 130M,1.3B,7B] [--threads 1,2] [--prompt 128] [--gen 64] [--dense auto|no]
 #include <algorithm>
 #include <cstdio>
@@ -21,12 +22,6 @@
 using namespace bitgrad;
 
 namespace {
-std::vector<std::string> split(const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, ',');) out.push_back(item);
-    return out;
-}
 
 // a[i] = b[i] + s * c[i] over 128 MiB arrays: 3 x 128 MiB moved per pass (2 read, 1 written).
 double bandwidth_gbps() {
@@ -66,10 +61,10 @@ void run(const Decoder& model, const char* preset, const char* format, int threa
     std::printf("{\"bench\":\"decode\",\"preset\":\"%s\",\"format\":\"%s\",\"sign_kernel\":\"%s\",\"threads\":%d,"
                 "\"prompt\":%ld,\"gen\":%ld,\"prefill_tokens_per_s\":%.1f,\"decode_tokens_per_s\":%.1f,"
                 "\"weight_mib\":%.1f,\"bytes_per_token_mib\":%.2f,\"achieved_gbps\":%.2f,\"bandwidth_probe_gbps\":%.2f,"
-                "\"fraction_of_bandwidth\":%.3f,\"peak_rss_mib\":%.0f}\n",
+                "\"fraction_of_bandwidth\":%.3f,\"rss_mib\":%.0f,\"peak_rss_mib\":%.0f}\n",
                 preset, format, kernels::sign_kernel_name(kernels::sign_kernel()), threads, long(prompt), long(gen),
                 double(prompt) / prefill, decode_tps, double(model.bytes()) / 1048576.0, bytes / 1048576.0, gbps, probe_gbps,
-                gbps / probe_gbps, bench::peak_rss_mib());
+                gbps / probe_gbps, bench::rss_mib(), bench::peak_rss_mib());
     std::fflush(stdout);
 }
 }  // namespace
@@ -90,7 +85,7 @@ int main(int argc, char** argv) {
         else if (a == "--dense") dense_mode = next();
         else { std::fprintf(stderr, "decode_bench: unknown option %s\n", a.c_str()); return 2; }
     }
-    for (const std::string& preset : split(presets)) {
+    for (const std::string& preset : bench::split_list(presets)) {
         nn::LlamaConfig config = nn::LlamaConfig::preset(preset);
         config.max_position_embeddings = std::max(config.max_position_embeddings, prompt + gen);
         std::unique_ptr<infer::PackedLlama> packed;
@@ -99,7 +94,7 @@ int main(int argc, char** argv) {
             packed = std::make_unique<infer::PackedLlama>(config, rng);
         }
         trim_buffer_cache();
-        for (const std::string& th : split(threads_list)) {
+        for (const std::string& th : bench::split_list(threads_list)) {
             set_num_threads(std::stoi(th));
             const double probe = bandwidth_gbps();
             run(*packed, preset.c_str(), "packed-1bit", std::stoi(th), prompt, gen, probe);
@@ -118,7 +113,7 @@ int main(int argc, char** argv) {
             Rng rng(1);
             dense = std::make_unique<infer::DenseFbiDecoder>(config, rng);
         }
-        for (const std::string& th : split(threads_list)) {
+        for (const std::string& th : bench::split_list(threads_list)) {
             set_num_threads(std::stoi(th));
             const double probe = bandwidth_gbps();
             run(*dense, preset.c_str(), "dense-fp32", std::stoi(th), prompt, gen, probe);

@@ -26,12 +26,6 @@
 using namespace bitgrad;
 
 namespace {
-std::vector<std::string> split(const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, ',');) out.push_back(item);
-    return out;
-}
 void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 }  // namespace
 
@@ -60,7 +54,7 @@ int main(int argc, char** argv) {
     if (!batch_s.empty() || !seq_s.empty())
         shapes_list = (batch_s.empty() ? "4" : batch_s) + "x" + (seq_s.empty() ? "256" : seq_s);
     std::vector<std::pair<int64_t, int64_t>> shapes;
-    for (const std::string& s : split(shapes_list)) {
+    for (const std::string& s : bench::split_list(shapes_list)) {
         long b = 0, t = 0;
         char extra = 0;
         if (std::sscanf(s.c_str(), "%ldx%ld%c", &b, &t, &extra) != 2 || b < 1 || t < 1) {
@@ -80,7 +74,7 @@ int main(int argc, char** argv) {
     for (auto& p : student.named_parameters())
         if (p.kind == nn::ParamKind::Binary) matmul_params += p.var.numel();
 
-    for (const std::string& precision_s : split(precision_list)) {
+    for (const std::string& precision_s : bench::split_list(precision_list)) {
     const auto precision = parse_precision(precision_s);
     if (!precision) { std::fprintf(stderr, "llama_bench: unknown precision %s\n", precision_s.c_str()); return 2; }
     // The teacher as the trainer builds it: float weights for fp32, frozen in bf16 for bf16 (the
@@ -105,13 +99,13 @@ int main(int argc, char** argv) {
     const double tokens = double(B * T);
     const double attention_flops = double(config.num_hidden_layers) * double(B) * 2.0 * double(T) * double(T) *
                                    double(config.hidden_size);  // per model forward (causal: half of 4 T^2 C)
-    for (const std::string& loss_s : split(loss_list)) {
+    for (const std::string& loss_s : bench::split_list(loss_list)) {
         const auto loss = train::parse_loss(loss_s);
         if (!loss) { std::fprintf(stderr, "llama_bench: unknown loss %s\n", loss_s.c_str()); return 2; }
         const bool with_teacher = *loss != train::Loss::CE;
         const double flops = 6.0 * double(matmul_params) * tokens + 3.5 * attention_flops +
                              (with_teacher ? 2.0 * double(matmul_params) * tokens + attention_flops : 0.0);
-        for (const std::string& th : split(threads_list)) {
+        for (const std::string& th : bench::split_list(threads_list)) {
             const int threads = std::stoi(th);
             set_num_threads(threads);
             // The GEMM peak of this run, in this precision: the step's largest GEMM shape, raw.
