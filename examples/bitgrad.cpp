@@ -336,17 +336,38 @@ static int with_model(const fs::path& dir, F&& f) {
 
 static int cmd_eval(int argc, char** argv) {
     cxxopts::Options o("bitgrad eval", "Validation perplexity and bits per byte");
-    o.add_options()("model", "model directory", cxxopts::value<std::string>())("data", "prepare's directory", cxxopts::value<std::string>())
+    o.add_options()("model", "model directory, or a packed model file (bitgrad pack)", cxxopts::value<std::string>())
+        ("data", "prepare's directory", cxxopts::value<std::string>())
         ("seq", "window length", cxxopts::value<int64_t>()->default_value("128"))("json", "print one JSON line")
+        ("activations", "packed model: float or int8 (as generate)", cxxopts::value<std::string>()->default_value("float"))
         ("unigram", "instead of a model: the unigram baseline (add-one smoothed token frequencies of train.bin)")("h,help", "help");
     auto r = o.parse(argc, argv);
     if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
     if ((!r.count("model") && !r.count("unigram")) || !r.count("data")) throw UsageError("eval needs --data and --model (or --unigram)");
     const fs::path data_dir = existing_dir(r, "data");
     const int64_t seq = positive<int64_t>(r, "seq");
-    const fs::path model_dir = r.count("unigram") ? fs::path() : existing_dir(r, "model");
+    const std::string activations = r["activations"].as<std::string>();
+    if (activations != "float" && activations != "int8") throw UsageError("--activations must be float or int8, not " + activations);
+    std::error_code ec;
+    const bool packed_file = !r.count("unigram") && fs::is_regular_file(r["model"].as<std::string>(), ec);
+    const fs::path model_dir = r.count("unigram") || packed_file ? fs::path() : existing_dir(r, "model");
     const double bytes = double(data::load_dataset_info(data_dir).val_bytes);
     data::TokenShard val((data_dir / "val.bin").string());
+    if (packed_file) {
+        const infer::PackedLlama m = infer::load_packed(r["model"].as<std::string>());
+        const kernels::SignActivationsScope scope(activations == "int8" ? kernels::SignActivations::Int8 : kernels::SignActivations::Float);
+        const auto res = eval::decoder_perplexity(m, val, std::min<int64_t>(seq, m.config().max_position_embeddings));
+        const char* tables = infer::table_format_name(m.lm_head().format());
+        if (r.count("json"))
+            std::printf("%s\n", nlohmann::json({{"model", r["model"].as<std::string>()}, {"perplexity", res.perplexity},
+                                                {"bits_per_byte", res.bits_per_byte(bytes)}, {"tokens", res.tokens}, {"binarized", true},
+                                                {"packed", true}, {"tables", tables}, {"activations", activations},
+                                                {"bytes_packed", m.bytes()}}).dump().c_str());
+        else
+            std::printf("perplexity %.3f, bits per byte %.4f over %lld tokens (packed: %s tables, %s activations)\n", res.perplexity,
+                        res.bits_per_byte(bytes), (long long)res.tokens, tables, activations.c_str());
+        return 0;
+    }
     if (r.count("unigram")) {
         const auto res = eval::unigram_perplexity(data::TokenShard((data_dir / "train.bin").string()), val);
         if (r.count("json"))
@@ -370,12 +391,17 @@ static int cmd_eval(int argc, char** argv) {
 }
 
 static int cmd_pack(int argc, char** argv) {
-    cxxopts::Options o("bitgrad pack", "Pack a trained FBI-LLM checkpoint into one file: sign bits, fp16 alpha/beta, bf16 embedding and lm_head");
+    cxxopts::Options o("bitgrad pack", "Pack a trained FBI-LLM checkpoint into one file: sign bits, fp16 alpha/beta, bf16 or int8 embedding and lm_head");
     o.add_options()("model", "checkpoint directory of a binarized model (config.json + model.safetensors)", cxxopts::value<std::string>())
-        ("out", "packed file to write (e.g. model.packed.safetensors)", cxxopts::value<std::string>())("h,help", "help");
+        ("out", "packed file to write (e.g. model.packed.safetensors)", cxxopts::value<std::string>())
+        ("tables", "embedding and lm_head: bf16, or int8 with a scale per row (half the bytes; docs/inference.md measures the cost)",
+         cxxopts::value<std::string>()->default_value("bf16"))("h,help", "help");
     auto r = o.parse(argc, argv);
     if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
     if (!r.count("model") || !r.count("out")) throw UsageError("pack needs --model and --out");
+    const std::string tables_name = r["tables"].as<std::string>();
+    if (tables_name != "bf16" && tables_name != "int8") throw UsageError("--tables must be bf16 or int8, not " + tables_name);
+    const infer::TableFormat tables = tables_name == "int8" ? infer::TableFormat::Int8 : infer::TableFormat::Bf16;
     const fs::path dir = existing_dir(r, "model"), out = r["out"].as<std::string>();
     std::error_code ec;
     if (fs::is_directory(out, ec)) throw UsageError("--out " + out.string() + ": is a directory (name the file to write)");
@@ -384,10 +410,10 @@ static int cmd_pack(int argc, char** argv) {
     Rng rng(0);
     nn::FbiLlama<float> model(config, rng);
     io::load_model_weights(dir, model);
-    const infer::PackedLlama packed(model);
+    const infer::PackedLlama packed(model, tables);
     infer::save_packed(out, packed, {{"source", dir.string()}});
     // The packed file is read back and run against the float model on a probe sequence, so a
-    // user sees what packing changed (fp16 alpha/beta, bf16 embedding and lm_head).
+    // user sees what packing changed (fp16 alpha/beta, the embedding and lm_head format).
     const infer::PackedLlama loaded = infer::load_packed(out.string());
     const int64_t n = std::min<int64_t>(32, config.max_position_embeddings), V = config.vocab_size;
     std::vector<int32_t> probe(static_cast<std::size_t>(n));
@@ -396,6 +422,12 @@ static int cmd_pack(int argc, char** argv) {
     infer::KvCache cache(loaded.config(), n);
     std::vector<float> logits(static_cast<std::size_t>(V));
     loaded.forward(probe.data(), n, cache, logits.data());
+    std::vector<float> logits_q8(static_cast<std::size_t>(V));
+    {
+        kernels::SignActivationsScope int8(kernels::SignActivations::Int8);
+        cache.clear();
+        loaded.forward(probe.data(), n, cache, logits_q8.data());
+    }
     Tensor<int32_t> input({1, n});
     std::copy(probe.begin(), probe.end(), input.data());
     Tensor<float> ref;
@@ -403,16 +435,19 @@ static int cmd_pack(int argc, char** argv) {
         NoGrad no_grad;
         ref = model.forward(input).value();
     }
-    double diff = 0, scale = 0;
+    double diff = 0, diff_q8 = 0, scale = 0;
     for (int64_t v = 0; v < V; ++v) {
         diff = std::max(diff, std::abs(double(logits[std::size_t(v)]) - double(ref[(n - 1) * V + v])));
+        diff_q8 = std::max(diff_q8, std::abs(double(logits_q8[std::size_t(v)]) - double(ref[(n - 1) * V + v])));
         scale = std::max(scale, std::abs(double(ref[(n - 1) * V + v])));
     }
     const auto stats = nn::param_stats(model);
     std::printf("packed %s -> %s\n  float checkpoint %.2f MB, packed %.2f MB (%.1fx smaller)\n"
-                "  logits of a %lld-token probe vs the float model: max |diff| %.3g (%.2g of max |logit|)\n",
+                "  logits of a %lld-token probe vs the float model: max |diff| %.3g (%.2g of max |logit|); "
+                "with int8 activations (generate --activations int8) %.3g (%.2g)\n",
                 dir.string().c_str(), out.string().c_str(), double(stats.bytes_fp32()) / 1e6, double(fs::file_size(out)) / 1e6,
-                double(stats.bytes_fp32()) / double(fs::file_size(out)), (long long)n, diff, diff / std::max(scale, 1e-30));
+                double(stats.bytes_fp32()) / double(fs::file_size(out)), (long long)n, diff, diff / std::max(scale, 1e-30), diff_q8,
+                diff_q8 / std::max(scale, 1e-30));
     return 0;
 }
 
@@ -428,10 +463,16 @@ static int cmd_generate(int argc, char** argv) {
         ("top-p", "nucleus mass", cxxopts::value<double>()->default_value("0.95"))
         ("repetition-penalty", "divide the logits of tokens among the last 64 by this (1: off)", cxxopts::value<double>()->default_value("1.0"))
         ("threads", "threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
+        ("activations", "packed model: float (the trained model's numbers) or int8 (rounded per token; faster, "
+                        "docs/inference.md measures the cost)", cxxopts::value<std::string>()->default_value("float"))
         ("seed", "sampling seed", cxxopts::value<uint64_t>()->default_value("7"))("h,help", "help");
     auto r = o.parse(argc, argv);
     if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
     if (!r.count("model") || !r.count("data")) throw UsageError("generate needs --model and --data");
+    const std::string activations = r["activations"].as<std::string>();
+    if (activations != "float" && activations != "int8") throw UsageError("--activations must be float or int8, not " + activations);
+    const kernels::SignActivationsScope activations_scope(activations == "int8" ? kernels::SignActivations::Int8
+                                                                                : kernels::SignActivations::Float);
     const double top_p = r["top-p"].as<double>(), penalty = r["repetition-penalty"].as<double>();
     if (!(top_p > 0 && top_p <= 1)) throw UsageError("--top-p must be in (0, 1]");
     if (!(penalty > 0)) throw UsageError("--repetition-penalty must be > 0");
@@ -483,9 +524,9 @@ static int cmd_generate(int argc, char** argv) {
                 std::fflush(stdout);
             }, &stats);
             std::printf("\n");
-            std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s, decode %lld tokens: %.1f tok/s, %d threads]\n",
+            std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s, decode %lld tokens: %.1f tok/s, %d threads, %s activations]\n",
                          (long long)stats.prompt_tokens, stats.prefill_tokens_per_second(), (long long)stats.new_tokens,
-                         stats.decode_tokens_per_second(), num_threads());
+                         stats.decode_tokens_per_second(), num_threads(), activations.c_str());
         }
         return 0;
     }

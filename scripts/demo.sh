@@ -79,3 +79,11 @@ else
   echo "the float model's greedy continuation differs (fp16 alpha/beta or bf16 tables moved a near-tie): $float_text"
 fi
 cat "$runs/packed-generate.txt"
+q8_text=$($bitgrad generate --model "$runs/student-ad.packed.safetensors" --data "$runs/data" --temperature 0 --tokens 40 \
+  --activations int8 2> "$runs/packed-generate-int8.txt")
+if [ "$q8_text" = "$packed_text" ]; then
+  echo "with int8 activations (--activations int8): the same greedy text"
+else
+  echo "with int8 activations (--activations int8): $q8_text"
+fi
+cat "$runs/packed-generate-int8.txt"

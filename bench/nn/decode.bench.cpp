@@ -8,7 +8,11 @@
 // empty cache), decode tok/s (tg: --gen tokens one at a time after it), the bytes a decode step
 // reads (weights + KV cache at the mean context), achieved GB/s, its fraction of the probe, the
 // process's resident memory with that model loaded (rss_mib) and its peak so far (peak_rss_mib).
+// The packed model is built once per --tables entry (embedding and lm_head in bf16, or int8 with a
+// scale per row: infer/token_table.hpp) and runs once per --activations entry: float (the default
+// of the library) and int8 (kernels/sign_matmul_q8.hpp: rounded per token, integer sign products).
 //   usage: decode_bench [--presets 130M,1.3B,7B] [--threads 1,2] [--prompt 128] [--gen 64] [--dense auto|no]
+//                       [--activations float,int8] [--tables bf16,int8]
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -58,11 +62,13 @@ void run(const Decoder& model, const char* preset, const char* format, int threa
     }
     const double bytes = double(model.bytes_per_token(prompt + gen / 2));
     const double decode_tps = double(gen) / decode, gbps = bytes * decode_tps * 1e-9;
-    std::printf("{\"bench\":\"decode\",\"preset\":\"%s\",\"format\":\"%s\",\"sign_kernel\":\"%s\",\"threads\":%d,"
+    const bool int8 = kernels::sign_activations() == kernels::SignActivations::Int8;
+    std::printf("{\"bench\":\"decode\",\"preset\":\"%s\",\"format\":\"%s\",\"activations\":\"%s\",\"sign_kernel\":\"%s\",\"threads\":%d,"
                 "\"prompt\":%ld,\"gen\":%ld,\"prefill_tokens_per_s\":%.1f,\"decode_tokens_per_s\":%.1f,"
                 "\"weight_mib\":%.1f,\"bytes_per_token_mib\":%.2f,\"achieved_gbps\":%.2f,\"bandwidth_probe_gbps\":%.2f,"
                 "\"fraction_of_bandwidth\":%.3f,\"rss_mib\":%.0f,\"peak_rss_mib\":%.0f}\n",
-                preset, format, kernels::sign_kernel_name(kernels::sign_kernel()), threads, long(prompt), long(gen),
+                preset, format, kernels::sign_activations_name(kernels::sign_activations()),
+                kernels::sign_kernel_name(int8 ? kernels::sign_q8_kernel() : kernels::sign_kernel()), threads, long(prompt), long(gen),
                 double(prompt) / prefill, decode_tps, double(model.bytes()) / 1048576.0, bytes / 1048576.0, gbps, probe_gbps,
                 gbps / probe_gbps, bench::rss_mib(), bench::peak_rss_mib());
     std::fflush(stdout);
@@ -70,7 +76,7 @@ void run(const Decoder& model, const char* preset, const char* format, int threa
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string presets = "130M,1.3B,7B", threads_list = "1,2", dense_mode = "auto";
+    std::string presets = "130M,1.3B,7B", threads_list = "1,2", dense_mode = "auto", activations_list = "float,int8", tables_list = "bf16,int8";
     int64_t prompt = 128, gen = 64;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -83,24 +89,34 @@ int main(int argc, char** argv) {
         else if (a == "--prompt") prompt = std::stoll(next());
         else if (a == "--gen") gen = std::stoll(next());
         else if (a == "--dense") dense_mode = next();
+        else if (a == "--activations") activations_list = next();
+        else if (a == "--tables") tables_list = next();
         else { std::fprintf(stderr, "decode_bench: unknown option %s\n", a.c_str()); return 2; }
     }
     for (const std::string& preset : bench::split_list(presets)) {
         nn::LlamaConfig config = nn::LlamaConfig::preset(preset);
         config.max_position_embeddings = std::max(config.max_position_embeddings, prompt + gen);
-        std::unique_ptr<infer::PackedLlama> packed;
-        {
-            Rng rng(1);
-            packed = std::make_unique<infer::PackedLlama>(config, rng);
+        for (const std::string& tables : bench::split_list(tables_list)) {
+            const infer::TableFormat format = infer::parse_table_format(tables, "--tables");
+            std::unique_ptr<infer::PackedLlama> packed;
+            {
+                Rng rng(1);
+                packed = std::make_unique<infer::PackedLlama>(config, rng, format);
+            }
+            trim_buffer_cache();
+            const std::string name = "packed-1bit-" + tables + "-tables";
+            for (const std::string& th : bench::split_list(threads_list)) {
+                set_num_threads(std::stoi(th));
+                const double probe = bandwidth_gbps();
+                for (const std::string& act : bench::split_list(activations_list)) {
+                    if (act != "float" && act != "int8") { std::fprintf(stderr, "decode_bench: --activations takes float and/or int8, not %s\n", act.c_str()); return 2; }
+                    kernels::SignActivationsScope scope(act == "int8" ? kernels::SignActivations::Int8 : kernels::SignActivations::Float);
+                    run(*packed, preset.c_str(), name.c_str(), std::stoi(th), prompt, gen, probe);
+                }
+            }
+            packed.reset();
+            trim_buffer_cache();
         }
-        trim_buffer_cache();
-        for (const std::string& th : bench::split_list(threads_list)) {
-            set_num_threads(std::stoi(th));
-            const double probe = bandwidth_gbps();
-            run(*packed, preset.c_str(), "packed-1bit", std::stoi(th), prompt, gen, probe);
-        }
-        packed.reset();
-        trim_buffer_cache();
         // The dense fp32 baseline, where its float W_hat fits in half the available memory.
         const double dense_bytes = 4.0 * double(config.num_parameters());
         if (dense_mode == "no" || dense_bytes > 0.5 * double(available_memory_bytes())) {

@@ -124,6 +124,33 @@ TEST_CASE("PackedLlama stays close to the float student and continues a prompt g
     CHECK(stopped == std::vector<int32_t>(got.begin(), got.begin() + std::ptrdiff_t(first) + 1));
 }
 
+TEST_CASE("PackedLlama with int8 activations: close to float activations - prefill equals decode - independent of threads") {
+    using namespace packed_llama_test;
+    Rng init(45);
+    nn::FbiLlama<float> model(config(), init);
+    const infer::PackedLlama packed(model);
+    Rng rng(8);
+    std::vector<int32_t> ids(20);
+    for (auto& v : ids) v = int32_t(rng.uniform_int(97));
+    auto last_logits = [&](kernels::SignActivations a, int64_t prefill) {
+        kernels::SignActivationsScope scope(a);
+        infer::KvCache cache(packed.config(), 48);
+        std::vector<float> logits(97);
+        packed.forward(ids.data(), prefill, cache, logits.data());
+        for (int64_t t = prefill; t < int64_t(ids.size()); ++t) packed.forward(&ids[std::size_t(t)], 1, cache, logits.data());
+        return logits;
+    };
+    const auto f = last_logits(kernels::SignActivations::Float, 20);
+    const auto q = last_logits(kernels::SignActivations::Int8, 20);
+    // Per-token int8 rounding of 72- and 136-wide activations: a few 1e-3 of the largest logit here.
+    CHECK(max_diff(q, f) < 3e-2 * max_abs(f));
+    CHECK(max_diff(q, f) > 0);  // the int8 path really ran
+    // A row is rounded by itself, so a prefill of 20 and 1 + 19 decode steps round the same rows:
+    // integer sums are exact and the rest is the float path, equal within float reordering.
+    const auto q_decode = last_logits(kernels::SignActivations::Int8, 1);
+    CHECK(max_diff(q_decode, q) < 1e-4 * max_abs(f));
+}
+
 TEST_CASE("PackedLlama refuses ids outside the vocabulary - a full cache and a cache of another model") {
     using namespace packed_llama_test;
     Rng init(44);

@@ -3,11 +3,14 @@
 // windows of seq_len + 1 tokens advancing by seq_len, every token after the first predicted once.
 //   nll = mean over predicted tokens of -log p(token | prefix in its window)
 //   perplexity = exp(nll);   bits per byte = nll * tokens / (ln 2 * bytes of the text)
+#include <algorithm>
 #include <cmath>
 #include <functional>
+#include <vector>
 
 #include "bitgrad/autograd/tape.hpp"
 #include "bitgrad/data/token_shard.hpp"
+#include "bitgrad/infer/packed_llama.hpp"
 #include "bitgrad/ops/loss.hpp"
 #include "bitgrad/ops/shape_ops.hpp"
 
@@ -53,6 +56,47 @@ PerplexityResult perplexity(const Model& model, const data::TokenShard& shard, i
     PerplexityResult r;
     r.tokens = count;
     r.nll = count ? total / double(count) : 0;
+    r.perplexity = std::exp(r.nll);
+    return r;
+}
+
+// The same windows and the same definition for an inference decoder (infer::PackedLlama,
+// infer::DenseFbiDecoder): each window is one prefill on an empty KV cache that returns the logits
+// of every position; the cross-entropy is summed in double. This measures what packing changes
+// (fp16 alpha/beta, the table format, int8 activations) on the numbers a user cares about.
+template <class Decoder>
+PerplexityResult decoder_perplexity(const Decoder& decoder, const data::TokenShard& shard, int64_t seq_len, int64_t max_windows = 0,
+                                    const std::function<void(int64_t, int64_t)>& progress = nullptr) {
+    const auto& c = decoder.config();
+    BITGRAD_CHECK(seq_len > 0 && seq_len <= c.max_position_embeddings,
+                  "perplexity: seq_len " << seq_len << " must be in [1, max_position_embeddings = " << c.max_position_embeddings << "]");
+    BITGRAD_CHECK(shard.size() > uint64_t(seq_len), shard.path() << ": " << shard.size() << " tokens, need more than seq_len " << seq_len);
+    BITGRAD_CHECK(shard.vocab_size() <= uint64_t(c.vocab_size),
+                  shard.path() << ": vocabulary of " << shard.vocab_size() << " tokens, larger than the model's " << c.vocab_size
+                               << ": tokenized for another model?");
+    int64_t windows = int64_t((shard.size() - 1) / uint64_t(seq_len));
+    if (max_windows > 0) windows = std::min(windows, max_windows);
+    const int64_t V = c.vocab_size;
+    infer::KvCache cache(c, seq_len);
+    std::vector<int32_t> window(std::size_t(seq_len + 1));
+    std::vector<float> logits(std::size_t(seq_len * V));
+    double total = 0;
+    for (int64_t w = 0; w < windows; ++w) {
+        shard.copy(uint64_t(w * seq_len), uint64_t(seq_len + 1), window.data());
+        cache.clear();
+        decoder.forward(window.data(), seq_len, cache, logits.data(), seq_len);
+        for (int64_t t = 0; t < seq_len; ++t) {  // -log softmax(logits[t])[window[t + 1]]
+            const float* z = logits.data() + t * V;
+            double m = z[0], sum = 0;
+            for (int64_t v = 1; v < V; ++v) m = std::max(m, double(z[v]));
+            for (int64_t v = 0; v < V; ++v) sum += std::exp(double(z[v]) - m);
+            total += m + std::log(sum) - double(z[window[std::size_t(t + 1)]]);
+        }
+        if (progress) progress(w + 1, windows);
+    }
+    PerplexityResult r;
+    r.tokens = windows * seq_len;
+    r.nll = r.tokens ? total / double(r.tokens) : 0;
     r.perplexity = std::exp(r.nll);
     return r;
 }

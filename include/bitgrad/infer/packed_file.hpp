@@ -5,16 +5,19 @@
 //   const infer::PackedLlama packed = infer::load_packed("model.packed.safetensors");
 //
 // Tensors (names as in the float checkpoint; C = hidden, V = vocabulary):
-//   model.embed_tokens.weight                          BF16 [V, C]
+//   model.embed_tokens.weight                          BF16 [V, C]   (tables = "int8": I8 [V, C] and
+//   model.embed_tokens.weight_scale                    F32  [V]       this one: row v = scale[v] * q[v])
 //   model.layers.{l}.input_layernorm.weight            F32  [C]
 //   model.layers.{l}.post_attention_layernorm.weight   F32  [C]
 //   model.layers.{l}.{self_attn.q_proj, ..., mlp.down_proj}.weight_signs   U8 [out, 8 * ceil(in / 64)]
 //   model.layers.{l}.{...}.wscale                      F16  [in]     alpha
 //   model.layers.{l}.{...}.wbias                       F16  [in]     beta
 //   model.norm.weight                                  F32  [C]
-//   lm_head.weight                                     BF16 [V, C]
+//   lm_head.weight                                     BF16 [V, C]   (tables = "int8": I8 [V, C] and
+//   lm_head.weight_scale                               F32  [V]       this one)
 // Metadata: format = "bitgrad.packed_fbi_llm", format_version = "1", config = the model's
-// config.json as a string, sign_layout = the sentence below; anything the caller adds (the source
+// config.json as a string, sign_layout = the sentence below, tables = "bf16" or "int8" (absent:
+// bf16, as in files written before the int8 option); anything the caller adds (the source
 // checkpoint, the seed).
 //
 // Sign bits, one row of W [out, in] after another, each row padded to a multiple of 64 columns:
@@ -54,10 +57,21 @@ inline void save_packed(const std::filesystem::path& path, const PackedLlama& mo
     metadata["format_version"] = kPackedFormatVersion;
     metadata["config"] = io::config_to_json(model.config()).dump();
     metadata["sign_layout"] = kPackedSignLayout;
+    metadata["tables"] = table_format_name(model.lm_head().format());
+    BITGRAD_CHECK(model.embed_tokens().format() == model.lm_head().format(),
+                  "save_packed: the embedding and the lm_head must have the same table format");
     // alpha and beta are floats holding fp16 values: written as the fp16 they are.
     std::vector<Tensor<fp16>> halves;
     std::vector<io::SafetensorsBlob> blobs;
-    blobs.push_back(io::safetensors_blob("model.embed_tokens.weight", model.embed_tokens()));
+    auto add_table = [&](const std::string& name, const TokenTable& t) {
+        if (t.format() == TableFormat::Bf16) {
+            blobs.push_back(io::safetensors_blob(name, t.bf16_values()));
+        } else {
+            blobs.push_back(io::safetensors_blob(name, t.int8_values()));
+            blobs.push_back(io::safetensors_blob(name + "_scale", t.int8_scales()));
+        }
+    };
+    add_table("model.embed_tokens.weight", model.embed_tokens());
     auto to_half = [&](const Tensor<float>& t) -> const Tensor<fp16>& {
         Tensor<fp16> h(t.shape());
         for (int64_t i = 0; i < t.numel(); ++i) {
@@ -84,7 +98,7 @@ inline void save_packed(const std::filesystem::path& path, const PackedLlama& mo
         }
     }
     blobs.push_back(io::safetensors_blob("model.norm.weight", model.final_norm()));
-    blobs.push_back(io::safetensors_blob("lm_head.weight", model.lm_head()));
+    add_table("lm_head.weight", model.lm_head());
     io::save_safetensors_blobs(path, blobs, metadata);
 }
 
@@ -121,12 +135,23 @@ inline PackedLlama load_packed(const std::string& path) {
     const nn::LlamaConfig c = io::config_from_json(config_json, path + " (__metadata__.config)");
     BITGRAD_CHECK(c.binarized, path << ": __metadata__.config describes a full-precision model; a packed file holds an FBI-LLM");
 
+    const auto tables_it = meta.find("tables");
+    const TableFormat tables = tables_it == meta.end() ? TableFormat::Bf16 : parse_table_format(tables_it->second, path + ": __metadata__.tables");
+
     std::set<std::string> expected;
     auto table = [&](const std::string& name, const Shape& shape) {
         expected.insert(name);
-        Tensor<bf16> t = file.read<bf16>(name, shape);
-        detail::check_finite(t, path, name);
-        return t;
+        if (tables == TableFormat::Bf16) {
+            Tensor<bf16> t = file.read<bf16>(name, shape);
+            detail::check_finite(t, path, name);
+            return TokenTable(std::move(t));
+        }
+        expected.insert(name + "_scale");
+        Tensor<float> scale = file.read<float>(name + "_scale", Shape{shape[0]});
+        for (int64_t v = 0; v < scale.numel(); ++v)
+            BITGRAD_CHECK(std::isfinite(scale[v]) && scale[v] >= 0.f,
+                          path << ": tensor " << name << "_scale: row " << v << " has scale " << scale[v] << ", expected a finite value >= 0");
+        return TokenTable(file.read<int8_t>(name, shape), std::move(scale));
     };
     auto floats = [&](const std::string& name, const Shape& shape) {
         expected.insert(name);
@@ -159,7 +184,7 @@ inline PackedLlama load_packed(const std::string& path) {
 
     const int64_t C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
     const int64_t qd = c.num_attention_heads * c.head_dim(), kvd = c.num_key_value_heads * c.head_dim();
-    Tensor<bf16> embed = table("model.embed_tokens.weight", Shape{V, C});
+    TokenTable embed = table("model.embed_tokens.weight", Shape{V, C});
     std::vector<PackedLlama::Layer> layers;
     for (int64_t li = 0; li < c.num_hidden_layers; ++li) {
         const std::string p = "model.layers." + std::to_string(li) + ".";
@@ -169,7 +194,7 @@ inline PackedLlama load_packed(const std::string& path) {
                           linear(p + "mlp.gate_proj", I, C), linear(p + "mlp.up_proj", I, C), linear(p + "mlp.down_proj", C, I)});
     }
     Tensor<float> norm = floats("model.norm.weight", Shape{C});
-    Tensor<bf16> lm_head = table("lm_head.weight", Shape{V, C});
+    TokenTable lm_head = table("lm_head.weight", Shape{V, C});
     for (const auto& e : file.entries())
         BITGRAD_CHECK(expected.count(e.name), path << ": unexpected tensor " << e.name << " (not part of a packed " << c.num_hidden_layers
                                                    << "-layer model)");

@@ -11,7 +11,8 @@
 // What is stored, per FBI layer (W [out, in], alpha and beta [in]):
 //   sign bits of W      1 bit per weight (kernels::PackedSigns: layout in kernels/sign_matmul.hpp)
 //   alpha, beta         rounded to fp16 (the packed file stores them in fp16; kept as float here)
-// and for the rest of the model: the embedding and lm_head in bf16, the RMSNorm weights in float.
+// and for the rest of the model: the embedding and lm_head as TokenTables (bf16 by default, or int8
+// with a scale per row: token_table.hpp), the RMSNorm weights in float.
 // The layer computes the folded identity (never W_hat):
 //   y = S (alpha * x) + (beta . x),     S = sign(W) in {+1, -1}
 // Its results differ from the float model only by the fp16 rounding of alpha and beta, the bf16
@@ -42,8 +43,10 @@
 #include "bitgrad/kernels/norm.hpp"
 #include "bitgrad/kernels/rope.hpp"
 #include "bitgrad/kernels/sign_matmul.hpp"
+#include "bitgrad/kernels/sign_matmul_q8.hpp"
 #include "bitgrad/nn/config.hpp"
 #include "bitgrad/infer/sample.hpp"
+#include "bitgrad/infer/token_table.hpp"
 
 namespace bitgrad::infer {
 
@@ -100,7 +103,8 @@ struct PackedFbiLinear {
             }
             xb[r] = dot;
         }
-        kernels::sign_matmul(signs, xa.data(), rows, s.data());
+        if (kernels::sign_activations() == kernels::SignActivations::Int8) kernels::sign_matmul_q8(signs, xa.data(), rows, s.data());
+        else kernels::sign_matmul(signs, xa.data(), rows, s.data());
         for (int64_t r = 0; r < rows; ++r)
             for (int64_t i = 0; i < n_out; ++i)
                 y[r * n_out + i] = (accumulate ? y[r * n_out + i] : 0.f) + s[r * n_out + i] + xb[r];
@@ -165,10 +169,10 @@ class FbiDecoder {
 public:
     // From a trained binarized nn::LlamaForCausalLM<float, nn::FBILinear<float>>.
     template <class Model>
-    explicit FbiDecoder(const Model& m) : config_(m.config) {
+    explicit FbiDecoder(const Model& m, TableFormat tables = TableFormat::Bf16) : config_(m.config) {
         static_assert(Model::binarized, "FbiDecoder packs a binarized (FBI-LLM) model");
         config_.validate();
-        embed_ = to_bf16_tensor(m.model.embed_tokens.weight.value());
+        embed_ = TokenTable(m.model.embed_tokens.weight.value(), tables);
         auto pack = [](const auto& lin) {
             return Linear::pack(lin.weight.value(), lin.wscale.value(), lin.wbias.value());
         };
@@ -180,22 +184,22 @@ public:
                                pack(f.gate_proj), pack(f.up_proj), pack(f.down_proj)});
         }
         norm_ = m.model.norm.weight.value().clone();
-        lm_head_ = to_bf16_tensor(m.lm_head.weight.value());
+        lm_head_ = TokenTable(m.lm_head.weight.value(), tables);
     }
 
     // Random weights of a trained model's order of magnitude, built layer by layer without a float
     // model (a 7B float model would not fit in memory): for benchmarks of the shapes.
-    FbiDecoder(const nn::LlamaConfig& c, Rng& rng) : config_(c) {
+    FbiDecoder(const nn::LlamaConfig& c, Rng& rng, TableFormat tables = TableFormat::Bf16) : config_(c) {
         config_.validate();
         const int64_t C = c.hidden_size, I = c.intermediate_size, qd = c.num_attention_heads * c.head_dim();
         const int64_t kvd = c.num_key_value_heads * c.head_dim();
-        embed_ = random_bf16({c.vocab_size, C}, rng);
+        embed_ = TokenTable(Tensor<float>::randn({c.vocab_size, C}, rng, 0.02), tables);
         for (int64_t l = 0; l < c.num_hidden_layers; ++l)
             layers_.push_back({Tensor<float>::ones({C}), Tensor<float>::ones({C}), Linear::random(qd, C, rng), Linear::random(kvd, C, rng),
                                Linear::random(kvd, C, rng), Linear::random(C, qd, rng), Linear::random(I, C, rng),
                                Linear::random(I, C, rng), Linear::random(C, I, rng)});
         norm_ = Tensor<float>::ones({C});
-        lm_head_ = random_bf16({c.vocab_size, C}, rng);
+        lm_head_ = TokenTable(Tensor<float>::randn({c.vocab_size, C}, rng, 0.02), tables);
     }
 
     // One decoder block: its two RMSNorm weights and seven binarized layers.
@@ -209,7 +213,7 @@ public:
     };
 
     // From parts (the packed file's reader): every shape is checked against the config.
-    FbiDecoder(const nn::LlamaConfig& c, Tensor<bf16> embed, std::vector<Layer> layers, Tensor<float> norm, Tensor<bf16> lm_head)
+    FbiDecoder(const nn::LlamaConfig& c, TokenTable embed, std::vector<Layer> layers, Tensor<float> norm, TokenTable lm_head)
         : config_(c), embed_(std::move(embed)), layers_(std::move(layers)), norm_(std::move(norm)), lm_head_(std::move(lm_head)) {
         config_.validate();
         const int64_t C = c.hidden_size, I = c.intermediate_size, qd = c.num_attention_heads * c.head_dim();
@@ -229,14 +233,14 @@ public:
     }
 
     const nn::LlamaConfig& config() const { return config_; }
-    const Tensor<bf16>& embed_tokens() const { return embed_; }
+    const TokenTable& embed_tokens() const { return embed_; }
     const std::vector<Layer>& layers() const { return layers_; }
     const Tensor<float>& final_norm() const { return norm_; }
-    const Tensor<bf16>& lm_head() const { return lm_head_; }
+    const TokenTable& lm_head() const { return lm_head_; }
 
     // Bytes of the weights as stored: what a decode step reads.
     int64_t bytes() const {
-        int64_t n = 2 * (embed_.numel() + lm_head_.numel()) + 4 * norm_.numel();
+        int64_t n = embed_.bytes() + lm_head_.bytes() + 4 * norm_.numel();
         for (const auto& l : layers_) {
             n += 4 * (l.n1.numel() + l.n2.numel());
             for (const Linear* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) n += w->bytes();
@@ -245,27 +249,26 @@ public:
     }
     // Bytes read per decoded token: every weight once (the embedding only one row) and the cache.
     int64_t bytes_per_token(int64_t context) const {
-        return bytes() - 2 * embed_.numel() + 2 * config_.hidden_size +
+        return bytes() - embed_.bytes() + embed_.bytes_per_row() +
                2 * 4 * context * config_.num_hidden_layers * config_.num_key_value_heads * config_.head_dim();
     }
 
     // Runs ids[0..n) at positions cache.length .. cache.length + n - 1, appends their keys and
-    // values to the cache, and writes the logits of the last one to logits_last [vocab].
-    void forward(const int32_t* ids, int64_t n, KvCache& cache, float* logits_last) const {
+    // values to the cache, and writes the logits of the last logit_rows of them to logits
+    // [logit_rows, vocab] (1: the next token's; n: every position's, for perplexity).
+    void forward(const int32_t* ids, int64_t n, KvCache& cache, float* logits, int64_t logit_rows = 1) const {
         const auto& c = config_;
         const int64_t C = c.hidden_size, D = c.head_dim(), H = c.num_attention_heads, Hkv = c.num_key_value_heads;
         const int64_t I = c.intermediate_size, pos = cache.length, S = pos + n;
         BITGRAD_CHECK(n >= 1, "FbiDecoder::forward: no tokens");
+        BITGRAD_CHECK(logit_rows >= 1 && logit_rows <= n, "FbiDecoder::forward: logit_rows " << logit_rows << " must be in [1, " << n << "]");
         BITGRAD_CHECK(int64_t(cache.k.size()) == c.num_hidden_layers, "FbiDecoder::forward: the cache was made for another model");
         BITGRAD_CHECK(S <= cache.capacity, "FbiDecoder::forward: " << S << " positions exceed the cache capacity " << cache.capacity);
         for (int64_t i = 0; i < n; ++i)
             BITGRAD_CHECK(ids[i] >= 0 && ids[i] < c.vocab_size,
                           "FbiDecoder::forward: token id " << ids[i] << " is outside the vocabulary [0, " << c.vocab_size << ")");
         Tensor<float> x({n, C}), h({n, C}), q({n, H * D}), o({n, H * D}), lse({1, H, n}), gate({n, I}), up({n, I});
-        for (int64_t r = 0; r < n; ++r) {
-            const bf16* row = embed_.data() + int64_t(ids[r]) * C;
-            for (int64_t j = 0; j < C; ++j) x[r * C + j] = to_float(row[j]);
-        }
+        for (int64_t r = 0; r < n; ++r) embed_.row(ids[r], x.data() + r * C);
         Tensor<float> cos_t, sin_t;
         kernels::rope_table(n, D, c.rope_theta, pos, cos_t, sin_t);
         const kernels::AttentionDims dims{1, n, S, H, Hkv, D, true};
@@ -289,8 +292,8 @@ public:
             l.down.forward(gate.data(), n, x.data(), true);  // residual
         }
         cache.length = S;
-        kernels::rms_norm_rows(x.data() + (n - 1) * C, norm_.data(), eps, h.data(), (float*)nullptr, 1, C);
-        kernels::gemv_bf16(lm_head_.data(), c.vocab_size, C, h.data(), logits_last);
+        kernels::rms_norm_rows(x.data() + (n - logit_rows) * C, norm_.data(), eps, h.data(), (float*)nullptr, logit_rows, C);
+        lm_head_.matmul(h.data(), logit_rows, logits);
     }
 
     // Appends up to max_new sampled tokens to the prompt (stopping at max_position_embeddings or
@@ -329,21 +332,11 @@ public:
     }
 
 private:
-    static Tensor<bf16> random_bf16(const Shape& shape, Rng& rng) {
-        Tensor<bf16> out(shape);
-        for (auto& w : out) w = to_bf16(float(rng.normal() * 0.02));
-        return out;
-    }
-    static Tensor<bf16> to_bf16_tensor(const Tensor<float>& w) {
-        Tensor<bf16> out(w.shape());
-        for (int64_t i = 0; i < w.numel(); ++i) out[i] = to_bf16(w[i]);
-        return out;
-    }
     nn::LlamaConfig config_;
-    Tensor<bf16> embed_;  // [V, C]
+    TokenTable embed_;  // [V, C]
     std::vector<Layer> layers_;
     Tensor<float> norm_;
-    Tensor<bf16> lm_head_;  // [V, C]
+    TokenTable lm_head_;  // [V, C]
 };
 
 using PackedLlama = FbiDecoder<PackedFbiLinear>;

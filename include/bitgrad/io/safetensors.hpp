@@ -51,6 +51,7 @@ constexpr const char* safetensors_dtype() {
     else if constexpr (std::is_same_v<T, fp16>) return "F16";
     else if constexpr (std::is_same_v<T, bf16>) return "BF16";
     else if constexpr (std::is_same_v<T, uint8_t>) return "U8";
+    else if constexpr (std::is_same_v<T, int8_t>) return "I8";
     else if constexpr (std::is_same_v<T, int32_t>) return "I32";
     else static_assert(sizeof(T) == 0, "safetensors: no dtype for this element type");
 }
