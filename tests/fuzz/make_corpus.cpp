@@ -4,6 +4,8 @@
 //
 //   fuzz_make_corpus tests/fuzz/corpus      (writes corpus/<reader>/<name> for every reader)
 #include <bitgrad/data/token_shard.hpp>
+#include <bitgrad/infer/packed_file.hpp>
+#include <bitgrad/nn/llama.hpp>
 #include <bitgrad/io/config_json.hpp>
 #include <bitgrad/io/safetensors.hpp>
 
@@ -105,6 +107,41 @@ void config_json(const fs::path& dir) {
     write(dir / "bad-truncated.json", R"({"vocab_size":64,"hidden_size":16,"interm)");
 }
 
+// A tiny FBI-LLM (in = 24 and 40: partial sign words, GQA) packed, and damaged copies of it.
+void packed_file(const fs::path& dir) {
+    nn::LlamaConfig c;
+    c.vocab_size = 19, c.hidden_size = 24, c.intermediate_size = 40, c.num_hidden_layers = 1;
+    c.num_attention_heads = 4, c.num_key_value_heads = 2, c.max_position_embeddings = 8, c.binarized = true;
+    Rng rng(5);
+    const infer::PackedLlama packed{nn::FbiLlama<float>(c, rng)};
+    infer::save_packed(dir / "tiny.safetensors", packed, {{"source", "fuzz_make_corpus"}});
+    Rng rng8(5);
+    infer::save_packed(dir / "tiny-int8-tables.safetensors", infer::PackedLlama(nn::FbiLlama<float>(c, rng8), infer::TableFormat::Int8));
+    const std::string good = read(dir / "tiny.safetensors");
+    uint64_t header = 0;
+    std::memcpy(&header, good.data(), 8);
+    const std::string head = good.substr(8, std::size_t(header)), body = good.substr(8 + std::size_t(header));
+    auto with_header = [&](std::string h) { return raw_safetensors(std::move(h), body); };
+    auto replace = [](std::string s, const std::string& from, const std::string& to) {
+        const auto at = s.find(from);
+        if (at == std::string::npos) throw std::runtime_error("fuzz_make_corpus: no \"" + from + "\" in the packed header");
+        return s.replace(at, from.size(), to);
+    };
+    write(dir / "bad-format-version.safetensors", with_header(replace(head, "\"format_version\":\"1\"", "\"format_version\":\"9\"")));
+    write(dir / "bad-not-binarized.safetensors",
+          with_header(replace(head, "\\\"bitgrad_binarized\\\":true", "\\\"bitgrad_binarized\\\":false")));
+    write(dir / "bad-truncated.safetensors", good.substr(0, good.size() - 3));
+    // The last byte of down_proj's first sign row (in = 40: bits 40..63 are padding) set to 0xff.
+    std::string b = good;
+    const std::string key = "\"model.layers.0.mlp.down_proj.weight_signs\"";
+    const auto at = head.find(key);
+    if (at == std::string::npos) throw std::runtime_error("fuzz_make_corpus: no down_proj signs in the packed header");
+    const auto offsets = head.find("\"data_offsets\":[", at) + 16;
+    const uint64_t begin = std::stoull(head.substr(offsets));
+    b[8 + std::size_t(header) + std::size_t(begin) + 7] = char(0xff);
+    write(dir / "bad-padding-bits.safetensors", b);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -114,7 +151,8 @@ int main(int argc, char** argv) {
     }
     try {
         const std::pair<const char*, void (*)(const fs::path&)> readers[] = {
-            {"safetensors", safetensors}, {"token_shard", token_shard}, {"config_json", config_json}};
+            {"safetensors", safetensors}, {"token_shard", token_shard}, {"config_json", config_json},
+            {"packed_file", packed_file}};
         for (auto& [name, make] : readers) {
             const fs::path dir = fs::path(argv[1]) / name;
             fs::create_directories(dir);
