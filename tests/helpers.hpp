@@ -39,6 +39,15 @@ struct TempDir {
     std::filesystem::path operator/(const std::string& f) const { return path / f; }
 };
 
+// Sets the OpenMP thread count for a scope, then restores it.
+struct ThreadCount {
+    int saved;
+    explicit ThreadCount(int n) : saved(bitgrad::num_threads()) { bitgrad::set_num_threads(n); }
+    ~ThreadCount() { bitgrad::set_num_threads(saved); }
+    ThreadCount(const ThreadCount&) = delete;
+    ThreadCount& operator=(const ThreadCount&) = delete;
+};
+
 inline std::string read_bytes(const std::filesystem::path& p) {
     std::ifstream f(p, std::ios::binary);
     return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};

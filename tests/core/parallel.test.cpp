@@ -28,14 +28,7 @@ using Outputs = std::vector<std::pair<std::string, Tensor<float>>>;
 
 constexpr double kThreadRtol = 1e-5;
 
-// Sets the OpenMP thread count for a scope, then restores it.
-struct Threads {
-    int saved;
-    explicit Threads(int n) : saved(num_threads()) { set_num_threads(n); }
-    ~Threads() { set_num_threads(saved); }
-    Threads(const Threads&) = delete;
-    Threads& operator=(const Threads&) = delete;
-};
+using Threads = testing::ThreadCount;
 
 // fn() with `threads` threads and every loop forking (threshold 1).
 template <class F>

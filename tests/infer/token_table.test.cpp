@@ -142,30 +142,20 @@ TEST_CASE("packed file with int8 tables: round trip bit for bit - half the table
     CHECK(r.at("model.embed_tokens.weight_scale").shape == Shape{53});
 
     // A negative scale, and an unknown tables value, are refused naming the tensor or field.
-    auto bytes = [&](const std::filesystem::path& p) {
-        std::ifstream f(p, std::ios::binary);
-        return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-    };
-    std::string file = bytes(dir / "q8.safetensors");
+    std::string file = testing::read_bytes(dir / "q8.safetensors");
     const auto& e = r.at("lm_head.weight_scale");
     uint64_t header = 0;
     std::memcpy(&header, file.data(), 8);
     const float minus = -1.f;
     std::memcpy(file.data() + 8 + header + e.begin + 4 * 3, &minus, 4);
-    {
-        std::ofstream f(dir / "bad-scale.safetensors", std::ios::binary);
-        f.write(file.data(), std::streamsize(file.size()));
-    }
+    testing::write_bytes(dir / "bad-scale.safetensors", file);
     CHECK_THROWS_WITH_AS(infer::load_packed((dir / "bad-scale.safetensors").string()),
                          doctest::Contains("lm_head.weight_scale: row 3 has scale -1"), Error);
-    std::string renamed = bytes(dir / "q8.safetensors");
+    std::string renamed = testing::read_bytes(dir / "q8.safetensors");
     const auto at = renamed.find("\"tables\":\"int8\"");
     REQUIRE(at != std::string::npos);
     renamed.replace(at, 15, "\"tables\":\"int4\"");
-    {
-        std::ofstream f(dir / "bad-tables.safetensors", std::ios::binary);
-        f.write(renamed.data(), std::streamsize(renamed.size()));
-    }
+    testing::write_bytes(dir / "bad-tables.safetensors", renamed);
     CHECK_THROWS_WITH_AS(infer::load_packed((dir / "bad-tables.safetensors").string()),
                          doctest::Contains("__metadata__.tables is \"int4\", expected \"bf16\" or \"int8\""), Error);
 }

@@ -49,14 +49,6 @@ std::vector<double> sign_exact(const Tensor<float>& S, const Tensor<float>& xa, 
     return y;
 }
 
-struct SignThreads {
-    int saved;
-    explicit SignThreads(int n) : saved(num_threads()) { set_num_threads(n); }
-    ~SignThreads() { set_num_threads(saved); }
-    SignThreads(const SignThreads&) = delete;
-    SignThreads& operator=(const SignThreads&) = delete;
-};
-
 const std::vector<int64_t> kSignOuts = {1, 3, 17, 100};
 const std::vector<int64_t> kSignIns = {1, 63, 64, 65, 127, 200, 768 + 13};
 
@@ -245,11 +237,11 @@ TEST_CASE("sign_matmul with 2 threads equals 1 thread bit for bit (within roundi
             Tensor<float> one({d.rows, d.out}), two({d.rows, d.out});
             ParallelMinWork fork_always(1);
             {
-                SignThreads t(1);
+                testing::ThreadCount t(1);
                 kernels::sign_matmul(P, xa.data(), d.rows, one.data(), k);
             }
             {
-                SignThreads t(2);
+                testing::ThreadCount t(2);
                 if (omp_get_max_threads() < 2) MESSAGE("set_num_threads(2) gave fewer threads: the split is not exercised");
                 kernels::sign_matmul(P, xa.data(), d.rows, two.data(), k);
             }

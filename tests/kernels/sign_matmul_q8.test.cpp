@@ -40,14 +40,6 @@ Tensor<float> q8_activations(int64_t rows, int64_t in, Rng& rng) {
     return x;
 }
 
-struct Q8Threads {
-    int saved;
-    explicit Q8Threads(int n) : saved(num_threads()) { set_num_threads(n); }
-    ~Q8Threads() { set_num_threads(saved); }
-    Q8Threads(const Q8Threads&) = delete;
-    Q8Threads& operator=(const Q8Threads&) = delete;
-};
-
 const std::vector<int64_t> kQ8Outs = {1, 3, 9, 100};
 const std::vector<int64_t> kQ8Ins = {1, 31, 32, 33, 63, 64, 65, 200, 768 + 13, 2048 + 64 + 5};  // the last crosses a column chunk
 
@@ -166,11 +158,11 @@ TEST_CASE("sign_matmul_q8 with 2 threads equals 1 thread bit for bit") {
             std::vector<float> one(std::size_t(rows * out)), two(std::size_t(rows * out));
             ParallelMinWork fork_always(1);
             {
-                Q8Threads t(1);
+                testing::ThreadCount t(1);
                 kernels::sign_matmul_q8(P, xa.data(), rows, one.data(), k);
             }
             {
-                Q8Threads t(2);
+                testing::ThreadCount t(2);
                 kernels::sign_matmul_q8(P, xa.data(), rows, two.data(), k);
             }
             CHECK(one == two);

@@ -17,7 +17,8 @@
 //   y = S (alpha * x) + (beta . x),     S = sign(W) in {+1, -1}
 // Its results differ from the float model only by the fp16 rounding of alpha and beta, the bf16
 // rounding of the embedding and lm_head, and the order of float sums (tests/infer/ state the
-// tolerance).
+// tolerance); and, where chosen, by int8 tables and int8 activations (kernels::SignActivationsScope,
+// kernels/sign_matmul_q8.hpp), whose cost docs/inference.md measures.
 //
 // FbiDecoder<Linear> is the whole decoder, generic over how the binarized layers are stored:
 // PackedLlama uses PackedFbiLinear (1 bit per weight); DenseFbiDecoder uses DenseFbiLinear (W_hat
