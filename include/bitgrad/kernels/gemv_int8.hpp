@@ -91,7 +91,7 @@ inline bool gemv_int8_wide() {
 
 }  // namespace detail
 
-// `wide`: the AVX-512 row kernel where the CPU has it (the tests run both; they give the same bits).
+// `wide`: the AVX-512 row kernel where the CPU has it (the tests run both against the reference).
 inline void gemv_int8(const int8_t* Q, const float* scale, int64_t out, int64_t in, const float* x, float* y,
                       bool wide = detail::gemv_int8_wide()) {
 #if defined(__x86_64__) && defined(__GNUC__)
