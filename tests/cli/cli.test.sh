@@ -48,11 +48,15 @@ expect 0 "final model"              "$bitgrad" distill --data data --teacher run
 expect 0 "."                        "$bitgrad" generate --model bin/final --data data --tokens 5 --prompt "the"
 expect 0 "Total params"             "$bitgrad" info --model bin/final
 expect 0 "packed MB|packed [0-9.]+ MB" "$bitgrad" pack --model bin/final --out bin.packed.safetensors
+expect 0 "packed [0-9.]+ MB"        "$bitgrad" pack --model bin/final --out bin.q8.safetensors --tables int8
 expect 0 "decode 5 tokens: [0-9.]+ tok/s" "$bitgrad" generate --model bin.packed.safetensors --data data --tokens 5 --prompt "the"
 printf 'the whale\n\nthe sea\n' > prompts.txt
 expect 0 "decode 4 tokens: [0-9.]+ tok/s" "$bitgrad" generate --model bin.packed.safetensors --data data --tokens 4 --prompts prompts.txt --temperature 0 --repetition-penalty 1.3
 expect 0 "decode 4 tokens: [0-9.]+ tok/s, [0-9]+ threads, int8 activations" "$bitgrad" generate --model bin.packed.safetensors --data data --tokens 4 --prompt "the" --activations int8
 expect 2 "--activations must be float or int8, not int4" "$bitgrad" generate --model bin.packed.safetensors --data data --activations int4
+expect 0 '"packed":true.*"perplexity":[0-9]|"perplexity":[0-9].*"packed":true' "$bitgrad" eval --model bin.packed.safetensors --data data --json --seq 16
+expect 0 "packed.*int8 tables, int8 activations" "$bitgrad" eval --model bin.q8.safetensors --data data --seq 16 --activations int8
+expect 2 "--tables must be bf16 or int8, not fp8" "$bitgrad" pack --model bin/final --out x.safetensors --tables fp8
 expect 1 "binarized.* is false; pack needs an FBI-LLM" "$bitgrad" pack --model run/final --out x.safetensors
 expect 1 "__metadata__.format is \"pt\"" "$bitgrad" generate --model bin/final/model.safetensors --data data
 head -c 100 bin.packed.safetensors > cut.safetensors
