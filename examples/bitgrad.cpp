@@ -60,6 +60,13 @@ static fs::path output_dir(const cxxopts::ParseResult& r, const char* name) {
     return p;
 }
 
+// --activations of a packed model (generate, eval): what its 1-bit layers round activations to.
+static kernels::SignActivations activations_option(const cxxopts::ParseResult& r) {
+    const std::string a = r["activations"].as<std::string>();
+    if (a != "float" && a != "int8") throw UsageError("--activations must be float or int8, not " + a);
+    return a == "int8" ? kernels::SignActivations::Int8 : kernels::SignActivations::Float;
+}
+
 template <class V>
 static V positive(const cxxopts::ParseResult& r, const char* name) {
     const V v = r[name].as<V>();
@@ -346,8 +353,7 @@ static int cmd_eval(int argc, char** argv) {
     if ((!r.count("model") && !r.count("unigram")) || !r.count("data")) throw UsageError("eval needs --data and --model (or --unigram)");
     const fs::path data_dir = existing_dir(r, "data");
     const int64_t seq = positive<int64_t>(r, "seq");
-    const std::string activations = r["activations"].as<std::string>();
-    if (activations != "float" && activations != "int8") throw UsageError("--activations must be float or int8, not " + activations);
+    const kernels::SignActivations activations = activations_option(r);
     std::error_code ec;
     const bool packed_file = !r.count("unigram") && fs::is_regular_file(r["model"].as<std::string>(), ec);
     const fs::path model_dir = r.count("unigram") || packed_file ? fs::path() : existing_dir(r, "model");
@@ -355,17 +361,17 @@ static int cmd_eval(int argc, char** argv) {
     data::TokenShard val((data_dir / "val.bin").string());
     if (packed_file) {
         const infer::PackedLlama m = infer::load_packed(r["model"].as<std::string>());
-        const kernels::SignActivationsScope scope(activations == "int8" ? kernels::SignActivations::Int8 : kernels::SignActivations::Float);
+        const kernels::SignActivationsScope scope(activations);
         const auto res = eval::decoder_perplexity(m, val, std::min<int64_t>(seq, m.config().max_position_embeddings));
         const char* tables = infer::table_format_name(m.lm_head().format());
         if (r.count("json"))
             std::printf("%s\n", nlohmann::json({{"model", r["model"].as<std::string>()}, {"perplexity", res.perplexity},
                                                 {"bits_per_byte", res.bits_per_byte(bytes)}, {"tokens", res.tokens}, {"binarized", true},
-                                                {"packed", true}, {"tables", tables}, {"activations", activations},
+                                                {"packed", true}, {"tables", tables}, {"activations", kernels::sign_activations_name(activations)},
                                                 {"bytes_packed", m.bytes()}}).dump().c_str());
         else
             std::printf("perplexity %.3f, bits per byte %.4f over %lld tokens (packed: %s tables, %s activations)\n", res.perplexity,
-                        res.bits_per_byte(bytes), (long long)res.tokens, tables, activations.c_str());
+                        res.bits_per_byte(bytes), (long long)res.tokens, tables, kernels::sign_activations_name(activations));
         return 0;
     }
     if (r.count("unigram")) {
@@ -469,10 +475,7 @@ static int cmd_generate(int argc, char** argv) {
     auto r = o.parse(argc, argv);
     if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
     if (!r.count("model") || !r.count("data")) throw UsageError("generate needs --model and --data");
-    const std::string activations = r["activations"].as<std::string>();
-    if (activations != "float" && activations != "int8") throw UsageError("--activations must be float or int8, not " + activations);
-    const kernels::SignActivationsScope activations_scope(activations == "int8" ? kernels::SignActivations::Int8
-                                                                                : kernels::SignActivations::Float);
+    const kernels::SignActivationsScope activations_scope(activations_option(r));
     const double top_p = r["top-p"].as<double>(), penalty = r["repetition-penalty"].as<double>();
     if (!(top_p > 0 && top_p <= 1)) throw UsageError("--top-p must be in (0, 1]");
     if (!(penalty > 0)) throw UsageError("--repetition-penalty must be > 0");
@@ -526,7 +529,7 @@ static int cmd_generate(int argc, char** argv) {
             std::printf("\n");
             std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s, decode %lld tokens: %.1f tok/s, %d threads, %s activations]\n",
                          (long long)stats.prompt_tokens, stats.prefill_tokens_per_second(), (long long)stats.new_tokens,
-                         stats.decode_tokens_per_second(), num_threads(), activations.c_str());
+                         stats.decode_tokens_per_second(), num_threads(), kernels::sign_activations_name(kernels::sign_activations()));
         }
         return 0;
     }
