@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <regex>
 #include <sstream>
 
@@ -196,6 +197,7 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
     opt.warmup_steps = r["warmup"].as<int64_t>();
     opt.clip_norm = r["clip"].as<double>();
     opt.log_every = positive<int64_t>(r, "log-every");
+    opt.eval_every = r["eval-every"].as<int64_t>() > 0 ? r["eval-every"].as<int64_t>() : opt.steps;
     opt.save_every = r["save-every"].as<int64_t>();
     opt.keep_last = r["keep"].as<int>();
     opt.seed = r["seed"].as<uint64_t>();
@@ -206,6 +208,8 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
     else if (auto p = parse_precision(precision)) opt.precision = *p;
     else throw UsageError("--precision " + precision + ": expected auto, bf16 or fp32");
     opt.out_dir = out.string();
+    if (r["eval-every"].as<int64_t>() < 0 || r["eval-windows"].as<int64_t>() < 0)
+        throw UsageError("--eval-every and --eval-windows must be >= 0");
     if (opt.save_every < 0 || opt.warmup_steps < 0 || opt.keep_last < 0 || opt.clip_norm < 0 || opt.adamw.weight_decay < 0 || opt.min_lr < 0)
         throw UsageError("--save-every, --warmup, --keep, --clip, --wd and --min-lr must be >= 0");
     io::ensure_directory(out);
@@ -213,6 +217,15 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
     Rng init(opt.seed);
     Student student(config, init);
     train::Trainer<float, Student> trainer(student, std::move(teacher), shard, opt);
+    std::optional<data::TokenShard> val;
+    std::error_code ec;
+    if (fs::exists(data_dir / "val.bin", ec)) val.emplace((data_dir / "val.bin").string());
+    if (val && val->size() > 1) {
+        const int64_t val_seq = std::min<int64_t>(opt.seq_len, int64_t(val->size()) - 1), windows = r["eval-windows"].as<int64_t>();
+        trainer.validate = [&val, val_seq, windows](const Student& s) { return eval::perplexity(s, *val, val_seq, 8, windows).nll; };
+    } else {
+        std::printf("no validation tokens in %s: no validation loss\n", (data_dir / "val.bin").c_str());
+    }
     if (r.count("resume")) {
         auto last = io::latest_checkpoint(out / "checkpoints", [](const std::string& w) { std::fprintf(stderr, "warning: %s\n", w.c_str()); });
         if (last) {
@@ -229,18 +242,25 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
                 (long long)opt.steps, (long long)opt.batch, (long long)opt.seq_len, (unsigned long long)opt.seed, num_threads(),
                 precision_name(opt.precision));
     trainer.on_log = [&](const train::StepLog& l) {
-        nlohmann::json j = {{"step", l.step}, {"loss", l.loss}, {"lr", l.lr}, {"grad_norm", l.grad_norm},
-                            {"tokens_per_s", l.tokens_per_s}, {"skipped_total", l.skipped_total}};
+        nlohmann::json j = {{"step", l.step}, {"tokens", l.step * opt.batch * opt.seq_len * opt.grad_accum}, {"loss", l.loss},
+                            {"lr", l.lr}, {"grad_norm", l.grad_norm}, {"tokens_per_s", l.tokens_per_s}, {"skipped_total", l.skipped_total}};
         if (l.has_flips) {
             j["flip_rate"] = l.flips.overall;
+            j["flip_steps"] = l.flip_steps;
             j["flip_rate_per_layer"] = l.flips.per_layer;
         }
+        if (l.has_val_loss) j["val_loss"] = l.val_loss;
         metrics << j.dump() << "\n";
         metrics.flush();
         char line[256];
         std::snprintf(line, sizeof line, "step %6lld/%lld  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %4.0fs%s", (long long)l.step,
                       (long long)opt.steps, l.loss, l.lr, l.grad_norm, l.tokens_per_s, l.eta_s, l.skipped ? "  (skipped: non-finite)" : "");
         std::string s = line;
+        if (l.has_val_loss) {
+            char v[48];
+            std::snprintf(v, sizeof v, "  val %.4f (ppl %.1f)", l.val_loss, std::exp(l.val_loss));
+            s += v;
+        }
         if (l.has_flips) {
             char f[48];
             std::snprintf(f, sizeof f, "  flips %.4f%%", 100 * l.flips.overall);
@@ -277,6 +297,9 @@ static void add_training_options(cxxopts::Options& o) {
         ("precision", "matrix products: bf16 (mixed precision: float weights, gradients and AdamW state; bf16 GEMM operands), "
                       "fp32, or auto: bf16 where the CPU has AVX512_BF16, else fp32", cxxopts::value<std::string>()->default_value("auto"))
         ("log-every", "steps between log lines", cxxopts::value<int64_t>()->default_value("10"))
+        ("eval-every", "steps between validation losses on val.bin, in metrics.jsonl (0: only after the last step)",
+         cxxopts::value<int64_t>()->default_value("0"))
+        ("eval-windows", "validation windows of --seq tokens (0: all of val.bin)", cxxopts::value<int64_t>()->default_value("0"))
         ("save-every", "steps between checkpoints (0: only at the end)", cxxopts::value<int64_t>()->default_value("0"))
         ("keep", "checkpoints to keep", cxxopts::value<int>()->default_value("2"))
         ("seed", "random seed (init and data order)", cxxopts::value<uint64_t>()->default_value("1234"))

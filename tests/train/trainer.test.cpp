@@ -71,6 +71,43 @@ TEST_CASE("k steps + save + resume + (N - k) steps equals N steps - bit for bit"
     for (std::size_t i = 0; i < wa.size(); ++i) CHECK(max_abs_diff(wa[i], wb[i]) == 0);
 }
 
+TEST_CASE("validation runs every eval_every steps and after the last one - without changing the training") {
+    testing::TempDir dir("validate");
+    write_corpus(dir / "train.bin", 8);
+    write_corpus(dir / "val.bin", 9);
+    data::TokenShard shard((dir / "train.bin").string()), val((dir / "val.bin").string());
+    auto c = nn::LlamaConfig::preset("tiny");
+    auto o = tiny_options(dir / "plain", train::Loss::CE);
+    o.steps = 5;
+    o.log_every = 3;
+    o.eval_every = 2;
+
+    Rng r1(11);
+    nn::FbiLlama<float> plain(c, r1);
+    train::Trainer<float, nn::FbiLlama<float>>(plain, nullptr, shard, o).run();
+
+    Rng r2(11);
+    nn::FbiLlama<float> validated(c, r2);
+    o.out_dir = (dir / "validated").string();
+    train::Trainer<float, nn::FbiLlama<float>> t(validated, nullptr, shard, o);
+    t.validate = [&](const nn::FbiLlama<float>& m) { return eval::perplexity(m, val, 16, 4).nll; };
+    std::vector<int64_t> val_steps, flip_steps, flip_spans;
+    double last_val = 0;
+    t.on_log = [&](const train::StepLog& l) {
+        if (l.has_val_loss) val_steps.push_back(l.step), last_val = l.val_loss;
+        if (l.has_flips) flip_steps.push_back(l.step), flip_spans.push_back(l.flip_steps);
+    };
+    REQUIRE(t.run());
+    CHECK(val_steps == std::vector<int64_t>{2, 4, 5});
+    CHECK(flip_steps == std::vector<int64_t>{3, 5});  // log steps only: validation does not split a flip interval
+    CHECK(flip_spans == std::vector<int64_t>{3, 2});
+    // The last validation loss is that of the trained model, computed again here.
+    CHECK(last_val == eval::perplexity(validated, val, 16, 4).nll);
+    CHECK(std::isfinite(last_val));
+    auto wa = weights(plain), wb = weights(validated);
+    for (std::size_t i = 0; i < wa.size(); ++i) CHECK(max_abs_diff(wa[i], wb[i]) == 0);
+}
+
 TEST_CASE("resume refuses a different configuration") {
     testing::TempDir dir("resume-mismatch");
     write_corpus(dir / "train.bin", 2);

@@ -43,6 +43,7 @@ struct TrainOptions {
     double temperature = 1.0;
     Precision precision = Precision::FP32;  // of the matrix products; default_precision() picks bf16 where native
     int64_t log_every = 10, save_every = 0;  // 0: save only at the end
+    int64_t eval_every = 0;                  // steps between calls of Trainer::validate (0: none); also after the last step
     int keep_last = 2;
     int max_nonfinite = 5;
     uint64_t seed = 1234;
@@ -55,7 +56,10 @@ struct StepLog {
     int64_t skipped_total = 0;
     bool skipped = false;
     bool has_flips = false;
-    FlipRates flips;
+    FlipRates flips;         // fractions of binarized weights whose sign changed ...
+    int64_t flip_steps = 0;  // ... over the last flip_steps optimizer steps
+    bool has_val_loss = false;  // set on the steps Trainer::validate ran (every eval_every and the last)
+    double val_loss = 0;
 };
 
 // Stops training at the next step boundary (after a checkpoint is written), e.g. from SIGINT.
@@ -78,6 +82,11 @@ public:
 
     std::function<void(const StepLog&)> on_log;
     std::function<void(const std::string&)> on_event;  // checkpoint saved, warnings
+    // The validation loss (mean negative log-likelihood per token of held-out text), computed every
+    // opt.eval_every steps and after the last one, reported in StepLog::val_loss. A callback, so the
+    // trainer needs no evaluation code: e.g. [&](const auto& m) { return eval::perplexity(m, val, T).nll; }.
+    // Its time is not counted in tokens_per_s.
+    std::function<double(const Student&)> validate;
     const std::vector<double>& losses() const { return losses_; }
     int64_t step() const { return step_; }
 
@@ -117,6 +126,7 @@ public:
         losses_ = std::move(losses);
         skipped_total_ = skipped;
         flips_ = FlipTracker<T>(student_);
+        last_flip_step_ = step_;
         last_saved_ = {step_, dir};
     }
 
@@ -177,7 +187,8 @@ public:
             student_.clear_grad();
             losses_.push_back(loss_sum);
             const bool last = step_ == opt_.steps || stop_requested();
-            if (on_log && (step_ % opt_.log_every == 0 || last || !finite)) {
+            const bool validate_now = validate && opt_.eval_every > 0 && (step_ % opt_.eval_every == 0 || last);
+            if (on_log && (step_ % opt_.log_every == 0 || last || !finite || validate_now)) {
                 const auto now = std::chrono::steady_clock::now();
                 StepLog log;
                 log.step = step_;
@@ -189,12 +200,20 @@ public:
                 log.eta_s = per_step * double(opt_.steps - step_);
                 log.skipped = !finite;
                 log.skipped_total = skipped_total_;
-                if (!flips_.empty()) {
+                // Flips are measured on log steps only, so every measurement spans log_every steps
+                // (the last one possibly fewer): a validation step between them does not shorten one.
+                if (!flips_.empty() && (step_ % opt_.log_every == 0 || last || !finite)) {
                     log.has_flips = true;
                     log.flips = flips_.update();
+                    log.flip_steps = step_ - last_flip_step_;
+                    last_flip_step_ = step_;
+                }
+                if (validate_now) {
+                    log.has_val_loss = true;
+                    log.val_loss = validate(student_);
                 }
                 on_log(log);
-                last_log = now;
+                last_log = std::chrono::steady_clock::now();
                 tokens_since_log = 0;
             }
             if (opt_.save_every > 0 && step_ % opt_.save_every == 0 && step_ < opt_.steps) save();
@@ -212,9 +231,10 @@ private:
     // and the first batch are allocated: gradients and two AdamW moments per parameter, and the
     // activations of one micro-batch (nn::LlamaConfig::activation_floats_per_token).
     static TrainOptions checked(const Student& student, const TrainOptions& opt) {
-        BITGRAD_CHECK(opt.steps > 0 && opt.grad_accum > 0 && opt.batch > 0 && opt.seq_len > 0,
-                      "Trainer: steps " << opt.steps << ", batch " << opt.batch << ", seq_len " << opt.seq_len << " and grad_accum "
-                                        << opt.grad_accum << " must be > 0");
+        BITGRAD_CHECK(opt.steps > 0 && opt.grad_accum > 0 && opt.batch > 0 && opt.seq_len > 0 && opt.log_every > 0,
+                      "Trainer: steps " << opt.steps << ", batch " << opt.batch << ", seq_len " << opt.seq_len << ", grad_accum "
+                                        << opt.grad_accum << " and log_every " << opt.log_every << " must be > 0");
+        BITGRAD_CHECK(opt.eval_every >= 0, "Trainer: eval_every " << opt.eval_every << " must be >= 0 (0: no validation)");
         const std::string what = "Trainer: memory estimate";
         const int64_t tokens = checked_mul(opt.batch, opt.seq_len, what);
         int64_t floats = checked_mul(3, student.config.num_parameters(), what);
@@ -243,7 +263,7 @@ private:
     data::WindowSampler sampler_;
     FlipTracker<T> flips_;
     std::vector<double> losses_;
-    int64_t step_ = 0, skipped_total_ = 0;
+    int64_t step_ = 0, skipped_total_ = 0, last_flip_step_ = 0;
     std::pair<int64_t, std::filesystem::path> last_saved_{-1, {}};
 };
 
