@@ -28,7 +28,7 @@ int main() {
     config.max_position_embeddings = 64;
     Rng rng(5);
     nn::FbiLlama<float> model(config, rng);
-    optim::AdamW<float> adamw(optim::param_groups(model, 0.0), optim::AdamWOptions{});
+    optim::AdamW<float> adamw(optim::param_groups(model.named_parameters(), 0.0), optim::AdamWOptions{});
     const int64_t B = 16, T = 24;
     for (int step = 1; step <= 150; ++step) {
         Tensor<int32_t> input({B, T}), labels({B, T});

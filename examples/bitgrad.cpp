@@ -119,9 +119,9 @@ static int cmd_prepare(int argc, char** argv) {
         train = text.substr(0, cut);
         val = text.substr(cut);
     }
-    io::ensure_directory(out);
-    io::write_text_atomic(out / "train.txt", train);
-    io::write_text_atomic(out / "val.txt", val);
+    ensure_directory(out);
+    write_text_atomic(out / "train.txt", train);
+    write_text_atomic(out / "val.txt", val);
     std::printf("prepare: %zu train bytes, %zu validation bytes (%d chapters seen)\n", train.size(), val.size(), chapters);
     data::train_bpe_tokenizer((out / "train.txt").string(), (out / "tokenizer").string(), vocab, num_threads());
     data::Tokenizer tok((out / "tokenizer.model").string());
@@ -212,7 +212,7 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
         throw UsageError("--eval-every and --eval-windows must be >= 0");
     if (opt.save_every < 0 || opt.warmup_steps < 0 || opt.keep_last < 0 || opt.clip_norm < 0 || opt.adamw.weight_decay < 0 || opt.min_lr < 0)
         throw UsageError("--save-every, --warmup, --keep, --clip, --wd and --min-lr must be >= 0");
-    io::ensure_directory(out);
+    ensure_directory(out);
 
     Rng init(opt.seed);
     Student student(config, init);

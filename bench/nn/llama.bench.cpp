@@ -67,12 +67,12 @@ int main(int argc, char** argv) {
     for (auto& [b, t] : shapes) config.max_position_embeddings = std::max<int64_t>(config.max_position_embeddings, t);
     Rng rng(0);
     nn::FbiLlama<float> student(config, rng);
-    optim::AdamW<float> optimizer(optim::param_groups(student, 0.1), {});
+    optim::AdamW<float> optimizer(optim::param_groups(student.named_parameters(), 0.1), {});
     const auto params = student.parameters();
 
     int64_t matmul_params = config.hidden_size * config.vocab_size;  // lm_head
     for (auto& p : student.named_parameters())
-        if (p.kind == nn::ParamKind::Binary) matmul_params += p.var.numel();
+        if (p.kind == ParamKind::Binary) matmul_params += p.var.numel();
 
     for (const std::string& precision_s : bench::split_list(precision_list)) {
     const auto precision = parse_precision(precision_s);

@@ -1,8 +1,11 @@
 #pragma once
 #include "bitgrad/core/allocator.hpp"
+#include "bitgrad/core/atomic_file.hpp"
 #include "bitgrad/core/bf16.hpp"
 #include "bitgrad/core/error.hpp"
 #include "bitgrad/core/fp16.hpp"
+#include "bitgrad/core/json.hpp"
+#include "bitgrad/core/mapped_file.hpp"
 #include "bitgrad/core/memory.hpp"
 #include "bitgrad/core/parallel.hpp"
 #include "bitgrad/core/precision.hpp"

@@ -235,8 +235,8 @@ TEST_CASE("threads: fused GQA attention agrees across thread counts") {
 
 namespace parallel_test {
 struct TwoParams : nn::Module<float> {
-    Var<float> a = register_parameter("a", randn_f({37, 11}, 24), nn::ParamKind::Dense);
-    Var<float> b = register_parameter("b", randn_f({29}, 25), nn::ParamKind::Norm);
+    Var<float> a = register_parameter("a", randn_f({37, 11}, 24), ParamKind::Dense);
+    Var<float> b = register_parameter("b", randn_f({29}, 25), ParamKind::Norm);
 };
 }  // namespace parallel_test
 
@@ -245,7 +245,7 @@ TEST_CASE("threads: three AdamW steps agree across thread counts") {
         parallel_test::TwoParams m;
         optim::AdamWOptions o;
         o.weight_decay = 0.1;
-        optim::AdamW<float> opt(optim::param_groups(m, o.weight_decay, false), o);
+        optim::AdamW<float> opt(optim::param_groups(m.named_parameters(), o.weight_decay, false), o);
         for (uint64_t s = 0; s < 3; ++s) {
             m.a.grad() = parallel_test::randn_f(m.a.shape(), 100 + s);
             m.b.grad() = parallel_test::randn_f(m.b.shape(), 200 + s);

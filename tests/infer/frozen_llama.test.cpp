@@ -27,7 +27,7 @@ TEST_CASE("FrozenLlama equals the nn model with bf16-rounded weights under bf16 
     Rng rng2(31);
     nn::DenseLlama<float> rounded(config(), rng2);
     for (auto& p : rounded.named_parameters())
-        if (p.kind != nn::ParamKind::Norm)
+        if (p.kind != ParamKind::Norm)
             for (float& w : p.var.value()) w = round_to_bf16(w);
     Tensor<int32_t> ids({3, 17});
     for (auto& v : ids) v = int32_t(rng.uniform_int(97));

@@ -52,7 +52,7 @@ TEST_CASE("an interrupted checkpoint save leaves the previous checkpoint complet
     Rng rng(4);
     auto c = nn::LlamaConfig::preset("tiny");
     nn::FbiLlama<float> model(c, rng);
-    optim::AdamW<float> opt(optim::param_groups(model, 0.1), {});
+    optim::AdamW<float> opt(optim::param_groups(model.named_parameters(), 0.1), {});
     auto first = io::save_checkpoint(dir.path, 10, model, c, opt, {{"step", 10}}, 3);
     const auto saved = model.lm_head.weight.value().clone();
     model.lm_head.weight.value().fill(7.f);
@@ -75,7 +75,7 @@ TEST_CASE("checkpoints beyond keep_last are pruned - newest kept") {
     Rng rng(5);
     auto c = nn::LlamaConfig::preset("tiny");
     nn::DenseLlama<float> model(c, rng);
-    optim::AdamW<float> opt(optim::param_groups(model, 0.1), {});
+    optim::AdamW<float> opt(optim::param_groups(model.named_parameters(), 0.1), {});
     for (int s : {1, 2, 3, 4}) io::save_checkpoint(dir.path, s, model, c, opt, {{"step", s}}, 2);
     CHECK_FALSE(std::filesystem::exists(dir / "step-00000002"));
     CHECK(std::filesystem::exists(dir / "step-00000003"));
@@ -100,7 +100,7 @@ TEST_CASE("re-saving a step that already has a checkpoint never loses it: a cras
         Rng rng(6);
         auto c = nn::LlamaConfig::preset("tiny");
         nn::DenseLlama<float> model(c, rng);
-        optim::AdamW<float> opt(optim::param_groups(model, 0.1), {});
+        optim::AdamW<float> opt(optim::param_groups(model.named_parameters(), 0.1), {});
         model.lm_head.weight.value()[0] = 1.f;
         io::save_checkpoint(dir.path, 5, model, c, opt, {{"step", 5}}, 2);
         model.lm_head.weight.value()[0] = 2.f;
@@ -130,7 +130,7 @@ TEST_CASE("a checkpoint directory without its completion marker is never taken a
     Rng rng(7);
     auto c = nn::LlamaConfig::preset("tiny");
     nn::DenseLlama<float> model(c, rng);
-    optim::AdamW<float> opt(optim::param_groups(model, 0.1), {});
+    optim::AdamW<float> opt(optim::param_groups(model.named_parameters(), 0.1), {});
     io::save_checkpoint(dir.path, 3, model, c, opt, {{"step", 3}}, 5);
     auto four = io::save_checkpoint(dir.path, 4, model, c, opt, {{"step", 4}}, 5);
     // A deletion that died half-way: trainer_state.json is still there, the marker is not.
@@ -145,7 +145,7 @@ TEST_CASE("a checkpoint directory without its completion marker is never taken a
 }
 
 TEST_CASE("fsync of a directory that cannot be opened is an error - not ignored") {
-    CHECK_THROWS_WITH_AS(io::fsync_directory("/nonexistent-bitgrad-dir"), doctest::Contains("/nonexistent-bitgrad-dir"), Error);
+    CHECK_THROWS_WITH_AS(fsync_directory("/nonexistent-bitgrad-dir"), doctest::Contains("/nonexistent-bitgrad-dir"), Error);
 }
 
 TEST_CASE("weights that are not finite are refused at load - naming the tensor") {
@@ -165,7 +165,7 @@ TEST_CASE("weights that are not finite are refused at load - naming the tensor")
 TEST_CASE("config.json: nesting and sizes are bounded before anything is allocated") {
     std::string deep(100000, '[');
     deep += std::string(100000, ']');
-    CHECK_THROWS_WITH_AS(io::parse_json(deep, "deep.json"), doctest::Contains("deep.json: JSON nested deeper than 64 levels"), Error);
+    CHECK_THROWS_WITH_AS(parse_json(deep, "deep.json"), doctest::Contains("deep.json: JSON nested deeper than 64 levels"), Error);
     auto j = io::config_to_json(nn::LlamaConfig::preset("tiny"));
     j["hidden_size"] = int64_t(1000000000000);
     j["num_attention_heads"] = 1;

@@ -48,7 +48,7 @@ TEST_CASE("checkpoint round trip restores every parameter and every AdamW moment
     nn::FbiLlama<float> model(c, rng);
     optim::AdamWOptions o;
     o.weight_decay = 0.1;
-    optim::AdamW<float> opt(optim::param_groups(model, o.weight_decay, false), o);
+    optim::AdamW<float> opt(optim::param_groups(model.named_parameters(), o.weight_decay, false), o);
     checkpoint_roundtrip_test::train_step(model, opt, 10, 1e-2);
     checkpoint_roundtrip_test::train_step(model, opt, 11, 2e-2);
     // Values a lossy conversion would change: signed zero, a subnormal, the largest float.
@@ -69,7 +69,7 @@ TEST_CASE("checkpoint round trip restores every parameter and every AdamW moment
 
     Rng other(999);  // a different init: everything must come from the files
     nn::FbiLlama<float> fresh(c, other);
-    optim::AdamW<float> fresh_opt(optim::param_groups(fresh, o.weight_decay, false), o);
+    optim::AdamW<float> fresh_opt(optim::param_groups(fresh.named_parameters(), o.weight_decay, false), o);
     const auto params = model.named_parameters(), fresh_params = fresh.named_parameters();
     REQUIRE(params.size() == fresh_params.size());
     int differing_before = 0;

@@ -78,7 +78,7 @@ TEST_CASE("re-saving over a file that is being read writes a new file (no in-pla
     Rng rng(2);
     std::vector<std::pair<std::string, Tensor<float>>> ts = {{"w", Tensor<float>::randn({64}, rng)}};
     io::save_safetensors(dir / "m.safetensors", ts);
-    io::MappedFile mapped((dir / "m.safetensors").string());  // a reader holds the old file mapped
+    MappedFile mapped((dir / "m.safetensors").string());  // a reader holds the old file mapped
     const std::string before(reinterpret_cast<const char*>(mapped.data()), mapped.size());
     ts[0].second.fill(0.f);
     io::save_safetensors(dir / "m.safetensors", ts);

@@ -127,7 +127,7 @@ TEST_CASE("GQA FBI model: k_proj and v_proj gradients through the STE equal the 
             nn::StateDict<double> dense;
             for (auto& p : student.named_parameters()) {
                 if (gqa_test::ends_with(p.name, ".wscale") || gqa_test::ends_with(p.name, ".wbias")) continue;
-                if (p.kind != nn::ParamKind::Binary) {
+                if (p.kind != ParamKind::Binary) {
                     dense[p.name] = p.var.value().clone();
                     continue;
                 }

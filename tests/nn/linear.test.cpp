@@ -63,7 +63,7 @@ TEST_CASE("Module: names - kinds - state dict round trip and strict loading erro
     REQUIRE(names.size() == 3);
     CHECK(names[0].name == "weight");
     CHECK(names[1].name == "wscale");
-    CHECK(names[1].kind == nn::ParamKind::Scale);
+    CHECK(names[1].kind == ParamKind::Scale);
     b.load_state_dict(a.state_dict());
     CHECK(max_abs_diff(a.weight.value(), b.weight.value()) == 0);
     auto dict = a.state_dict();

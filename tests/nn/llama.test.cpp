@@ -46,7 +46,7 @@ TEST_CASE("tiny LLaMA end to end in double: tape gradients equal finite differen
         double worst = 0;
         std::string worst_name;
         for (auto& p : params) {
-            if (p.kind == nn::ParamKind::Binary) continue;
+            if (p.kind == ParamKind::Binary) continue;
             Tensor<double>& w = p.var.value();
             for (int64_t j = 0; j < w.numel(); ++j) {
                 const double saved = w[j], eps = 1e-6;

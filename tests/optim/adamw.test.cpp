@@ -10,7 +10,7 @@ using namespace bitgrad;
 namespace adamw_test {
 
 struct OneParam : nn::Module<double> {
-    Var<double> w = register_parameter("w", Tensor<double>::from({2}, {1.0, -2.0}), nn::ParamKind::Dense);
+    Var<double> w = register_parameter("w", Tensor<double>::from({2}, {1.0, -2.0}), ParamKind::Dense);
 };
 
 // torch.optim.AdamW's update for one parameter, written out in double (its documented algorithm):
@@ -50,7 +50,7 @@ TEST_CASE("AdamW matches a step computed by hand") {
     o.beta2 = 0.95;
     o.eps = 1e-8;
     o.weight_decay = 0.1;
-    optim::AdamW<double> opt(optim::param_groups(m, o.weight_decay), o);
+    optim::AdamW<double> opt(optim::param_groups(m.named_parameters(), o.weight_decay), o);
     m.w.grad() = Tensor<double>::from({2}, {0.5, 0.25});
     opt.step(0.1);
     // Step 1: m = 0.1 g, v = 0.05 g^2, m_hat = g, v_hat = g^2 -> update = g/|g| = 1 (eps aside).
@@ -82,7 +82,7 @@ TEST_CASE("AdamW uses the lr passed to step and the group's weight decay over 3 
     o.beta2 = 0.99;
     o.eps = 1e-6;
     const double group_wd = 0.05;
-    optim::AdamW<double> opt(optim::param_groups(model, group_wd), o);
+    optim::AdamW<double> opt(optim::param_groups(model.named_parameters(), group_wd), o);
     auto params = model.named_parameters();
     std::vector<adamw_test::Reference> ref;
     for (auto& p : params) ref.emplace_back(p.var.value());
@@ -124,7 +124,7 @@ TEST_CASE("param_groups without norm decay exempts exactly Norm and Scale parame
         // Fresh weights each round (the first round moved them).
         Rng init(3);
         for (auto& p : params) p.var.value().copy_from(testing::randn(p.var.shape(), init.next_u64(), 0.5));
-        optim::AdamW<double> opt(optim::param_groups(model, wd, decay_all), o);
+        optim::AdamW<double> opt(optim::param_groups(model.named_parameters(), wd, decay_all), o);
         std::vector<adamw_test::Reference> decayed, plain;
         for (auto& p : params) {
             decayed.emplace_back(p.var.value());
@@ -138,20 +138,20 @@ TEST_CASE("param_groups without norm decay exempts exactly Norm and Scale parame
             }
             opt.step(lr);
         }
-        std::map<nn::ParamKind, int> seen;
+        std::map<ParamKind, int> seen;
         for (std::size_t k = 0; k < params.size(); ++k) {
             CAPTURE(params[k].name);
-            const nn::ParamKind kind = params[k].kind;
+            const ParamKind kind = params[k].kind;
             seen[kind]++;
-            const bool exempt = !decay_all && (kind == nn::ParamKind::Norm || kind == nn::ParamKind::Scale);
+            const bool exempt = !decay_all && (kind == ParamKind::Norm || kind == ParamKind::Scale);
             const auto& want = exempt ? plain[k].p : decayed[k].p;
             const auto& other = exempt ? decayed[k].p : plain[k].p;
             CHECK(adamw_test::rel_error(params[k].var.value(), want) < 1e-12);
             CHECK(adamw_test::rel_error(params[k].var.value(), other) > 1e-6);  // the two references differ clearly
         }
         // Every kind is present, so each rule above was exercised.
-        for (auto kind : {nn::ParamKind::Dense, nn::ParamKind::Binary, nn::ParamKind::Scale, nn::ParamKind::Norm,
-                          nn::ParamKind::Embedding})
+        for (auto kind : {ParamKind::Dense, ParamKind::Binary, ParamKind::Scale, ParamKind::Norm,
+                          ParamKind::Embedding})
             CHECK(seen[kind] > 0);
     }
 }
@@ -159,7 +159,7 @@ TEST_CASE("param_groups without norm decay exempts exactly Norm and Scale parame
 TEST_CASE("AdamW skips a parameter without a gradient: no decay and no moment update") {
     adamw_test::OneParam a, b;
     optim::AdamWOptions o;
-    std::vector<optim::ParamGroup<double>> groups = optim::param_groups(a, 0.5), more = optim::param_groups(b, 0.5);
+    std::vector<optim::ParamGroup<double>> groups = optim::param_groups(a.named_parameters(), 0.5), more = optim::param_groups(b.named_parameters(), 0.5);
     for (auto& p : more[0].params) groups[0].params.push_back(p);
     optim::AdamW<double> opt(groups, o);
     a.w.grad() = Tensor<double>::from({2}, {0.3, -0.2});
@@ -174,11 +174,11 @@ TEST_CASE("AdamW skips a parameter without a gradient: no decay and no moment up
 TEST_CASE("parameter groups: no decay on norms and scales when asked") {
     Rng rng(1);
     nn::FbiLlama<float> model(nn::LlamaConfig::preset("tiny"), rng);
-    auto groups = optim::param_groups(model, 0.1, /*decay_norms_and_scales=*/false);
+    auto groups = optim::param_groups(model.named_parameters(), 0.1, /*decay_norms_and_scales=*/false);
     REQUIRE(groups.size() == 2);
     CHECK(groups[1].weight_decay == 0.0);
-    for (auto& p : groups[1].params) CHECK((p.kind == nn::ParamKind::Norm || p.kind == nn::ParamKind::Scale));
-    CHECK(optim::param_groups(model, 0.1).size() == 1);
+    for (auto& p : groups[1].params) CHECK((p.kind == ParamKind::Norm || p.kind == ParamKind::Scale));
+    CHECK(optim::param_groups(model.named_parameters(), 0.1).size() == 1);
 }
 
 TEST_CASE("cosine schedule: warm-up peak midpoint and floor") {

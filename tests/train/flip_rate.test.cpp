@@ -16,7 +16,7 @@ namespace flip_rate_test {
 std::map<std::string, int64_t> binary_counts(const nn::Module<float>& m) {
     std::map<std::string, int64_t> out;
     for (auto& p : m.named_parameters()) {
-        if (p.kind != nn::ParamKind::Binary) continue;
+        if (p.kind != ParamKind::Binary) continue;
         for (int layer = 0; layer < 2; ++layer) {
             const std::string key = "model.layers." + std::to_string(layer);
             if (p.name.rfind(key + ".", 0) == 0) out[key] += p.var.numel();

@@ -188,11 +188,11 @@ TEST_CASE("resume refuses a different grad_accum and a trainer_state.json with w
     train::Trainer<float, nn::DenseLlama<float>> t(model, nullptr, shard, accum);
     CHECK_THROWS_WITH_AS(t.resume(ckpt), doctest::Contains("x grad_accum 2, now 2 x 16 x 3"), Error);
     const auto state_path = ckpt / "trainer_state.json";
-    const auto original = io::load_json(state_path);
+    const auto original = load_json(state_path);
     auto damaged = [&](const char* key, nlohmann::json value) {
         auto j = original;
         j[key] = value;
-        io::write_text_atomic(state_path, j.dump());
+        write_text_atomic(state_path, j.dump());
         train::Trainer<float, nn::DenseLlama<float>> r(model, nullptr, shard, o);
         CHECK_THROWS_WITH_AS(r.resume(ckpt), doctest::Contains((std::string("trainer_state.json: field \"") + key + "\" must be").c_str()), Error);
     };
@@ -202,7 +202,7 @@ TEST_CASE("resume refuses a different grad_accum and a trainer_state.json with w
     damaged("step", -1.5);
     auto j = original;
     j.erase("optimizer_step");
-    io::write_text_atomic(state_path, j.dump());
+    write_text_atomic(state_path, j.dump());
     train::Trainer<float, nn::DenseLlama<float>> r(model, nullptr, shard, o);
     CHECK_THROWS_WITH_AS(r.resume(ckpt), doctest::Contains("missing field \"optimizer_step\""), Error);
 }

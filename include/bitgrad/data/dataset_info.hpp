@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <filesystem>
 
-#include "bitgrad/io/atomic_file.hpp"
+#include "bitgrad/core/atomic_file.hpp"
 #include "bitgrad/data/token_shard.hpp"
-#include "bitgrad/io/json.hpp"
+#include "bitgrad/core/json.hpp"
 
 namespace bitgrad::data {
 
@@ -18,18 +18,18 @@ struct DatasetInfo {
 
 inline void save_dataset_info(const std::filesystem::path& dir, const DatasetInfo& info) {
     const nlohmann::ordered_json j = {{"vocab_size", info.vocab_size}, {"train_bytes", info.train_bytes}, {"val_bytes", info.val_bytes}};
-    io::write_text_atomic(dir / "data.json", j.dump(1) + "\n");
+    write_text_atomic(dir / "data.json", j.dump(1) + "\n");
 }
 
 // Reads dir/data.json; every field must be present, an integer, vocab_size > 0, byte counts >= 0.
 inline DatasetInfo load_dataset_info(const std::filesystem::path& dir) {
     const std::filesystem::path path = dir / "data.json";
     const std::string where = path.string();
-    const auto j = io::load_json(path);
+    const auto j = load_json(path);
     DatasetInfo info;
-    info.vocab_size = io::json_field<int64_t>(j, "vocab_size", where);
-    info.train_bytes = io::json_field<int64_t>(j, "train_bytes", where);
-    info.val_bytes = io::json_field<int64_t>(j, "val_bytes", where);
+    info.vocab_size = json_field<int64_t>(j, "vocab_size", where);
+    info.train_bytes = json_field<int64_t>(j, "train_bytes", where);
+    info.val_bytes = json_field<int64_t>(j, "val_bytes", where);
     BITGRAD_CHECK(info.vocab_size > 0 && info.vocab_size <= int64_t(kMaxShardVocab),
                   where << ": field \"vocab_size\" is " << info.vocab_size << ", expected 1 .. 2^31");
     BITGRAD_CHECK(info.train_bytes >= 0 && info.val_bytes >= 0,

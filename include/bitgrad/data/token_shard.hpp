@@ -19,8 +19,8 @@
 
 #include "bitgrad/core/rng.hpp"
 #include "bitgrad/core/tensor.hpp"
-#include "bitgrad/io/atomic_file.hpp"
-#include "bitgrad/io/mapped_file.hpp"
+#include "bitgrad/core/atomic_file.hpp"
+#include "bitgrad/core/mapped_file.hpp"
 
 namespace bitgrad::data {
 
@@ -38,7 +38,7 @@ inline void write_token_shard(const std::filesystem::path& path, const std::vect
         BITGRAD_CHECK(ids[i] < vocab_size, "write_token_shard " << path << ": token " << i << " has id " << ids[i]
                                                                 << " >= vocab size " << vocab_size);
     const uint32_t width = vocab_size <= 65536 ? 2 : 4;
-    io::write_file_atomic(path, [&](int fd, const std::string& tmp) {
+    write_file_atomic(path, [&](int fd, const std::string& tmp) {
         uint8_t header[kShardHeaderBytes] = {};
         std::memcpy(header, kShardMagic, 8);
         const uint64_t count = ids.size();
@@ -46,19 +46,19 @@ inline void write_token_shard(const std::filesystem::path& path, const std::vect
         std::memcpy(header + 12, &width, 4);
         std::memcpy(header + 16, &count, 8);
         std::memcpy(header + 24, &vocab_size, 8);
-        io::write_all(fd, header, sizeof header, tmp);
+        write_all(fd, header, sizeof header, tmp);
         std::vector<uint8_t> body(ids.size() * width);
         for (std::size_t i = 0; i < ids.size(); ++i) {
             if (width == 2) { const uint16_t v = uint16_t(ids[i]); std::memcpy(&body[i * 2], &v, 2); }
             else std::memcpy(&body[i * 4], &ids[i], 4);
         }
-        io::write_all(fd, body.data(), body.size(), tmp);
+        write_all(fd, body.data(), body.size(), tmp);
     });
 }
 
 class TokenShard {
 public:
-    explicit TokenShard(const std::string& path) : file_(std::make_shared<io::MappedFile>(path)) {
+    explicit TokenShard(const std::string& path) : file_(std::make_shared<MappedFile>(path)) {
         const uint8_t* d = file_->data();
         const std::size_t size = file_->size();
         BITGRAD_CHECK(size >= kShardHeaderBytes, path << ": " << size << " bytes, shorter than the " << kShardHeaderBytes
@@ -103,7 +103,7 @@ public:
     }
 
 private:
-    std::shared_ptr<io::MappedFile> file_;
+    std::shared_ptr<MappedFile> file_;
     uint64_t count_ = 0, vocab_ = 0;
     uint32_t width_ = 2;
 };

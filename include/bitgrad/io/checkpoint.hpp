@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "bitgrad/io/config_json.hpp"
-#include "bitgrad/io/json.hpp"
+#include "bitgrad/core/json.hpp"
 #include "bitgrad/io/safetensors.hpp"
 #include "bitgrad/nn/module.hpp"
 #include "bitgrad/optim/adamw.hpp"

@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <string>
 
-#include "bitgrad/io/atomic_file.hpp"
-#include "bitgrad/io/json.hpp"
+#include "bitgrad/core/atomic_file.hpp"
+#include "bitgrad/core/json.hpp"
 #include "bitgrad/nn/config.hpp"
 
 namespace bitgrad::io {

@@ -28,9 +28,9 @@
 #include "bitgrad/core/bf16.hpp"
 #include "bitgrad/core/fp16.hpp"
 #include "bitgrad/core/tensor.hpp"
-#include "bitgrad/io/atomic_file.hpp"
-#include "bitgrad/io/json.hpp"
-#include "bitgrad/io/mapped_file.hpp"
+#include "bitgrad/core/atomic_file.hpp"
+#include "bitgrad/core/json.hpp"
+#include "bitgrad/core/mapped_file.hpp"
 
 namespace bitgrad::io {
 

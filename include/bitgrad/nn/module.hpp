@@ -13,32 +13,11 @@
 #include <utility>
 #include <vector>
 
+#include "bitgrad/autograd/parameter.hpp"
 #include "bitgrad/autograd/var.hpp"
 #include "bitgrad/core/parallel.hpp"
 
 namespace bitgrad::nn {
-
-// What a parameter is, for summaries, optimizer groups (e.g. no weight decay on norms and scales)
-// and packing (binary weights become 1 bit).
-enum class ParamKind { Dense, Binary, Scale, Norm, Embedding };
-
-inline const char* param_kind_name(ParamKind k) {
-    switch (k) {
-        case ParamKind::Dense: return "dense";
-        case ParamKind::Binary: return "binary";
-        case ParamKind::Scale: return "scale";
-        case ParamKind::Norm: return "norm";
-        case ParamKind::Embedding: return "embedding";
-    }
-    return "?";
-}
-
-template <class T>
-struct NamedParameter {
-    std::string name;
-    Var<T> var;
-    ParamKind kind;
-};
 
 template <class T>
 using StateDict = std::map<std::string, Tensor<T>>;

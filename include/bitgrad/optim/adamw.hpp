@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "bitgrad/autograd/parameter.hpp"
 #include "bitgrad/autograd/var.hpp"
 #include "bitgrad/core/parallel.hpp"
-#include "bitgrad/nn/module.hpp"
 
 namespace bitgrad::optim {
 
@@ -29,17 +29,19 @@ struct AdamWOptions {
 
 template <class T>
 struct ParamGroup {
-    std::vector<nn::NamedParameter<T>> params;
+    std::vector<NamedParameter<T>> params;
     double weight_decay;
 };
 
 // One group with the optimizer's weight decay for every parameter (the FBI-LLM reference), or,
 // with decay_norms_and_scales = false, no decay on norms, alpha/beta and biases.
+// Takes a model's named_parameters() (any nn::Module).
 template <class T>
-std::vector<ParamGroup<T>> param_groups(const nn::Module<T>& model, double weight_decay, bool decay_norms_and_scales = true) {
+std::vector<ParamGroup<T>> param_groups(const std::vector<NamedParameter<T>>& params, double weight_decay,
+                                        bool decay_norms_and_scales = true) {
     ParamGroup<T> decay{{}, weight_decay}, no_decay{{}, 0.0};
-    for (auto& p : model.named_parameters()) {
-        const bool exempt = !decay_norms_and_scales && (p.kind == nn::ParamKind::Norm || p.kind == nn::ParamKind::Scale);
+    for (auto& p : params) {
+        const bool exempt = !decay_norms_and_scales && (p.kind == ParamKind::Norm || p.kind == ParamKind::Scale);
         (exempt ? no_decay : decay).params.push_back(p);
     }
     std::vector<ParamGroup<T>> groups{decay};

@@ -1,7 +1,7 @@
 #pragma once
 // One training step of FBI-LLM as a function: the teacher's logits (no gradient), the student's
 // forward, the loss and the backward, with gradients accumulating into the student's parameters.
-// The Trainer calls it; so do the benchmark and examples/05, so a whole distillation is a short
+// The Trainer calls it; so do the benchmark and examples/06_distill.cpp, so a whole distillation is a short
 // loop a reader can follow.
 //
 //   Loss::CE     cross-entropy with the next tokens                  (no teacher)

@@ -22,7 +22,7 @@ class FlipTracker {
 public:
     explicit FlipTracker(const nn::Module<T>& model) {
         for (auto& p : model.named_parameters())
-            if (p.kind == nn::ParamKind::Binary) {
+            if (p.kind == ParamKind::Binary) {
                 entries_.push_back({layer_of(p.name), p.var, {}});
                 pack(p.var.value(), entries_.back().bits);
             }

@@ -22,7 +22,7 @@
 
 #include "bitgrad/data/token_shard.hpp"
 #include "bitgrad/io/checkpoint.hpp"
-#include "bitgrad/io/json.hpp"
+#include "bitgrad/core/json.hpp"
 #include "bitgrad/nn/llama.hpp"
 #include "bitgrad/optim/adamw.hpp"
 #include "bitgrad/optim/schedule.hpp"
@@ -74,7 +74,7 @@ public:
     // teacher: empty for Loss::CE; train::llama_teacher(model) for a bitgrad teacher.
     Trainer(Student& student, Teacher<T> teacher, const data::TokenShard& shard, TrainOptions opt)
         : student_(student), teacher_(std::move(teacher)), opt_(checked(student, opt)),
-          optimizer_(optim::param_groups(student, opt.adamw.weight_decay, opt.decay_norms_and_scales), opt.adamw),
+          optimizer_(optim::param_groups(student.named_parameters(), opt.adamw.weight_decay, opt.decay_norms_and_scales), opt.adamw),
           sampler_(shard, opt.batch, opt.seq_len + 1, opt.seed), flips_(student) {
         BITGRAD_CHECK(opt.loss == Loss::CE || teacher_, "Trainer: loss " << loss_name(opt.loss) << " needs a teacher");
         schedule_ = {opt.adamw.lr, opt.min_lr, opt.warmup_steps, opt.steps};
@@ -95,14 +95,14 @@ public:
     // the same way), naming what differs.
     void resume(const std::filesystem::path& dir) {
         const std::string where = (dir / "trainer_state.json").string();
-        const auto state = io::load_json(dir / "trainer_state.json");
-        auto field = [&](const char* key, auto example) { return io::json_field<decltype(example)>(state, key, where); };
+        const auto state = load_json(dir / "trainer_state.json");
+        auto field = [&](const char* key, auto example) { return json_field<decltype(example)>(state, key, where); };
         const int threads = field("threads", int());
         BITGRAD_CHECK(threads == num_threads(), where << ": saved with " << threads << " threads, now running with " << num_threads()
                                                       << "; results would differ in the last bits. Set OMP_NUM_THREADS=" << threads);
         const std::string loss = field("loss", std::string());
         BITGRAD_CHECK(loss == loss_name(opt_.loss), where << ": saved with loss " << loss << ", now " << loss_name(opt_.loss));
-        const std::string precision = io::json_field_or<std::string>(state, "precision", "fp32", where);
+        const std::string precision = json_field_or<std::string>(state, "precision", "fp32", where);
         BITGRAD_CHECK(precision == precision_name(opt_.precision),
                       where << ": saved with --precision " << precision << ", now " << precision_name(opt_.precision)
                             << "; resume with the same precision (the run would not continue the same way)");

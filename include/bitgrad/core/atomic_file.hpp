@@ -12,7 +12,7 @@
 
 #include "bitgrad/core/error.hpp"
 
-namespace bitgrad::io {
+namespace bitgrad {
 
 // Writes all of [data, data + n) to fd, or throws naming path (e.g. "No space left on device").
 inline void write_all(int fd, const void* data, std::size_t n, const std::string& path) {
@@ -81,4 +81,4 @@ inline void write_text_atomic(const std::filesystem::path& path, const std::stri
     write_file_atomic(path, [&](int fd, const std::string& tmp) { write_all(fd, text.data(), text.size(), tmp); });
 }
 
-}  // namespace bitgrad::io
+}  // namespace bitgrad

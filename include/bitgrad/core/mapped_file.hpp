@@ -12,7 +12,7 @@
 
 #include "bitgrad/core/error.hpp"
 
-namespace bitgrad::io {
+namespace bitgrad {
 
 class MappedFile {
 public:
@@ -51,4 +51,4 @@ private:
     std::size_t size_ = 0;
 };
 
-}  // namespace bitgrad::io
+}  // namespace bitgrad

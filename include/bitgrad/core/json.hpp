@@ -3,9 +3,9 @@
 // parsing with a nesting limit and a size cap, and typed field access whose errors name the file,
 // the field, the expected type and what was found. No nlohmann exception escapes from here.
 //
-//   auto j = io::load_json(dir / "trainer_state.json");
-//   int64_t step = io::json_field<int64_t>(j, "step", where);          // required
-//   double eps = io::json_field_or<double>(j, "rms_norm_eps", 1e-6, where);
+//   auto j = load_json(dir / "trainer_state.json");
+//   int64_t step = json_field<int64_t>(j, "step", where);          // required
+//   double eps = json_field_or<double>(j, "rms_norm_eps", 1e-6, where);
 #include <nlohmann/json.hpp>
 
 #include <array>
@@ -20,7 +20,7 @@
 
 #include "bitgrad/core/error.hpp"
 
-namespace bitgrad::io {
+namespace bitgrad {
 
 // Deeper nesting than any file of ours needs (config.json: 2) is refused: serde_json's limit is 128.
 inline constexpr int kMaxJsonDepth = 64;
@@ -136,4 +136,4 @@ V json_field_or(const nlohmann::json& j, const char* key, V fallback, const std:
     return j.is_object() && j.contains(key) ? json_field<V>(j, key, where) : fallback;
 }
 
-}  // namespace bitgrad::io
+}  // namespace bitgrad
