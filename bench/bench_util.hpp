@@ -40,7 +40,7 @@ std::pair<double, double> best_seconds_interleaved(A&& a, B&& b, int reps) {
     b();
     double best_a = 1e30, best_b = 1e30;
     for (int i = 0; i < reps; ++i) {
-        best_a = std::min(best_a, best_seconds(a, 0) );
+        best_a = std::min(best_a, best_seconds(a, 0));
         best_b = std::min(best_b, best_seconds(b, 0));
     }
     return {best_a, best_b};

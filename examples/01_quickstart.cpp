@@ -31,11 +31,11 @@ int main() {
             y = linear(x, Var<float>(secret));
         }
 
-        Tape tape;                                         // ops record onto the tape while it lives
+        Tape tape;  // ops record onto the tape while it lives
         Var<float> y_hat = linear(x, sign(W, Ste::Identity));
         Var<float> diff = sub(y_hat, y);
-        Var<float> loss = mean(mul(diff, diff));           // mean squared error
-        tape.backward(loss);                               // d loss / d W, through the STE
+        Var<float> loss = mean(mul(diff, diff));  // mean squared error
+        tape.backward(loss);                      // d loss / d W, through the STE
 
         // SGD: W -= lr * dW, then clear the gradient for the next step.
         W.value().flat() -= lr * W.grad().flat();

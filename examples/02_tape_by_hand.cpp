@@ -19,12 +19,12 @@ int main() {
         Var<double> x(Tensor<double>::from({3}, {1.0, 2.0, 3.0}), /*requires_grad=*/true);
 
         Tape tape;
-        Var<double> s = sign(w, ste);   // record 1
-        Var<double> p = mul(s, x);      // record 2
-        Var<double> y = sum(p);         // record 3
+        Var<double> s = sign(w, ste);  // record 1
+        Var<double> p = mul(s, x);     // record 2
+        Var<double> y = sum(p);        // record 3
         std::printf("%-12s y = %g, tape holds %zu records\n", ste_name(ste), y.item(), tape.size());
 
-        tape.backward(y);               // seeds dy = 1, runs records 3, 2, 1
+        tape.backward(y);  // seeds dy = 1, runs records 3, 2, 1
         std::printf("%-12s dw = [%g, %g, %g]   dx = [%g, %g, %g]\n", "", w.grad()[0], w.grad()[1], w.grad()[2],
                     x.grad()[0], x.grad()[1], x.grad()[2]);
     }

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
             nn::FbiLlama<float> student(config, rng);  // FBI-Linear in every decoder layer
             std::printf("%s\n", nn::model_summary(student, "FBI-LLM " + preset + " (student)").c_str());
         }
-        nn::DenseLlama<float> teacher(config, rng);     // the same template with nn::Linear
+        nn::DenseLlama<float> teacher(config, rng);  // the same template with nn::Linear
         std::printf("%s", nn::model_summary(teacher, "LLaMA " + preset + " (teacher)").c_str());
     } catch (const Error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

@@ -89,7 +89,9 @@ int main() {
         return st.decode_tokens_per_second();
     };
     const double dense_tps = tokens_per_second(dense_big), packed_tps = tokens_per_second(packed_big);
-    std::printf("decode at hidden 512 x 8 layers: dense float %.1f MB %.0f tok/s, packed 1-bit %.1f MB %.0f tok/s (%.1fx)\n",
-                double(dense_big.bytes()) / 1e6, dense_tps, double(packed_big.bytes()) / 1e6, packed_tps, packed_tps / dense_tps);
+    std::printf(
+        "decode at hidden 512 x 8 layers: dense float %.1f MB %.0f tok/s, packed 1-bit %.1f MB %.0f tok/s (%.1fx)\n",
+        double(dense_big.bytes()) / 1e6, dense_tps, double(packed_big.bytes()) / 1e6, packed_tps,
+        packed_tps / dense_tps);
     return fast == slow ? 0 : 1;
 }

@@ -64,9 +64,10 @@ struct MarkovSource {
 
 // AdamW with a cosine schedule; every step is one train::distill_step on a fresh batch.
 template <class Model>
-void train_model(Model& model, const train::Teacher<float>* teacher, train::Loss loss, int steps, const MarkovSource& source,
-                 Rng& data_rng) {
-    optim::AdamW<float> adamw(optim::param_groups(model.named_parameters(), /*weight_decay=*/0.0), optim::AdamWOptions{});
+void train_model(Model& model, const train::Teacher<float>* teacher, train::Loss loss, int steps,
+                 const MarkovSource& source, Rng& data_rng) {
+    optim::AdamW<float> adamw(optim::param_groups(model.named_parameters(), /*weight_decay=*/0.0),
+                              optim::AdamWOptions{});
     const optim::CosineSchedule lr{/*peak=*/3e-3, /*floor=*/3e-4, /*warmup_steps=*/10, /*total_steps=*/steps};
     train::StepOptions options;
     options.loss = loss;
@@ -113,7 +114,8 @@ int main() {
     train_model(student_ad, &teacher_logits, train::Loss::AD, student_steps, source, data_ad);
 
     const double best = MarkovSource::entropy();
-    const double t = held_out_loss(teacher, test_inputs, test_labels), ce = held_out_loss(student_ce, test_inputs, test_labels),
+    const double t = held_out_loss(teacher, test_inputs, test_labels),
+                 ce = held_out_loss(student_ce, test_inputs, test_labels),
                  ad = held_out_loss(student_ad, test_inputs, test_labels);
     std::printf("held-out loss per token (nats); the source's entropy %.4f is the floor\n", best);
     std::printf("  teacher    full precision, CE, 300 steps    %.4f  (+%.4f)\n", t, t - best);

@@ -70,7 +70,8 @@ int main() {
         }
         for (const auto& p : model.named_parameters())
             if (p.kind == ParamKind::Binary)
-                for (int64_t i = 0; i < p.var.numel(); ++i) run.max_abs_latent = std::max(run.max_abs_latent, double(std::abs(p.var.value()[i])));
+                for (int64_t i = 0; i < p.var.numel(); ++i)
+                    run.max_abs_latent = std::max(run.max_abs_latent, double(std::abs(p.var.value()[i])));
         runs.push_back(run);
     }
 

@@ -10,10 +10,10 @@
 // Run `bitgrad <command> --help` for the options. Bad options exit with code 2 before any work.
 #include <unistd.h>
 
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cxxopts.hpp>
-#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -78,14 +78,17 @@ static V positive(const cxxopts::ParseResult& r, const char* name) {
 // ---------------------------------------------------------------- prepare
 static int cmd_prepare(int argc, char** argv) {
     cxxopts::Options o("bitgrad prepare", "Train a BPE tokenizer and write token shards");
-    o.add_options()("text", "input text file (UTF-8)", cxxopts::value<std::string>())
-        ("out", "output directory", cxxopts::value<std::string>())
-        ("vocab", "vocabulary size", cxxopts::value<int>()->default_value("4096"))
-        ("holdout-every", "hold out every chapter whose number is a multiple of N (lines 'CHAPTER N.'); 0: last 10% of the text",
-         cxxopts::value<int>()->default_value("10"))
-        ("h,help", "help");
+    o.add_options()("text", "input text file (UTF-8)", cxxopts::value<std::string>())(
+        "out", "output directory", cxxopts::value<std::string>())("vocab", "vocabulary size",
+                                                                  cxxopts::value<int>()->default_value("4096"))(
+        "holdout-every",
+        "hold out every chapter whose number is a multiple of N (lines 'CHAPTER N.'); 0: last 10% of the text",
+        cxxopts::value<int>()->default_value("10"))("h,help", "help");
     auto r = o.parse(argc, argv);
-    if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
+    if (r.count("help")) {
+        std::cout << o.help() << "\n";
+        return 0;
+    }
     if (!r.count("text") || !r.count("out")) throw UsageError("prepare needs --text and --out");
     const fs::path text_path = existing_file(r, "text"), out = output_dir(r, "out");
     const int vocab = positive<int>(r, "vocab"), every = r["holdout-every"].as<int>();
@@ -107,13 +110,16 @@ static int cmd_prepare(int argc, char** argv) {
                 uint64_t number = 0;
                 const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), number);
                 BITGRAD_CHECK(ec == std::errc() && end == digits.data() + digits.size(),
-                              text_path.string() << ":" << line_number << ": chapter number " << digits << " is out of range");
+                              text_path.string()
+                                  << ":" << line_number << ": chapter number " << digits << " is out of range");
                 held = number % uint64_t(every) == 0;
                 ++chapters;
             }
             (held ? val : train) += line + "\n";
         }
-        if (chapters == 0) throw UsageError("--holdout-every " + std::to_string(every) + ": no 'CHAPTER N.' lines in the text; use --holdout-every 0");
+        if (chapters == 0)
+            throw UsageError("--holdout-every " + std::to_string(every) +
+                             ": no 'CHAPTER N.' lines in the text; use --holdout-every 0");
     } else {
         const std::size_t cut = text.size() * 9 / 10;
         train = text.substr(0, cut);
@@ -122,7 +128,8 @@ static int cmd_prepare(int argc, char** argv) {
     ensure_directory(out);
     write_text_atomic(out / "train.txt", train);
     write_text_atomic(out / "val.txt", val);
-    std::printf("prepare: %zu train bytes, %zu validation bytes (%d chapters seen)\n", train.size(), val.size(), chapters);
+    std::printf("prepare: %zu train bytes, %zu validation bytes (%d chapters seen)\n", train.size(), val.size(),
+                chapters);
     data::train_bpe_tokenizer((out / "train.txt").string(), (out / "tokenizer").string(), vocab, num_threads());
     data::Tokenizer tok((out / "tokenizer.model").string());
     for (auto [name, part] : {std::pair{"train", &train}, std::pair{"val", &val}}) {
@@ -130,7 +137,8 @@ static int cmd_prepare(int argc, char** argv) {
         ids.push_back(uint32_t(tok.bos_id()));
         for (int id : tok.encode(*part)) ids.push_back(uint32_t(id));
         data::write_token_shard(out / (std::string(name) + ".bin"), ids, uint64_t(tok.vocab_size()));
-        std::printf("prepare: %s.bin: %zu tokens (%.2f bytes/token)\n", name, ids.size(), double(part->size()) / double(ids.size()));
+        std::printf("prepare: %s.bin: %zu tokens (%.2f bytes/token)\n", name, ids.size(),
+                    double(part->size()) / double(ids.size()));
     }
     data::save_dataset_info(out, {tok.vocab_size(), int64_t(train.size()), int64_t(val.size())});
     return 0;
@@ -138,13 +146,15 @@ static int cmd_prepare(int argc, char** argv) {
 
 // ---------------------------------------------------------------- model options shared by train/distill/info
 static void add_model_options(cxxopts::Options& o) {
-    o.add_options("model")("preset", "tiny, 130M, 1.3B, 7B, or custom (the size flags below)", cxxopts::value<std::string>()->default_value("custom"))
-        ("layers", "decoder layers", cxxopts::value<int64_t>()->default_value("4"))
-        ("hidden", "hidden size", cxxopts::value<int64_t>()->default_value("128"))
-        ("intermediate", "MLP size", cxxopts::value<int64_t>()->default_value("352"))
-        ("heads", "attention heads", cxxopts::value<int64_t>()->default_value("4"))
-        ("kv-heads", "key/value heads (GQA); 0: = heads", cxxopts::value<int64_t>()->default_value("0"))
-        ("ste", "straight-through estimator: " + ste_choices(), cxxopts::value<std::string>()->default_value("identity"));
+    o.add_options("model")("preset", "tiny, 130M, 1.3B, 7B, or custom (the size flags below)",
+                           cxxopts::value<std::string>()->default_value("custom"))(
+        "layers", "decoder layers", cxxopts::value<int64_t>()->default_value("4"))(
+        "hidden", "hidden size", cxxopts::value<int64_t>()->default_value("128"))(
+        "intermediate", "MLP size", cxxopts::value<int64_t>()->default_value("352"))(
+        "heads", "attention heads", cxxopts::value<int64_t>()->default_value("4"))(
+        "kv-heads", "key/value heads (GQA); 0: = heads", cxxopts::value<int64_t>()->default_value("0"))(
+        "ste", "straight-through estimator: " + ste_choices(),
+        cxxopts::value<std::string>()->default_value("identity"));
 }
 
 static nn::LlamaConfig model_config(const cxxopts::ParseResult& r, int64_t vocab, int64_t max_pos) {
@@ -153,9 +163,7 @@ static nn::LlamaConfig model_config(const cxxopts::ParseResult& r, int64_t vocab
     if (preset != "custom") {
         try {
             c = nn::LlamaConfig::preset(preset);
-        } catch (const Error& e) {
-            throw UsageError(std::string("--preset: ") + e.what());
-        }
+        } catch (const Error& e) { throw UsageError(std::string("--preset: ") + e.what()); }
     } else {
         c.num_hidden_layers = positive<int64_t>(r, "layers");
         c.hidden_size = positive<int64_t>(r, "hidden");
@@ -171,9 +179,7 @@ static nn::LlamaConfig model_config(const cxxopts::ParseResult& r, int64_t vocab
     c.ste = *parsed;
     try {
         c.validate();
-    } catch (const Error& e) {
-        throw UsageError(e.what());
-    }
+    } catch (const Error& e) { throw UsageError(e.what()); }
     return c;
 }
 
@@ -185,7 +191,8 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
                         train::Loss loss) {
     const fs::path data_dir = existing_dir(r, "data"), out = output_dir(r, "out");
     data::TokenShard shard((data_dir / "train.bin").string());
-    BITGRAD_CHECK(int64_t(shard.vocab_size()) == config.vocab_size, "model vocab " << config.vocab_size << " != data vocab " << shard.vocab_size());
+    BITGRAD_CHECK(int64_t(shard.vocab_size()) == config.vocab_size,
+                  "model vocab " << config.vocab_size << " != data vocab " << shard.vocab_size());
     train::TrainOptions opt;
     opt.steps = positive<int64_t>(r, "steps");
     opt.batch = positive<int64_t>(r, "batch");
@@ -204,13 +211,17 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
     opt.loss = loss;
     opt.temperature = positive<double>(r, "temperature");
     const std::string precision = r["precision"].as<std::string>();
-    if (precision == "auto") opt.precision = default_precision();
-    else if (auto p = parse_precision(precision)) opt.precision = *p;
-    else throw UsageError("--precision " + precision + ": expected auto, bf16 or fp32");
+    if (precision == "auto")
+        opt.precision = default_precision();
+    else if (auto p = parse_precision(precision))
+        opt.precision = *p;
+    else
+        throw UsageError("--precision " + precision + ": expected auto, bf16 or fp32");
     opt.out_dir = out.string();
     if (r["eval-every"].as<int64_t>() < 0 || r["eval-windows"].as<int64_t>() < 0)
         throw UsageError("--eval-every and --eval-windows must be >= 0");
-    if (opt.save_every < 0 || opt.warmup_steps < 0 || opt.keep_last < 0 || opt.clip_norm < 0 || opt.adamw.weight_decay < 0 || opt.min_lr < 0)
+    if (opt.save_every < 0 || opt.warmup_steps < 0 || opt.keep_last < 0 || opt.clip_norm < 0 ||
+        opt.adamw.weight_decay < 0 || opt.min_lr < 0)
         throw UsageError("--save-every, --warmup, --keep, --clip, --wd and --min-lr must be >= 0");
     ensure_directory(out);
 
@@ -221,13 +232,17 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
     std::error_code ec;
     if (fs::exists(data_dir / "val.bin", ec)) val.emplace((data_dir / "val.bin").string());
     if (val && val->size() > 1) {
-        const int64_t val_seq = std::min<int64_t>(opt.seq_len, int64_t(val->size()) - 1), windows = r["eval-windows"].as<int64_t>();
-        trainer.validate = [&val, val_seq, windows](const Student& s) { return eval::perplexity(s, *val, val_seq, 8, windows).nll; };
+        const int64_t val_seq = std::min<int64_t>(opt.seq_len, int64_t(val->size()) - 1),
+                      windows = r["eval-windows"].as<int64_t>();
+        trainer.validate = [&val, val_seq, windows](const Student& s) {
+            return eval::perplexity(s, *val, val_seq, 8, windows).nll;
+        };
     } else {
         std::printf("no validation tokens in %s: no validation loss\n", (data_dir / "val.bin").c_str());
     }
     if (r.count("resume")) {
-        auto last = io::latest_checkpoint(out / "checkpoints", [](const std::string& w) { std::fprintf(stderr, "warning: %s\n", w.c_str()); });
+        auto last = io::latest_checkpoint(
+            out / "checkpoints", [](const std::string& w) { std::fprintf(stderr, "warning: %s\n", w.c_str()); });
         if (last) {
             trainer.resume(*last);
             std::printf("resumed from %s at step %lld\n", last->c_str(), (long long)trainer.step());
@@ -238,12 +253,17 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
     std::ofstream metrics(out / "metrics.jsonl", std::ios::app);
     const bool tty = isatty(STDOUT_FILENO);
     std::printf("%s: %s model, %s loss, %lld steps of %lld x %lld tokens, seed %llu, %d threads, %s matmuls\n",
-                loss == train::Loss::CE ? "train" : "distill", Student::binarized ? "binarized" : "full-precision", train::loss_name(loss),
-                (long long)opt.steps, (long long)opt.batch, (long long)opt.seq_len, (unsigned long long)opt.seed, num_threads(),
-                precision_name(opt.precision));
+                loss == train::Loss::CE ? "train" : "distill", Student::binarized ? "binarized" : "full-precision",
+                train::loss_name(loss), (long long)opt.steps, (long long)opt.batch, (long long)opt.seq_len,
+                (unsigned long long)opt.seed, num_threads(), precision_name(opt.precision));
     trainer.on_log = [&](const train::StepLog& l) {
-        nlohmann::json j = {{"step", l.step}, {"tokens", l.step * opt.batch * opt.seq_len * opt.grad_accum}, {"loss", l.loss},
-                            {"lr", l.lr}, {"grad_norm", l.grad_norm}, {"tokens_per_s", l.tokens_per_s}, {"skipped_total", l.skipped_total}};
+        nlohmann::json j = {{"step", l.step},
+                            {"tokens", l.step * opt.batch * opt.seq_len * opt.grad_accum},
+                            {"loss", l.loss},
+                            {"lr", l.lr},
+                            {"grad_norm", l.grad_norm},
+                            {"tokens_per_s", l.tokens_per_s},
+                            {"skipped_total", l.skipped_total}};
         if (l.has_flips) {
             j["flip_rate"] = l.flips.overall;
             j["flip_steps"] = l.flip_steps;
@@ -253,8 +273,9 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
         metrics << j.dump() << "\n";
         metrics.flush();
         char line[256];
-        std::snprintf(line, sizeof line, "step %6lld/%lld  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %4.0fs%s", (long long)l.step,
-                      (long long)opt.steps, l.loss, l.lr, l.grad_norm, l.tokens_per_s, l.eta_s, l.skipped ? "  (skipped: non-finite)" : "");
+        std::snprintf(line, sizeof line, "step %6lld/%lld  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %4.0fs%s",
+                      (long long)l.step, (long long)opt.steps, l.loss, l.lr, l.grad_norm, l.tokens_per_s, l.eta_s,
+                      l.skipped ? "  (skipped: non-finite)" : "");
         std::string s = line;
         if (l.has_val_loss) {
             char v[48];
@@ -266,8 +287,10 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
             std::snprintf(f, sizeof f, "  flips %.4f%%", 100 * l.flips.overall);
             s += f;
         }
-        if (tty) std::printf("\r%s\033[K%s", s.c_str(), l.step == opt.steps ? "\n" : "");
-        else std::printf("%s\n", s.c_str());
+        if (tty)
+            std::printf("\r%s\033[K%s", s.c_str(), l.step == opt.steps ? "\n" : "");
+        else
+            std::printf("%s\n", s.c_str());
         std::fflush(stdout);
     };
     trainer.on_event = [&](const std::string& e) {
@@ -282,41 +305,46 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
 }
 
 static void add_training_options(cxxopts::Options& o) {
-    o.add_options()("data", "directory written by prepare", cxxopts::value<std::string>())
-        ("out", "output directory (checkpoints/, final/, metrics.jsonl)", cxxopts::value<std::string>())
-        ("steps", "optimizer steps", cxxopts::value<int64_t>()->default_value("300"))
-        ("batch", "sequences per micro-batch", cxxopts::value<int64_t>()->default_value("16"))
-        ("seq", "tokens per sequence", cxxopts::value<int64_t>()->default_value("128"))
-        ("accum", "micro-batches per optimizer step", cxxopts::value<int64_t>()->default_value("1"))
-        ("lr", "peak learning rate", cxxopts::value<double>()->default_value("3e-3"))
-        ("min-lr", "final learning rate of the cosine decay", cxxopts::value<double>()->default_value("3e-4"))
-        ("warmup", "warm-up steps", cxxopts::value<int64_t>()->default_value("30"))
-        ("wd", "AdamW weight decay", cxxopts::value<double>()->default_value("0.1"))
-        ("clip", "global gradient-norm clip (0: off)", cxxopts::value<double>()->default_value("1.0"))
-        ("temperature", "distillation temperature", cxxopts::value<double>()->default_value("1.0"))
-        ("precision", "matrix products: bf16 (mixed precision: float weights, gradients and AdamW state; bf16 GEMM operands), "
-                      "fp32, or auto: bf16 where the CPU has AVX512_BF16, else fp32", cxxopts::value<std::string>()->default_value("auto"))
-        ("log-every", "steps between log lines", cxxopts::value<int64_t>()->default_value("10"))
-        ("eval-every", "steps between validation losses on val.bin, in metrics.jsonl (0: only after the last step)",
-         cxxopts::value<int64_t>()->default_value("0"))
-        ("eval-windows", "validation windows of --seq tokens (0: all of val.bin)", cxxopts::value<int64_t>()->default_value("0"))
-        ("save-every", "steps between checkpoints (0: only at the end)", cxxopts::value<int64_t>()->default_value("0"))
-        ("keep", "checkpoints to keep", cxxopts::value<int>()->default_value("2"))
-        ("seed", "random seed (init and data order)", cxxopts::value<uint64_t>()->default_value("1234"))
-        ("resume", "continue from the newest checkpoint in --out")
-        ("h,help", "help");
+    o.add_options()("data", "directory written by prepare", cxxopts::value<std::string>())(
+        "out", "output directory (checkpoints/, final/, metrics.jsonl)", cxxopts::value<std::string>())(
+        "steps", "optimizer steps", cxxopts::value<int64_t>()->default_value("300"))(
+        "batch", "sequences per micro-batch", cxxopts::value<int64_t>()->default_value("16"))(
+        "seq", "tokens per sequence", cxxopts::value<int64_t>()->default_value("128"))(
+        "accum", "micro-batches per optimizer step", cxxopts::value<int64_t>()->default_value("1"))(
+        "lr", "peak learning rate", cxxopts::value<double>()->default_value("3e-3"))(
+        "min-lr", "final learning rate of the cosine decay", cxxopts::value<double>()->default_value("3e-4"))(
+        "warmup", "warm-up steps", cxxopts::value<int64_t>()->default_value("30"))(
+        "wd", "AdamW weight decay", cxxopts::value<double>()->default_value("0.1"))(
+        "clip", "global gradient-norm clip (0: off)", cxxopts::value<double>()->default_value("1.0"))(
+        "temperature", "distillation temperature", cxxopts::value<double>()->default_value("1.0"))(
+        "precision",
+        "matrix products: bf16 (mixed precision: float weights, gradients and AdamW state; bf16 GEMM operands), "
+        "fp32, or auto: bf16 where the CPU has AVX512_BF16, else fp32",
+        cxxopts::value<std::string>()->default_value("auto"))("log-every", "steps between log lines",
+                                                              cxxopts::value<int64_t>()->default_value("10"))(
+        "eval-every", "steps between validation losses on val.bin, in metrics.jsonl (0: only after the last step)",
+        cxxopts::value<int64_t>()->default_value("0"))("eval-windows",
+                                                       "validation windows of --seq tokens (0: all of val.bin)",
+                                                       cxxopts::value<int64_t>()->default_value("0"))(
+        "save-every", "steps between checkpoints (0: only at the end)", cxxopts::value<int64_t>()->default_value("0"))(
+        "keep", "checkpoints to keep", cxxopts::value<int>()->default_value("2"))(
+        "seed", "random seed (init and data order)", cxxopts::value<uint64_t>()->default_value("1234"))(
+        "resume", "continue from the newest checkpoint in --out")("h,help", "help");
     add_model_options(o);
 }
-
 
 static int cmd_train(int argc, char** argv) {
     cxxopts::Options o("bitgrad train", "Train with cross-entropy");
     add_training_options(o);
     o.add_options()("binarized", "FBI-Linear layers (from scratch)");
     auto r = o.parse(argc, argv);
-    if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
+    if (r.count("help")) {
+        std::cout << o.help() << "\n";
+        return 0;
+    }
     if (!r.count("data") || !r.count("out")) throw UsageError("train needs --data and --out");
-    auto config = model_config(r, data::load_dataset_info(existing_dir(r, "data")).vocab_size, positive<int64_t>(r, "seq"));
+    auto config =
+        model_config(r, data::load_dataset_info(existing_dir(r, "data")).vocab_size, positive<int64_t>(r, "seq"));
     if (r.count("binarized")) return run_training<nn::FbiLlama<float>>(r, config, nullptr, train::Loss::CE);
     return run_training<nn::DenseLlama<float>>(r, config, nullptr, train::Loss::CE);
 }
@@ -324,11 +352,17 @@ static int cmd_train(int argc, char** argv) {
 static int cmd_distill(int argc, char** argv) {
     cxxopts::Options o("bitgrad distill", "Distill a binarized student from a teacher");
     add_training_options(o);
-    o.add_options()("teacher", "teacher model directory (config.json + model.safetensors)", cxxopts::value<std::string>())
-        ("loss", "ad (soft cross-entropy to the teacher), mixed (0.5 CE + 0.5 AD)", cxxopts::value<std::string>()->default_value("ad"));
+    o.add_options()("teacher", "teacher model directory (config.json + model.safetensors)",
+                    cxxopts::value<std::string>())("loss",
+                                                   "ad (soft cross-entropy to the teacher), mixed (0.5 CE + 0.5 AD)",
+                                                   cxxopts::value<std::string>()->default_value("ad"));
     auto r = o.parse(argc, argv);
-    if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
-    if (!r.count("data") || !r.count("out") || !r.count("teacher")) throw UsageError("distill needs --data, --out and --teacher");
+    if (r.count("help")) {
+        std::cout << o.help() << "\n";
+        return 0;
+    }
+    if (!r.count("data") || !r.count("out") || !r.count("teacher"))
+        throw UsageError("distill needs --data, --out and --teacher");
     const std::string l = r["loss"].as<std::string>();
     if (l != "ad" && l != "mixed") throw UsageError("--loss " + l + ": expected ad or mixed");
     existing_dir(r, "data");
@@ -340,13 +374,16 @@ static int cmd_distill(int argc, char** argv) {
     io::load_model_weights(tdir, teacher);
     teacher.eval();
     // The student takes the teacher's shape unless size flags say otherwise.
-    nn::LlamaConfig config = r["preset"].as<std::string>() == "custom" && !r.count("layers") && !r.count("hidden") ? tconfig
-                                                                                                               : model_config(r, tconfig.vocab_size, r["seq"].as<int64_t>());
+    nn::LlamaConfig config = r["preset"].as<std::string>() == "custom" && !r.count("layers") && !r.count("hidden")
+                                 ? tconfig
+                                 : model_config(r, tconfig.vocab_size, r["seq"].as<int64_t>());
     config.max_position_embeddings = std::max(config.max_position_embeddings, r["seq"].as<int64_t>());
     config.ste = model_config(r, tconfig.vocab_size, r["seq"].as<int64_t>()).ste;
-    BITGRAD_CHECK(config.vocab_size == tconfig.vocab_size, "the student's vocabulary (" << config.vocab_size << ") differs from the teacher's ("
-                                                                                      << tconfig.vocab_size << ", " << tdir.string() << ")");
-    return run_training<nn::FbiLlama<float>>(r, config, train::llama_teacher<float>(teacher), l == "ad" ? train::Loss::AD : train::Loss::Mixed);
+    BITGRAD_CHECK(config.vocab_size == tconfig.vocab_size, "the student's vocabulary ("
+                                                               << config.vocab_size << ") differs from the teacher's ("
+                                                               << tconfig.vocab_size << ", " << tdir.string() << ")");
+    return run_training<nn::FbiLlama<float>>(r, config, train::llama_teacher<float>(teacher),
+                                             l == "ad" ? train::Loss::AD : train::Loss::Mixed);
 }
 
 // ---------------------------------------------------------------- eval / generate / info
@@ -366,14 +403,20 @@ static int with_model(const fs::path& dir, F&& f) {
 
 static int cmd_eval(int argc, char** argv) {
     cxxopts::Options o("bitgrad eval", "Validation perplexity and bits per byte");
-    o.add_options()("model", "model directory, or a packed model file (bitgrad pack)", cxxopts::value<std::string>())
-        ("data", "prepare's directory", cxxopts::value<std::string>())
-        ("seq", "window length", cxxopts::value<int64_t>()->default_value("128"))("json", "print one JSON line")
-        ("activations", "packed model: float or int8 (as generate)", cxxopts::value<std::string>()->default_value("float"))
-        ("unigram", "instead of a model: the unigram baseline (add-one smoothed token frequencies of train.bin)")("h,help", "help");
+    o.add_options()("model", "model directory, or a packed model file (bitgrad pack)", cxxopts::value<std::string>())(
+        "data", "prepare's directory", cxxopts::value<std::string>())(
+        "seq", "window length", cxxopts::value<int64_t>()->default_value("128"))("json", "print one JSON line")(
+        "activations", "packed model: float or int8 (as generate)",
+        cxxopts::value<std::string>()->default_value("float"))(
+        "unigram", "instead of a model: the unigram baseline (add-one smoothed token frequencies of train.bin)")(
+        "h,help", "help");
     auto r = o.parse(argc, argv);
-    if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
-    if ((!r.count("model") && !r.count("unigram")) || !r.count("data")) throw UsageError("eval needs --data and --model (or --unigram)");
+    if (r.count("help")) {
+        std::cout << o.help() << "\n";
+        return 0;
+    }
+    if ((!r.count("model") && !r.count("unigram")) || !r.count("data"))
+        throw UsageError("eval needs --data and --model (or --unigram)");
     const fs::path data_dir = existing_dir(r, "data");
     const int64_t seq = positive<int64_t>(r, "seq");
     const kernels::SignActivations activations = activations_option(r);
@@ -388,54 +431,85 @@ static int cmd_eval(int argc, char** argv) {
         const auto res = eval::decoder_perplexity(m, val, std::min<int64_t>(seq, m.config().max_position_embeddings));
         const char* tables = infer::table_format_name(m.lm_head().format());
         if (r.count("json"))
-            std::printf("%s\n", nlohmann::json({{"model", r["model"].as<std::string>()}, {"perplexity", res.perplexity},
-                                                {"bits_per_byte", res.bits_per_byte(bytes)}, {"tokens", res.tokens}, {"binarized", true},
-                                                {"packed", true}, {"tables", tables}, {"activations", kernels::sign_activations_name(activations)},
-                                                {"bytes_packed", m.bytes()}}).dump().c_str());
+            std::printf("%s\n", nlohmann::json({{"model", r["model"].as<std::string>()},
+                                                {"perplexity", res.perplexity},
+                                                {"bits_per_byte", res.bits_per_byte(bytes)},
+                                                {"tokens", res.tokens},
+                                                {"binarized", true},
+                                                {"packed", true},
+                                                {"tables", tables},
+                                                {"activations", kernels::sign_activations_name(activations)},
+                                                {"bytes_packed", m.bytes()}})
+                                    .dump()
+                                    .c_str());
         else
-            std::printf("perplexity %.3f, bits per byte %.4f over %lld tokens (packed: %s tables, %s activations)\n", res.perplexity,
-                        res.bits_per_byte(bytes), (long long)res.tokens, tables, kernels::sign_activations_name(activations));
+            std::printf("perplexity %.3f, bits per byte %.4f over %lld tokens (packed: %s tables, %s activations)\n",
+                        res.perplexity, res.bits_per_byte(bytes), (long long)res.tokens, tables,
+                        kernels::sign_activations_name(activations));
         return 0;
     }
     if (r.count("unigram")) {
         const auto res = eval::unigram_perplexity(data::TokenShard((data_dir / "train.bin").string()), val);
         if (r.count("json"))
-            std::printf("%s\n", nlohmann::json({{"model", "unigram"}, {"perplexity", res.perplexity}, {"bits_per_byte", res.bits_per_byte(bytes)},
-                                                {"tokens", res.tokens}}).dump().c_str());
-        else std::printf("unigram baseline: perplexity %.3f, bits per byte %.4f\n", res.perplexity, res.bits_per_byte(bytes));
+            std::printf("%s\n", nlohmann::json({{"model", "unigram"},
+                                                {"perplexity", res.perplexity},
+                                                {"bits_per_byte", res.bits_per_byte(bytes)},
+                                                {"tokens", res.tokens}})
+                                    .dump()
+                                    .c_str());
+        else
+            std::printf("unigram baseline: perplexity %.3f, bits per byte %.4f\n", res.perplexity,
+                        res.bits_per_byte(bytes));
         return 0;
     }
     return with_model(model_dir, [&](auto& m) {
         auto res = eval::perplexity(m, val, std::min<int64_t>(seq, m.config.max_position_embeddings));
         const auto stats = nn::param_stats(m);
         if (r.count("json"))
-            std::printf("%s\n", nlohmann::json({{"model", r["model"].as<std::string>()}, {"perplexity", res.perplexity},
-                                                {"bits_per_byte", res.bits_per_byte(bytes)}, {"tokens", res.tokens},
-                                                {"binarized", m.config.binarized}, {"bytes_fp32", stats.bytes_fp32()},
-                                                {"bytes_packed", stats.bytes_packed()}}).dump().c_str());
+            std::printf("%s\n", nlohmann::json({{"model", r["model"].as<std::string>()},
+                                                {"perplexity", res.perplexity},
+                                                {"bits_per_byte", res.bits_per_byte(bytes)},
+                                                {"tokens", res.tokens},
+                                                {"binarized", m.config.binarized},
+                                                {"bytes_fp32", stats.bytes_fp32()},
+                                                {"bytes_packed", stats.bytes_packed()}})
+                                    .dump()
+                                    .c_str());
         else
-            std::printf("perplexity %.3f, bits per byte %.4f over %lld tokens\n", res.perplexity, res.bits_per_byte(bytes), (long long)res.tokens);
+            std::printf("perplexity %.3f, bits per byte %.4f over %lld tokens\n", res.perplexity,
+                        res.bits_per_byte(bytes), (long long)res.tokens);
         return 0;
     });
 }
 
 static int cmd_pack(int argc, char** argv) {
-    cxxopts::Options o("bitgrad pack", "Pack a trained FBI-LLM checkpoint into one file: sign bits, fp16 alpha/beta, bf16 or int8 embedding and lm_head");
-    o.add_options()("model", "checkpoint directory of a binarized model (config.json + model.safetensors)", cxxopts::value<std::string>())
-        ("out", "packed file to write (e.g. model.packed.safetensors)", cxxopts::value<std::string>())
-        ("tables", "embedding and lm_head: bf16, or int8 with a scale per row (half the bytes; docs/inference.md measures the cost)",
-         cxxopts::value<std::string>()->default_value("bf16"))("h,help", "help");
+    cxxopts::Options o("bitgrad pack",
+                       "Pack a trained FBI-LLM checkpoint into one file: sign bits, fp16 alpha/beta, bf16 or int8 "
+                       "embedding and lm_head");
+    o.add_options()("model", "checkpoint directory of a binarized model (config.json + model.safetensors)",
+                    cxxopts::value<std::string>())("out", "packed file to write (e.g. model.packed.safetensors)",
+                                                   cxxopts::value<std::string>())(
+        "tables",
+        "embedding and lm_head: bf16, or int8 with a scale per row (half the bytes; docs/inference.md measures the "
+        "cost)",
+        cxxopts::value<std::string>()->default_value("bf16"))("h,help", "help");
     auto r = o.parse(argc, argv);
-    if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
+    if (r.count("help")) {
+        std::cout << o.help() << "\n";
+        return 0;
+    }
     if (!r.count("model") || !r.count("out")) throw UsageError("pack needs --model and --out");
     const std::string tables_name = r["tables"].as<std::string>();
-    if (tables_name != "bf16" && tables_name != "int8") throw UsageError("--tables must be bf16 or int8, not " + tables_name);
+    if (tables_name != "bf16" && tables_name != "int8")
+        throw UsageError("--tables must be bf16 or int8, not " + tables_name);
     const infer::TableFormat tables = tables_name == "int8" ? infer::TableFormat::Int8 : infer::TableFormat::Bf16;
     const fs::path dir = existing_dir(r, "model"), out = r["out"].as<std::string>();
     std::error_code ec;
-    if (fs::is_directory(out, ec)) throw UsageError("--out " + out.string() + ": is a directory (name the file to write)");
+    if (fs::is_directory(out, ec))
+        throw UsageError("--out " + out.string() + ": is a directory (name the file to write)");
     const auto config = io::load_config(dir / "config.json");
-    BITGRAD_CHECK(config.binarized, dir.string() << "/config.json: \"binarized\" is false; pack needs an FBI-LLM (binarized) model");
+    BITGRAD_CHECK(config.binarized,
+                  dir.string() << "/config.json: \"binarized\" is false; pack needs an FBI-LLM (binarized) model");
     Rng rng(0);
     nn::FbiLlama<float> model(config, rng);
     io::load_model_weights(dir, model);
@@ -471,32 +545,40 @@ static int cmd_pack(int argc, char** argv) {
         scale = std::max(scale, std::abs(double(ref[(n - 1) * V + v])));
     }
     const auto stats = nn::param_stats(model);
-    std::printf("packed %s -> %s\n  float checkpoint %.2f MB, packed %.2f MB (%.1fx smaller)\n"
-                "  logits of a %lld-token probe vs the float model: max |diff| %.3g (%.2g of max |logit|); "
-                "with int8 activations (generate --activations int8) %.3g (%.2g)\n",
-                dir.string().c_str(), out.string().c_str(), double(stats.bytes_fp32()) / 1e6, double(fs::file_size(out)) / 1e6,
-                double(stats.bytes_fp32()) / double(fs::file_size(out)), (long long)n, diff, diff / std::max(scale, 1e-30), diff_q8,
-                diff_q8 / std::max(scale, 1e-30));
+    std::printf(
+        "packed %s -> %s\n  float checkpoint %.2f MB, packed %.2f MB (%.1fx smaller)\n"
+        "  logits of a %lld-token probe vs the float model: max |diff| %.3g (%.2g of max |logit|); "
+        "with int8 activations (generate --activations int8) %.3g (%.2g)\n",
+        dir.string().c_str(), out.string().c_str(), double(stats.bytes_fp32()) / 1e6, double(fs::file_size(out)) / 1e6,
+        double(stats.bytes_fp32()) / double(fs::file_size(out)), (long long)n, diff, diff / std::max(scale, 1e-30),
+        diff_q8, diff_q8 / std::max(scale, 1e-30));
     return 0;
 }
 
 static int cmd_generate(int argc, char** argv) {
     cxxopts::Options o("bitgrad generate", "Sample text from a checkpoint directory or a packed file (bitgrad pack)");
-    o.add_options()("model", "checkpoint directory, or a packed model file (KV cache, 1-bit kernels, streamed)", cxxopts::value<std::string>())
-        ("data", "prepare's directory (tokenizer.model)", cxxopts::value<std::string>())
-        ("prompt", "prompt text", cxxopts::value<std::string>()->default_value("Call me Ishmael."))
-        ("prompts", "file of prompts, one per line (instead of --prompt)", cxxopts::value<std::string>())
-        ("tokens", "tokens to generate", cxxopts::value<int64_t>()->default_value("60"))
-        ("temperature", "0: greedy", cxxopts::value<double>()->default_value("0.8"))
-        ("top-k", "keep the k most likely (0: all)", cxxopts::value<int>()->default_value("40"))
-        ("top-p", "nucleus mass", cxxopts::value<double>()->default_value("0.95"))
-        ("repetition-penalty", "divide the logits of tokens among the last 64 by this (1: off)", cxxopts::value<double>()->default_value("1.0"))
-        ("threads", "threads (0: all cores)", cxxopts::value<int>()->default_value("0"))
-        ("activations", "packed model: float (the trained model's numbers) or int8 (rounded per token; faster, "
-                        "docs/inference.md measures the cost)", cxxopts::value<std::string>()->default_value("float"))
-        ("seed", "sampling seed", cxxopts::value<uint64_t>()->default_value("7"))("h,help", "help");
+    o.add_options()("model", "checkpoint directory, or a packed model file (KV cache, 1-bit kernels, streamed)",
+                    cxxopts::value<std::string>())("data", "prepare's directory (tokenizer.model)",
+                                                   cxxopts::value<std::string>())(
+        "prompt", "prompt text", cxxopts::value<std::string>()->default_value("Call me Ishmael."))(
+        "prompts", "file of prompts, one per line (instead of --prompt)", cxxopts::value<std::string>())(
+        "tokens", "tokens to generate", cxxopts::value<int64_t>()->default_value("60"))(
+        "temperature", "0: greedy", cxxopts::value<double>()->default_value("0.8"))(
+        "top-k", "keep the k most likely (0: all)", cxxopts::value<int>()->default_value("40"))(
+        "top-p", "nucleus mass", cxxopts::value<double>()->default_value("0.95"))(
+        "repetition-penalty", "divide the logits of tokens among the last 64 by this (1: off)",
+        cxxopts::value<double>()->default_value("1.0"))("threads", "threads (0: all cores)",
+                                                        cxxopts::value<int>()->default_value("0"))(
+        "activations",
+        "packed model: float (the trained model's numbers) or int8 (rounded per token; faster, "
+        "docs/inference.md measures the cost)",
+        cxxopts::value<std::string>()->default_value("float"))(
+        "seed", "sampling seed", cxxopts::value<uint64_t>()->default_value("7"))("h,help", "help");
     auto r = o.parse(argc, argv);
-    if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
+    if (r.count("help")) {
+        std::cout << o.help() << "\n";
+        return 0;
+    }
     if (!r.count("model") || !r.count("data")) throw UsageError("generate needs --model and --data");
     const kernels::SignActivationsScope activations_scope(activations_option(r));
     const double top_p = r["top-p"].as<double>(), penalty = r["repetition-penalty"].as<double>();
@@ -507,7 +589,8 @@ static int cmd_generate(int argc, char** argv) {
     const fs::path model_path = r["model"].as<std::string>();
     std::error_code ec;
     const bool packed_file = fs::is_regular_file(model_path, ec);
-    if (!packed_file && !fs::is_directory(model_path, ec)) throw UsageError("--model " + model_path.string() + ": no such file or directory");
+    if (!packed_file && !fs::is_directory(model_path, ec))
+        throw UsageError("--model " + model_path.string() + ": no such file or directory");
     data::Tokenizer tok((existing_dir(r, "data") / "tokenizer.model").string());
     std::vector<std::string> prompts;
     if (r.count("prompts")) {
@@ -531,7 +614,8 @@ static int cmd_generate(int argc, char** argv) {
     if (packed_file) {
         const infer::PackedLlama model = infer::load_packed(model_path.string());
         BITGRAD_CHECK(model.config().vocab_size >= tok.vocab_size(),
-                      model_path.string() << ": vocabulary " << model.config().vocab_size << " is smaller than the tokenizer's " << tok.vocab_size());
+                      model_path.string() << ": vocabulary " << model.config().vocab_size
+                                          << " is smaller than the tokenizer's " << tok.vocab_size());
         for (const auto& prompt : prompts) {
             Rng rng(r["seed"].as<uint64_t>());
             const std::vector<int32_t> ids = encode(prompt);
@@ -542,17 +626,24 @@ static int cmd_generate(int argc, char** argv) {
             std::printf("%s", shown.c_str());
             std::fflush(stdout);
             infer::GenerationStats stats;
-            model.generate(ids, max_new, so, rng, [&](int32_t id) {
-                sequence.push_back(id);
-                const std::string text = text_of(sequence, 1);
-                if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0) std::printf("%s", text.c_str() + shown.size());
-                shown = text;
-                std::fflush(stdout);
-            }, &stats);
+            model.generate(
+                ids, max_new, so, rng,
+                [&](int32_t id) {
+                    sequence.push_back(id);
+                    const std::string text = text_of(sequence, 1);
+                    if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0)
+                        std::printf("%s", text.c_str() + shown.size());
+                    shown = text;
+                    std::fflush(stdout);
+                },
+                &stats);
             std::printf("\n");
-            std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s, decode %lld tokens: %.1f tok/s, %d threads, %s activations]\n",
-                         (long long)stats.prompt_tokens, stats.prefill_tokens_per_second(), (long long)stats.new_tokens,
-                         stats.decode_tokens_per_second(), num_threads(), kernels::sign_activations_name(kernels::sign_activations()));
+            std::fprintf(
+                stderr,
+                "[prefill %lld tokens: %.1f tok/s, decode %lld tokens: %.1f tok/s, %d threads, %s activations]\n",
+                (long long)stats.prompt_tokens, stats.prefill_tokens_per_second(), (long long)stats.new_tokens,
+                stats.decode_tokens_per_second(), num_threads(),
+                kernels::sign_activations_name(kernels::sign_activations()));
         }
         return 0;
     }
@@ -568,24 +659,35 @@ static int cmd_generate(int argc, char** argv) {
 
 static int cmd_info(int argc, char** argv) {
     cxxopts::Options o("bitgrad info", "Model summary");
-    o.add_options()("model", "model directory (else --preset)", cxxopts::value<std::string>())("binarized", "with --preset: the FBI student")("h,help", "help");
+    o.add_options()("model", "model directory (else --preset)", cxxopts::value<std::string>())(
+        "binarized", "with --preset: the FBI student")("h,help", "help");
     add_model_options(o);
     auto r = o.parse(argc, argv);
-    if (r.count("help")) { std::cout << o.help() << "\n"; return 0; }
-    if (r.count("model")) return with_model(existing_dir(r, "model"), [&](auto& m) {
-        std::printf("%s", nn::model_summary(m, r["model"].as<std::string>()).c_str());
+    if (r.count("help")) {
+        std::cout << o.help() << "\n";
         return 0;
-    });
+    }
+    if (r.count("model"))
+        return with_model(existing_dir(r, "model"), [&](auto& m) {
+            std::printf("%s", nn::model_summary(m, r["model"].as<std::string>()).c_str());
+            return 0;
+        });
     auto c = model_config(r, 0, 2048);
     Rng rng(0);
-    if (r.count("binarized")) std::printf("%s", nn::model_summary(nn::FbiLlama<float>(c, rng), "FBI-LLM").c_str());
-    else std::printf("%s", nn::model_summary(nn::DenseLlama<float>(c, rng), "LLaMA").c_str());
+    if (r.count("binarized"))
+        std::printf("%s", nn::model_summary(nn::FbiLlama<float>(c, rng), "FBI-LLM").c_str());
+    else
+        std::printf("%s", nn::model_summary(nn::DenseLlama<float>(c, rng), "LLaMA").c_str());
     return 0;
 }
 
 int main(int argc, char** argv) {
-    const std::string usage = "usage: bitgrad {prepare|train|distill|eval|pack|generate|info} [options]  (--help on each)\n";
-    if (argc < 2) { std::fprintf(stderr, "%s", usage.c_str()); return 2; }
+    const std::string usage =
+        "usage: bitgrad {prepare|train|distill|eval|pack|generate|info} [options]  (--help on each)\n";
+    if (argc < 2) {
+        std::fprintf(stderr, "%s", usage.c_str());
+        return 2;
+    }
     const std::string cmd = argv[1];
     try {
         if (cmd == "prepare") return cmd_prepare(argc - 1, argv + 1);
@@ -607,8 +709,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bitgrad %s: error: %s\n", cmd.c_str(), e.what());
         return 1;
     } catch (const std::bad_alloc&) {
-        std::fprintf(stderr, "bitgrad %s: error: out of memory (a size check should have caught this first: please report it)\n",
-                     cmd.c_str());
+        std::fprintf(
+            stderr, "bitgrad %s: error: out of memory (a size check should have caught this first: please report it)\n",
+            cmd.c_str());
         return 1;
     } catch (const std::exception& e) {
         // Last resort only: every expected failure is a bitgrad::Error naming the file and field.

@@ -2,8 +2,8 @@
 // Shared test helpers: random tensors and a gradcheck assertion that prints the worst element.
 #include <doctest/doctest.h>
 
-#include <bitgrad/bitgrad.hpp>
 #include <unistd.h>
+#include <bitgrad/bitgrad.hpp>
 
 namespace testing {
 
@@ -12,11 +12,11 @@ inline bitgrad::Tensor<double> randn(const bitgrad::Shape& s, uint64_t seed, dou
     return bitgrad::Tensor<double>::randn(s, rng, stddev);
 }
 
-#define CHECK_GRADCHECK(...)                                            \
-    do {                                                                \
-        auto gradcheck_result_ = bitgrad::gradcheck(__VA_ARGS__);       \
-        INFO(gradcheck_result_.message);                                \
-        CHECK(gradcheck_result_.ok);                                    \
+#define CHECK_GRADCHECK(...)                                      \
+    do {                                                          \
+        auto gradcheck_result_ = bitgrad::gradcheck(__VA_ARGS__); \
+        INFO(gradcheck_result_.message);                          \
+        CHECK(gradcheck_result_.ok);                              \
     } while (0)
 
 }  // namespace testing

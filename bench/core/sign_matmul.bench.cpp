@@ -21,7 +21,9 @@ using namespace bitgrad;
 using kernels::PackedSigns;
 using kernels::SignKernel;
 
-struct LinearShape { int64_t out, in; };
+struct LinearShape {
+    int64_t out, in;
+};
 
 // Seconds per call: calls batched so one timing lasts >= 2 ms, best of 5 batches.
 template <class F>
@@ -71,19 +73,20 @@ static void bench_gemv(const LinearShape& s, int threads, bool cold, Rng& rng) {
         kernels::gemm<float>(false, true, 1, out, in, 1.f, x.data(), in, S, in, 0.f, y.data(), out);
     });
     const char* cache = cold ? "cold" : "hot";
-    std::printf("{\"bench\":\"sign_gemv\",\"shape\":\"%ldx%ld\",\"threads\":%d,\"cache\":\"%s\",\"kernel\":\"dense_fp32_%s\","
-                "\"us\":%.2f,\"gbps\":%.2f}\n",
-                long(out), long(in), threads, cache, bench::gemm_backend(), dense * 1e6, dense_bytes / dense * 1e-9);
+    std::printf(
+        "{\"bench\":\"sign_gemv\",\"shape\":\"%ldx%ld\",\"threads\":%d,\"cache\":\"%s\",\"kernel\":\"dense_fp32_%s\","
+        "\"us\":%.2f,\"gbps\":%.2f}\n",
+        long(out), long(in), threads, cache, bench::gemm_backend(), dense * 1e6, dense_bytes / dense * 1e-9);
     for (SignKernel k : kernels_here()) {
         if (k == SignKernel::Reference && out * in > 4096 * 4096) continue;  // scalar, tens of ms: nothing to learn
         next = 0;
-        const double t = seconds_per_call([&] {
-            kernels::sign_matmul(Ps[std::size_t(next++ % n_bits)], x.data(), 1, y.data(), k);
-        });
-        std::printf("{\"bench\":\"sign_gemv\",\"shape\":\"%ldx%ld\",\"threads\":%d,\"cache\":\"%s\",\"kernel\":\"%s\","
-                    "\"us\":%.2f,\"bits_gbps\":%.2f,\"dense_us\":%.2f,\"speedup_vs_dense\":%.2f}\n",
-                    long(out), long(in), threads, cache, kernels::sign_kernel_name(k), t * 1e6, bit_bytes / t * 1e-9,
-                    dense * 1e6, dense / t);
+        const double t =
+            seconds_per_call([&] { kernels::sign_matmul(Ps[std::size_t(next++ % n_bits)], x.data(), 1, y.data(), k); });
+        std::printf(
+            "{\"bench\":\"sign_gemv\",\"shape\":\"%ldx%ld\",\"threads\":%d,\"cache\":\"%s\",\"kernel\":\"%s\","
+            "\"us\":%.2f,\"bits_gbps\":%.2f,\"dense_us\":%.2f,\"speedup_vs_dense\":%.2f}\n",
+            long(out), long(in), threads, cache, kernels::sign_kernel_name(k), t * 1e6, bit_bytes / t * 1e-9,
+            dense * 1e6, dense / t);
     }
     std::fflush(stdout);
 }
@@ -98,19 +101,20 @@ static void bench_prefill(const LinearShape& s, int threads, Rng& rng) {
     const auto x = Tensor<float>::randn({rows, in}, rng);
     Tensor<float> y({rows, out});
     const double flops = 2.0 * double(rows) * double(out) * double(in);
-    const double dense = seconds_per_call([&] {
-        kernels::gemm<float>(false, true, rows, out, in, 1.f, x.data(), in, S.data(), in, 0.f, y.data(), out);
-    });
-    std::printf("{\"bench\":\"sign_prefill\",\"shape\":\"%ldx%ld\",\"rows\":%ld,\"threads\":%d,\"kernel\":\"dense_fp32_%s\","
-                "\"ms\":%.3f,\"gflops\":%.1f}\n",
-                long(out), long(in), long(rows), threads, bench::gemm_backend(), dense * 1e3, flops / dense * 1e-9);
+    const double dense = seconds_per_call(
+        [&] { kernels::gemm<float>(false, true, rows, out, in, 1.f, x.data(), in, S.data(), in, 0.f, y.data(), out); });
+    std::printf(
+        "{\"bench\":\"sign_prefill\",\"shape\":\"%ldx%ld\",\"rows\":%ld,\"threads\":%d,\"kernel\":\"dense_fp32_%s\","
+        "\"ms\":%.3f,\"gflops\":%.1f}\n",
+        long(out), long(in), long(rows), threads, bench::gemm_backend(), dense * 1e3, flops / dense * 1e-9);
     for (SignKernel k : kernels_here()) {
         if (k == SignKernel::Reference) continue;  // a scalar double loop
         const double t = seconds_per_call([&] { kernels::sign_matmul(P, x.data(), rows, y.data(), k); });
-        std::printf("{\"bench\":\"sign_prefill\",\"shape\":\"%ldx%ld\",\"rows\":%ld,\"threads\":%d,\"kernel\":\"%s\","
-                    "\"ms\":%.3f,\"gflops\":%.1f,\"dense_ms\":%.3f,\"speedup_vs_dense\":%.2f}\n",
-                    long(out), long(in), long(rows), threads, kernels::sign_kernel_name(k), t * 1e3, flops / t * 1e-9,
-                    dense * 1e3, dense / t);
+        std::printf(
+            "{\"bench\":\"sign_prefill\",\"shape\":\"%ldx%ld\",\"rows\":%ld,\"threads\":%d,\"kernel\":\"%s\","
+            "\"ms\":%.3f,\"gflops\":%.1f,\"dense_ms\":%.3f,\"speedup_vs_dense\":%.2f}\n",
+            long(out), long(in), long(rows), threads, kernels::sign_kernel_name(k), t * 1e3, flops / t * 1e-9,
+            dense * 1e3, dense / t);
     }
     std::fflush(stdout);
 }
@@ -118,7 +122,8 @@ static void bench_prefill(const LinearShape& s, int threads, Rng& rng) {
 int main(int argc, char** argv) {
     const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
     Rng rng(0);
-    const std::vector<LinearShape> shapes = {{768, 768}, {2048, 768}, {768, 2048}, {4096, 4096}, {11008, 4096}, {4096, 11008}};
+    const std::vector<LinearShape> shapes = {{768, 768},   {2048, 768},   {768, 2048},
+                                             {4096, 4096}, {11008, 4096}, {4096, 11008}};
     for (int threads : {1, 2})
         for (const auto& s : shapes) {
             if (quick && s.out * s.in > 2048 * 768) continue;

@@ -31,18 +31,21 @@ namespace {
 double bandwidth_gbps() {
     const int64_t n = int64_t(32) << 20;
     std::vector<float> a(std::size_t(n), 0.f), b(std::size_t(n), 1.f), c(std::size_t(n), 2.f);
-    const double s = bench::best_seconds([&] {
-        float* pa = a.data();
-        const float *pb = b.data(), *pc = c.data();
-        parallel_chunks(n, [&](int64_t lo, int64_t hi) {
-            for (int64_t i = lo; i < hi; ++i) pa[i] = pb[i] + 0.5f * pc[i];
-        });
-    }, 5);
+    const double s = bench::best_seconds(
+        [&] {
+            float* pa = a.data();
+            const float *pb = b.data(), *pc = c.data();
+            parallel_chunks(n, [&](int64_t lo, int64_t hi) {
+                for (int64_t i = lo; i < hi; ++i) pa[i] = pb[i] + 0.5f * pc[i];
+            });
+        },
+        5);
     return 3.0 * double(n) * 4.0 / s * 1e-9;
 }
 
 template <class Decoder>
-void run(const Decoder& model, const char* preset, const char* format, int threads, int64_t prompt, int64_t gen, double probe_gbps) {
+void run(const Decoder& model, const char* preset, const char* format, int threads, int64_t prompt, int64_t gen,
+         double probe_gbps) {
     const auto& c = model.config();
     Rng rng(3);
     std::vector<int32_t> ids(std::size_t(prompt + gen));
@@ -63,35 +66,51 @@ void run(const Decoder& model, const char* preset, const char* format, int threa
     const double bytes = double(model.bytes_per_token(prompt + gen / 2));
     const double decode_tps = double(gen) / decode, gbps = bytes * decode_tps * 1e-9;
     const bool int8 = kernels::sign_activations() == kernels::SignActivations::Int8;
-    std::printf("{\"bench\":\"decode\",\"preset\":\"%s\",\"format\":\"%s\",\"activations\":\"%s\",\"sign_kernel\":\"%s\",\"threads\":%d,"
-                "\"prompt\":%ld,\"gen\":%ld,\"prefill_tokens_per_s\":%.1f,\"decode_tokens_per_s\":%.1f,"
-                "\"weight_mib\":%.1f,\"bytes_per_token_mib\":%.2f,\"achieved_gbps\":%.2f,\"bandwidth_probe_gbps\":%.2f,"
-                "\"fraction_of_bandwidth\":%.3f,\"rss_mib\":%.0f,\"peak_rss_mib\":%.0f}\n",
-                preset, format, kernels::sign_activations_name(kernels::sign_activations()),
-                kernels::sign_kernel_name(int8 ? kernels::sign_q8_kernel() : kernels::sign_kernel()), threads, long(prompt), long(gen),
-                double(prompt) / prefill, decode_tps, double(model.bytes()) / 1048576.0, bytes / 1048576.0, gbps, probe_gbps,
-                gbps / probe_gbps, bench::rss_mib(), bench::peak_rss_mib());
+    std::printf(
+        "{\"bench\":\"decode\",\"preset\":\"%s\",\"format\":\"%s\",\"activations\":\"%s\",\"sign_kernel\":\"%s\","
+        "\"threads\":%d,"
+        "\"prompt\":%ld,\"gen\":%ld,\"prefill_tokens_per_s\":%.1f,\"decode_tokens_per_s\":%.1f,"
+        "\"weight_mib\":%.1f,\"bytes_per_token_mib\":%.2f,\"achieved_gbps\":%.2f,\"bandwidth_probe_gbps\":%.2f,"
+        "\"fraction_of_bandwidth\":%.3f,\"rss_mib\":%.0f,\"peak_rss_mib\":%.0f}\n",
+        preset, format, kernels::sign_activations_name(kernels::sign_activations()),
+        kernels::sign_kernel_name(int8 ? kernels::sign_q8_kernel() : kernels::sign_kernel()), threads, long(prompt),
+        long(gen), double(prompt) / prefill, decode_tps, double(model.bytes()) / 1048576.0, bytes / 1048576.0, gbps,
+        probe_gbps, gbps / probe_gbps, bench::rss_mib(), bench::peak_rss_mib());
     std::fflush(stdout);
 }
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string presets = "130M,1.3B,7B", threads_list = "1,2", dense_mode = "auto", activations_list = "float,int8", tables_list = "bf16,int8";
+    std::string presets = "130M,1.3B,7B", threads_list = "1,2", dense_mode = "auto", activations_list = "float,int8",
+                tables_list = "bf16,int8";
     int64_t prompt = 128, gen = 64;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string {
-            if (i + 1 >= argc) { std::fprintf(stderr, "decode_bench: %s needs a value\n", a.c_str()); std::exit(2); }
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "decode_bench: %s needs a value\n", a.c_str());
+                std::exit(2);
+            }
             return argv[++i];
         };
-        if (a == "--presets") presets = next();
-        else if (a == "--threads") threads_list = next();
-        else if (a == "--prompt") prompt = std::stoll(next());
-        else if (a == "--gen") gen = std::stoll(next());
-        else if (a == "--dense") dense_mode = next();
-        else if (a == "--activations") activations_list = next();
-        else if (a == "--tables") tables_list = next();
-        else { std::fprintf(stderr, "decode_bench: unknown option %s\n", a.c_str()); return 2; }
+        if (a == "--presets")
+            presets = next();
+        else if (a == "--threads")
+            threads_list = next();
+        else if (a == "--prompt")
+            prompt = std::stoll(next());
+        else if (a == "--gen")
+            gen = std::stoll(next());
+        else if (a == "--dense")
+            dense_mode = next();
+        else if (a == "--activations")
+            activations_list = next();
+        else if (a == "--tables")
+            tables_list = next();
+        else {
+            std::fprintf(stderr, "decode_bench: unknown option %s\n", a.c_str());
+            return 2;
+        }
     }
     for (const std::string& preset : bench::split_list(presets)) {
         nn::LlamaConfig config = nn::LlamaConfig::preset(preset);
@@ -109,8 +128,13 @@ int main(int argc, char** argv) {
                 set_num_threads(std::stoi(th));
                 const double probe = bandwidth_gbps();
                 for (const std::string& act : bench::split_list(activations_list)) {
-                    if (act != "float" && act != "int8") { std::fprintf(stderr, "decode_bench: --activations takes float and/or int8, not %s\n", act.c_str()); return 2; }
-                    kernels::SignActivationsScope scope(act == "int8" ? kernels::SignActivations::Int8 : kernels::SignActivations::Float);
+                    if (act != "float" && act != "int8") {
+                        std::fprintf(stderr, "decode_bench: --activations takes float and/or int8, not %s\n",
+                                     act.c_str());
+                        return 2;
+                    }
+                    kernels::SignActivationsScope scope(act == "int8" ? kernels::SignActivations::Int8
+                                                                      : kernels::SignActivations::Float);
                     run(*packed, preset.c_str(), name.c_str(), std::stoi(th), prompt, gen, probe);
                 }
             }
@@ -120,8 +144,9 @@ int main(int argc, char** argv) {
         // The dense fp32 baseline, where its float W_hat fits in half the available memory.
         const double dense_bytes = 4.0 * double(config.num_parameters());
         if (dense_mode == "no" || dense_bytes > 0.5 * double(available_memory_bytes())) {
-            std::printf("{\"bench\":\"decode\",\"preset\":\"%s\",\"format\":\"dense-fp32\",\"skipped\":\"needs %.1f GiB\"}\n",
-                        preset.c_str(), dense_bytes / 1073741824.0);
+            std::printf(
+                "{\"bench\":\"decode\",\"preset\":\"%s\",\"format\":\"dense-fp32\",\"skipped\":\"needs %.1f GiB\"}\n",
+                preset.c_str(), dense_bytes / 1073741824.0);
             continue;
         }
         std::unique_ptr<infer::DenseFbiDecoder> dense;

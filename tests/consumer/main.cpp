@@ -9,7 +9,8 @@ int main() {
     auto loss = bitgrad::sum(bitgrad::linear(x, w));
     tape.backward(loss);
     // d sum(x W^T) / dW = 1 x^T for each output row: all ones.
-    for (float g : w.grad()) if (g != 1.0f) return 1;
+    for (float g : w.grad())
+        if (g != 1.0f) return 1;
     std::printf("consumer ok: loss %.1f\n", double(loss.item()));
     return loss.item() == 10.0f ? 0 : 1;
 }

@@ -65,14 +65,19 @@ void check_thread_counts(F&& fn) {
         double worst = 0;
         int64_t worst_at = -1;
         for (int64_t i = 0; i < a.numel(); ++i) {
-            const double excess = std::abs(double(a[i]) - double(b[i])) - kThreadRtol * (std::abs(double(b[i])) + scale);
-            if (excess > worst) { worst = excess; worst_at = i; }
+            const double excess =
+                std::abs(double(a[i]) - double(b[i])) - kThreadRtol * (std::abs(double(b[i])) + scale);
+            if (excess > worst) {
+                worst = excess;
+                worst_at = i;
+            }
         }
         INFO("worst element " << worst_at << " beyond the 1-vs-2-thread tolerance by " << worst);
         CHECK(worst_at == -1);
         const Tensor<float>& c = again[k].second;
         bool identical = true;
-        for (int64_t i = 0; i < a.numel(); ++i) identical = identical && (a[i] == c[i] || (a[i] != a[i] && c[i] != c[i]));
+        for (int64_t i = 0; i < a.numel(); ++i)
+            identical = identical && (a[i] == c[i] || (a[i] != a[i] && c[i] != c[i]));
         CHECK(identical);
     }
 }
@@ -121,7 +126,8 @@ TEST_CASE("parallel_for and parallel_chunks fork with the guard and stay serial 
 }
 
 TEST_CASE("threads: rms_norm values and dx dw agree across thread counts") {
-    auto x0 = parallel_test::randn_f({37, 23}, 1), w0 = parallel_test::randn_f({23}, 2), r = parallel_test::randn_f({37, 23}, 3);
+    auto x0 = parallel_test::randn_f({37, 23}, 1), w0 = parallel_test::randn_f({23}, 2),
+         r = parallel_test::randn_f({37, 23}, 3);
     parallel_test::check_thread_counts([&]() -> Outputs {
         Var<float> x(x0.clone(), true), w(w0.clone(), true);
         Tape tape;
@@ -142,8 +148,11 @@ TEST_CASE("threads: fbi_linear values and dx dW dalpha dbeta agree across thread
             Tape tape;
             auto y = fbi_linear(x, W, a, b, ste);
             backward(y, r);
-            return {{"y", y.value().clone()}, {"dx", x.grad().clone()}, {"dW", W.grad().clone()},
-                    {"dalpha", a.grad().clone()}, {"dbeta", b.grad().clone()}};
+            return {{"y", y.value().clone()},
+                    {"dx", x.grad().clone()},
+                    {"dW", W.grad().clone()},
+                    {"dalpha", a.grad().clone()},
+                    {"dbeta", b.grad().clone()}};
         });
     }
 }

@@ -97,13 +97,16 @@ TEST_CASE("live tensor bytes are counted and a reused block may be larger than a
 
 TEST_CASE("a tensor whose byte count overflows is refused before allocation") {
     const int64_t big = int64_t(1) << 40;
-    CHECK_THROWS_WITH_AS(Tensor<float>(Shape{big, big}), doctest::Contains("shape [1099511627776, 1099511627776] needs more than 2^63 bytes"), Error);
-    CHECK_THROWS_WITH_AS(Tensor<double>(Shape{int64_t(1) << 61}), doctest::Contains("needs more than 2^63 bytes"), Error);
+    CHECK_THROWS_WITH_AS(Tensor<float>(Shape{big, big}),
+                         doctest::Contains("shape [1099511627776, 1099511627776] needs more than 2^63 bytes"), Error);
+    CHECK_THROWS_WITH_AS(Tensor<double>(Shape{int64_t(1) << 61}), doctest::Contains("needs more than 2^63 bytes"),
+                         Error);
 }
 
 TEST_CASE("checked arithmetic and the memory requirement name what does not fit") {
     CHECK(checked_mul(3, 5, "x") == 15);
-    CHECK_THROWS_WITH_AS(checked_mul(int64_t(1) << 40, int64_t(1) << 40, "layers"), doctest::Contains("layers: 1099511627776 x 1099511627776 overflows"), Error);
+    CHECK_THROWS_WITH_AS(checked_mul(int64_t(1) << 40, int64_t(1) << 40, "layers"),
+                         doctest::Contains("layers: 1099511627776 x 1099511627776 overflows"), Error);
     CHECK_THROWS_WITH_AS(checked_add(INT64_MAX, 1, "sum"), doctest::Contains("sum:"), Error);
     CHECK(available_memory_bytes() > 0);
     CHECK_THROWS_WITH_AS(require_memory(UINT64_MAX, "a huge thing"), doctest::Contains("a huge thing needs"), Error);

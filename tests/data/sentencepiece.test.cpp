@@ -17,8 +17,8 @@ namespace sentencepiece_test {
 // A small generated corpus: words built from syllables, with digits and punctuation, one sentence
 // a line (ASCII only: every other character must come out through byte fallback).
 std::string corpus() {
-    const std::vector<std::string> syllables = {"ka", "lo", "mi", "nu", "re", "sa", "ti", "vo", "ber", "dan",
-                                                "gel", "hor", "pin", "tas", "wen", "zul", "th", "ing", "er", "on"};
+    const std::vector<std::string> syllables = {"ka",  "lo",  "mi",  "nu",  "re",  "sa",  "ti", "vo",  "ber", "dan",
+                                                "gel", "hor", "pin", "tas", "wen", "zul", "th", "ing", "er",  "on"};
     Rng rng(7);
     std::string text;
     for (int line = 0; line < 3000; ++line) {
@@ -102,7 +102,8 @@ TEST_CASE("sentencepiece: a missing or corrupt model file is an error naming the
 TEST_CASE("sentencepiece: training on a missing file is an error naming it") {
     testing::TempDir dir("spm-train");
     const std::string missing = (dir / "no-such-corpus.txt").string();
-    CHECK_THROWS_WITH_AS(data::train_bpe_tokenizer(missing, (dir / "tok").string(), 300), doctest::Contains(missing.c_str()), Error);
+    CHECK_THROWS_WITH_AS(data::train_bpe_tokenizer(missing, (dir / "tok").string(), 300),
+                         doctest::Contains(missing.c_str()), Error);
 }
 
 #endif  // BITGRAD_TEST_SENTENCEPIECE

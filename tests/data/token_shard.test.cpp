@@ -16,7 +16,8 @@ TEST_CASE("token shard round trip with 2- and 4-byte ids") {
         CHECK(s.vocab_size() == vocab);
         for (std::size_t i = 0; i < ids.size(); ++i) CHECK(s[i] == ids[i]);
     }
-    CHECK_THROWS_WITH_AS(data::write_token_shard(dir / "b.bin", {1, 300}, 300), doctest::Contains("token 1 has id 300"), Error);
+    CHECK_THROWS_WITH_AS(data::write_token_shard(dir / "b.bin", {1, 300}, 300), doctest::Contains("token 1 has id 300"),
+                         Error);
 }
 
 TEST_CASE("corrupt token shards are refused with the file and offset") {
@@ -93,7 +94,10 @@ std::string raw_shard(const std::vector<uint32_t>& ids, uint32_t width, uint64_t
 TEST_CASE("token ids at vocab_size - 1 are accepted and vocab_size is refused for 2- and 4-byte shards") {
     testing::TempDir dir("shard-boundary");
     // 65536 is the largest vocabulary stored with 2-byte ids (id 65535 is the largest uint16).
-    struct Case { uint64_t vocab; uint32_t width; };
+    struct Case {
+        uint64_t vocab;
+        uint32_t width;
+    };
     for (Case c : {Case{300, 2}, Case{65536, 2}, Case{65537, 4}, Case{70000, 4}}) {
         CAPTURE(c.vocab);
         const uint32_t top = uint32_t(c.vocab - 1);
@@ -106,9 +110,11 @@ TEST_CASE("token ids at vocab_size - 1 are accepted and vocab_size is refused fo
         for (std::size_t i = 0; i < ok.size(); ++i) CHECK(s[i] == ok[i]);
         // Writer: id == vocab at token 2 is refused, naming the token and the id.
         const uint32_t over = uint32_t(c.vocab);
-        CHECK_THROWS_WITH_AS(data::write_token_shard(dir / "bad.bin", {1, top, over, 2}, c.vocab),
-                             doctest::Contains(("token 2 has id " + std::to_string(over) + " >= vocab size " + std::to_string(c.vocab)).c_str()),
-                             Error);
+        CHECK_THROWS_WITH_AS(
+            data::write_token_shard(dir / "bad.bin", {1, top, over, 2}, c.vocab),
+            doctest::Contains(
+                ("token 2 has id " + std::to_string(over) + " >= vocab size " + std::to_string(c.vocab)).c_str()),
+            Error);
         CHECK_FALSE(std::filesystem::exists(dir / "bad.bin"));
         // Reader, on files made by hand: the top id is accepted ...
         testing::write_bytes(dir / "raw-ok.bin", token_shard_test::raw_shard({0, top, top}, c.width, c.vocab));
@@ -118,8 +124,8 @@ TEST_CASE("token ids at vocab_size - 1 are accepted and vocab_size is refused fo
         // ... and id == vocab at token 3 is refused with its index and byte offset (32 + 3 * width).
         if (c.width == 2 && over > 65535) continue;  // not representable in 2 bytes
         testing::write_bytes(dir / "raw-bad.bin", token_shard_test::raw_shard({0, top, 5, over, 1}, c.width, c.vocab));
-        const std::string what = "token 3 (byte offset " + std::to_string(32 + 3 * c.width) + ") has id " + std::to_string(over) +
-                                 " >= vocab size " + std::to_string(c.vocab);
+        const std::string what = "token 3 (byte offset " + std::to_string(32 + 3 * c.width) + ") has id " +
+                                 std::to_string(over) + " >= vocab size " + std::to_string(c.vocab);
         CHECK_THROWS_WITH_AS(data::TokenShard((dir / "raw-bad.bin").string()), doctest::Contains(what.c_str()), Error);
         CHECK_THROWS_WITH_AS(data::TokenShard((dir / "raw-bad.bin").string()), doctest::Contains("raw-bad.bin"), Error);
     }

@@ -38,7 +38,8 @@ TEST_CASE("perplexity refuses a shard tokenized with a larger vocabulary than th
     data::TokenShard shard((dir / "v.bin").string());
     Rng rng(1);
     nn::DenseLlama<float> model(nn::LlamaConfig::preset("tiny"), rng);  // vocab 64
-    CHECK_THROWS_WITH_AS(eval::perplexity(model, shard, 4), doctest::Contains("v.bin: vocabulary of 65 tokens, larger than the model's 64"), Error);
+    CHECK_THROWS_WITH_AS(eval::perplexity(model, shard, 4),
+                         doctest::Contains("v.bin: vocabulary of 65 tokens, larger than the model's 64"), Error);
 }
 
 TEST_CASE("unigram baseline equals add-one smoothed frequencies computed by hand") {
@@ -55,6 +56,7 @@ TEST_CASE("unigram baseline equals add-one smoothed frequencies computed by hand
     for (std::vector<uint32_t> tiny : {std::vector<uint32_t>{}, std::vector<uint32_t>{1}}) {
         data::write_token_shard(dir / "tiny.bin", tiny, 4);
         data::TokenShard t((dir / "tiny.bin").string());
-        CHECK_THROWS_WITH_AS(eval::unigram_perplexity(train, t), doctest::Contains("the unigram baseline needs at least 2"), Error);
+        CHECK_THROWS_WITH_AS(eval::unigram_perplexity(train, t),
+                             doctest::Contains("the unigram baseline needs at least 2"), Error);
     }
 }

@@ -10,9 +10,7 @@ namespace {
 void check_round_trip(const bitgrad::nn::LlamaConfig& c) {
     try {
         c.validate();
-    } catch (const bitgrad::Error& e) {
-        FUZZ_EXPECT(false, "accepted config fails validate(): " << e.what());
-    }
+    } catch (const bitgrad::Error& e) { FUZZ_EXPECT(false, "accepted config fails validate(): " << e.what()); }
     const std::string saved = bitgrad::io::config_to_json(c).dump(2);
     bitgrad::nn::LlamaConfig back;
     try {
@@ -22,11 +20,13 @@ void check_round_trip(const bitgrad::nn::LlamaConfig& c) {
     }
     FUZZ_EXPECT(back.vocab_size == c.vocab_size && back.hidden_size == c.hidden_size &&
                     back.intermediate_size == c.intermediate_size && back.num_hidden_layers == c.num_hidden_layers &&
-                    back.num_attention_heads == c.num_attention_heads && back.num_key_value_heads == c.num_key_value_heads &&
+                    back.num_attention_heads == c.num_attention_heads &&
+                    back.num_key_value_heads == c.num_key_value_heads &&
                     back.max_position_embeddings == c.max_position_embeddings && back.rms_norm_eps == c.rms_norm_eps &&
                     back.rope_theta == c.rope_theta && back.initializer_range == c.initializer_range &&
                     back.binarized == c.binarized && back.ste == c.ste,
-                "config changed in a save/load round trip:\n" << saved);
+                "config changed in a save/load round trip:\n"
+                    << saved);
 }
 
 }  // namespace
@@ -42,7 +42,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     if (j.is_discarded()) return 0;
     try {
         check_round_trip(bitgrad::io::config_from_json(j, "fuzz input"));
-    } catch (const bitgrad::Error&) {
-    }
+    } catch (const bitgrad::Error&) {}
     return 0;
 }

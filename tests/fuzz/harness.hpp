@@ -20,13 +20,13 @@ struct BrokenInvariant : std::logic_error {
     using std::logic_error::logic_error;
 };
 
-#define FUZZ_EXPECT(cond, msg)                                                        \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            std::ostringstream fuzz_expect_os_;                                       \
-            fuzz_expect_os_ << "broken invariant: " << msg;                           \
-            throw ::fuzz::BrokenInvariant(fuzz_expect_os_.str());                     \
-        }                                                                             \
+#define FUZZ_EXPECT(cond, msg)                                    \
+    do {                                                          \
+        if (!(cond)) {                                            \
+            std::ostringstream fuzz_expect_os_;                   \
+            fuzz_expect_os_ << "broken invariant: " << msg;       \
+            throw ::fuzz::BrokenInvariant(fuzz_expect_os_.str()); \
+        }                                                         \
     } while (0)
 
 // Where the temp file goes: $TMPDIR if set, else /dev/shm when there is one. Rewriting a file on a
@@ -34,8 +34,8 @@ struct BrokenInvariant : std::logic_error {
 // 17 times more than the read it feeds.
 inline std::filesystem::path temp_dir() {
     std::error_code ec;
-    if (const char* t = std::getenv("TMPDIR"); (!t || !*t) && std::filesystem::is_directory("/dev/shm", ec) &&
-                                                 ::access("/dev/shm", W_OK) == 0)
+    if (const char* t = std::getenv("TMPDIR");
+        (!t || !*t) && std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0)
         return "/dev/shm";
     return std::filesystem::temp_directory_path();
 }
@@ -60,7 +60,8 @@ inline const std::string& write_temp_file(const char* reader, const uint8_t* dat
     struct TempFile {
         std::string path;
         explicit TempFile(const std::filesystem::path& dir, const char* reader)
-            : path((dir / ("bitgrad-fuzz-" + std::string(reader) + "-" + std::to_string(::getpid()) + ".bin")).string()) {
+            : path((dir / ("bitgrad-fuzz-" + std::string(reader) + "-" + std::to_string(::getpid()) + ".bin"))
+                       .string()) {
             remove_stale_temp_files(dir);
         }
         ~TempFile() { std::remove(path.c_str()); }

@@ -5,9 +5,9 @@
 //   fuzz_make_corpus tests/fuzz/corpus      (writes corpus/<reader>/<name> for every reader)
 #include <bitgrad/data/token_shard.hpp>
 #include <bitgrad/infer/packed_file.hpp>
-#include <bitgrad/nn/llama.hpp>
 #include <bitgrad/io/config_json.hpp>
 #include <bitgrad/io/safetensors.hpp>
+#include <bitgrad/nn/llama.hpp>
 
 #include <cstring>
 #include <filesystem>
@@ -57,12 +57,16 @@ void safetensors(const fs::path& dir) {
     write(dir / "bad-header-length-2pow63.safetensors", le64(uint64_t(1) << 63) + good.substr(8));
     write(dir / "bad-bytes-left-over.safetensors", good + "junk");
     write(dir / "bad-header-not-json.safetensors", raw_safetensors("{\"a\":{\"dtype\":\"F32\",", std::string(4, '\0')));
-    write(dir / "bad-duplicate-name.safetensors",
-          raw_safetensors(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-                          std::string(8, '\0')));
-    write(dir / "bad-overlap.safetensors",
-          raw_safetensors(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-                          std::string(8, '\0')));
+    write(
+        dir / "bad-duplicate-name.safetensors",
+        raw_safetensors(
+            R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+            std::string(8, '\0')));
+    write(
+        dir / "bad-overlap.safetensors",
+        raw_safetensors(
+            R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+            std::string(8, '\0')));
     write(dir / "bad-dtype.safetensors",
           raw_safetensors(R"({"a":{"dtype":"I8","shape":[4],"data_offsets":[0,4]}})", std::string(4, '\0')));
 }
@@ -100,9 +104,11 @@ void config_json(const fs::path& dir) {
           R"({"vocab_size":64,"hidden_size":16,"intermediate_size":32,"num_hidden_layers":2,"num_attention_heads":4})");
     write(dir / "bad-heads-do-not-divide.json",
           R"({"vocab_size":64,"hidden_size":18,"intermediate_size":32,"num_hidden_layers":2,"num_attention_heads":4})");
-    write(dir / "bad-wrong-types.json",
-          R"({"vocab_size":"64","hidden_size":16.0,"intermediate_size":32,"num_hidden_layers":2,"num_attention_heads":4,"bitgrad_binarized":1,"bitgrad_ste":null})");
-    write(dir / "bad-missing-field.json", R"({"vocab_size":64,"hidden_size":16,"intermediate_size":32,"num_hidden_layers":2})");
+    write(
+        dir / "bad-wrong-types.json",
+        R"({"vocab_size":"64","hidden_size":16.0,"intermediate_size":32,"num_hidden_layers":2,"num_attention_heads":4,"bitgrad_binarized":1,"bitgrad_ste":null})");
+    write(dir / "bad-missing-field.json",
+          R"({"vocab_size":64,"hidden_size":16,"intermediate_size":32,"num_hidden_layers":2})");
     write(dir / "bad-not-an-object.json", R"([{"vocab_size":64}])");
     write(dir / "bad-truncated.json", R"({"vocab_size":64,"hidden_size":16,"interm)");
 }
@@ -116,7 +122,8 @@ void packed_file(const fs::path& dir) {
     const infer::PackedLlama packed{nn::FbiLlama<float>(c, rng)};
     infer::save_packed(dir / "tiny.safetensors", packed, {{"source", "fuzz_make_corpus"}});
     Rng rng8(5);
-    infer::save_packed(dir / "tiny-int8-tables.safetensors", infer::PackedLlama(nn::FbiLlama<float>(c, rng8), infer::TableFormat::Int8));
+    infer::save_packed(dir / "tiny-int8-tables.safetensors",
+                       infer::PackedLlama(nn::FbiLlama<float>(c, rng8), infer::TableFormat::Int8));
     const std::string good = read(dir / "tiny.safetensors");
     uint64_t header = 0;
     std::memcpy(&header, good.data(), 8);
@@ -124,10 +131,12 @@ void packed_file(const fs::path& dir) {
     auto with_header = [&](std::string h) { return raw_safetensors(std::move(h), body); };
     auto replace = [](std::string s, const std::string& from, const std::string& to) {
         const auto at = s.find(from);
-        if (at == std::string::npos) throw std::runtime_error("fuzz_make_corpus: no \"" + from + "\" in the packed header");
+        if (at == std::string::npos)
+            throw std::runtime_error("fuzz_make_corpus: no \"" + from + "\" in the packed header");
         return s.replace(at, from.size(), to);
     };
-    write(dir / "bad-format-version.safetensors", with_header(replace(head, "\"format_version\":\"1\"", "\"format_version\":\"9\"")));
+    write(dir / "bad-format-version.safetensors",
+          with_header(replace(head, "\"format_version\":\"1\"", "\"format_version\":\"9\"")));
     write(dir / "bad-not-binarized.safetensors",
           with_header(replace(head, "\\\"bitgrad_binarized\\\":true", "\\\"bitgrad_binarized\\\":false")));
     write(dir / "bad-truncated.safetensors", good.substr(0, good.size() - 3));
@@ -150,9 +159,10 @@ int main(int argc, char** argv) {
         return 2;
     }
     try {
-        const std::pair<const char*, void (*)(const fs::path&)> readers[] = {
-            {"safetensors", safetensors}, {"token_shard", token_shard}, {"config_json", config_json},
-            {"packed_file", packed_file}};
+        const std::pair<const char*, void (*)(const fs::path&)> readers[] = {{"safetensors", safetensors},
+                                                                             {"token_shard", token_shard},
+                                                                             {"config_json", config_json},
+                                                                             {"packed_file", packed_file}};
         for (auto& [name, make] : readers) {
             const fs::path dir = fs::path(argv[1]) / name;
             fs::create_directories(dir);

@@ -63,7 +63,8 @@ void put_number(uint64_t v) {
     char buf[24];
     int i = 23;
     buf[i] = 0;
-    do buf[--i] = char('0' + v % 10); while ((v /= 10) && i > 0);
+    do buf[--i] = char('0' + v % 10);
+    while ((v /= 10) && i > 0);
     put(buf + i);
 }
 
@@ -95,7 +96,7 @@ void save_input_and_report(const char* why) {
 }
 
 void on_signal(int sig) {
-    save_input_and_report(sig == SIGSEGV ? "SIGSEGV (bad memory access or stack overflow)"
+    save_input_and_report(sig == SIGSEGV  ? "SIGSEGV (bad memory access or stack overflow)"
                           : sig == SIGBUS ? "SIGBUS"
                           : sig == SIGFPE ? "SIGFPE (e.g. integer division by zero)"
                           : sig == SIGILL ? "SIGILL (e.g. __builtin_trap)"
@@ -128,7 +129,10 @@ class Watchdog {
 public:
     explicit Watchdog(int timeout) : thread_([this, timeout] { run(timeout); }) {}
     ~Watchdog() {
-        { std::lock_guard<std::mutex> lock(mutex_); done_ = true; }
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            done_ = true;
+        }
         cv_.notify_one();
         thread_.join();
     }
@@ -180,17 +184,14 @@ bool run_one(const Bytes& input, uint64_t iteration, const std::string& crash_di
         return true;
     } catch (const std::exception& e) {
         what = "uncaught " + demangle(typeid(e).name()) + ": " + e.what();
-    } catch (...) {
-        what = "uncaught exception of a type not derived from std::exception";
-    }
+    } catch (...) { what = "uncaught exception of a type not derived from std::exception"; }
     if (what.size() > 2000) what = what.substr(0, 2000) + "...";
     save_input_and_report(what.c_str());
     return false;
 }
 
 [[noreturn]] void usage(const std::string& problem) {
-    std::cerr << g_program << ": " << problem
-              << "\nusage: " << g_program
+    std::cerr << g_program << ": " << problem << "\nusage: " << g_program
               << " [--seed N] [--seconds S] [--iterations N] [--timeout S] [--max-len N] [--crash-dir D] [--replay]"
                  " CORPUS_DIR_OR_FILE...\n";
     std::exit(2);
@@ -215,15 +216,24 @@ int main(int argc, char** argv) {
             return argv[++i];
         };
         try {
-            if (a == "--seed") g_seed = std::stoull(value());
-            else if (a == "--seconds") seconds = std::stod(value());
-            else if (a == "--iterations") iterations = std::stoull(value());
-            else if (a == "--timeout") timeout = std::stoi(value());
-            else if (a == "--max-len") max_len = std::stoull(value());
-            else if (a == "--crash-dir") crash_dir = value();
-            else if (a == "--replay") replay = true;
-            else if (a.rfind("--", 0) == 0) usage("unknown option " + a);
-            else inputs.push_back(a);
+            if (a == "--seed")
+                g_seed = std::stoull(value());
+            else if (a == "--seconds")
+                seconds = std::stod(value());
+            else if (a == "--iterations")
+                iterations = std::stoull(value());
+            else if (a == "--timeout")
+                timeout = std::stoi(value());
+            else if (a == "--max-len")
+                max_len = std::stoull(value());
+            else if (a == "--crash-dir")
+                crash_dir = value();
+            else if (a == "--replay")
+                replay = true;
+            else if (a.rfind("--", 0) == 0)
+                usage("unknown option " + a);
+            else
+                inputs.push_back(a);
         } catch (const std::logic_error&) {  // std::stoull and friends: not a number
             usage("bad value for " + a);
         }

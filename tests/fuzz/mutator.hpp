@@ -27,18 +27,46 @@ public:
     std::size_t below(std::size_t n) { return n ? std::size_t(next() % n) : 0; }
     bool one_in(std::size_t n) { return below(n) == 0; }
     template <class T, std::size_t N>
-    const T& pick(const T (&a)[N]) { return a[below(N)]; }
+    const T& pick(const T (&a)[N]) {
+        return a[below(N)];
+    }
 
 private:
     uint64_t s_;
 };
 
 // ---- binary mutations ----
-inline constexpr uint64_t kBoundary[] = {0, 1, 2, 3, 4, 7, 8, 16, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff,
-                                         0x10000, 0x7fffffff, 0x80000000, 0xffffffff, 1ull << 32, (1ull << 32) + 1,
-                                         1ull << 53, 1ull << 61, 1ull << 62, (1ull << 62) + 1, 0x7fffffffffffffff,
-                                         1ull << 63, ~0ull - 7, ~0ull};
-inline constexpr uint8_t kInterestingBytes[] = {0, 0xff, 0x7f, 0x80, 1, 0xfe, 0x81, ' ', '"', '0', '9', '[', '{', ']', '}', ',', ':', '\\'};
+inline constexpr uint64_t kBoundary[] = {0,
+                                         1,
+                                         2,
+                                         3,
+                                         4,
+                                         7,
+                                         8,
+                                         16,
+                                         0x7f,
+                                         0x80,
+                                         0xff,
+                                         0x100,
+                                         0x7fff,
+                                         0x8000,
+                                         0xffff,
+                                         0x10000,
+                                         0x7fffffff,
+                                         0x80000000,
+                                         0xffffffff,
+                                         1ull << 32,
+                                         (1ull << 32) + 1,
+                                         1ull << 53,
+                                         1ull << 61,
+                                         1ull << 62,
+                                         (1ull << 62) + 1,
+                                         0x7fffffffffffffff,
+                                         1ull << 63,
+                                         ~0ull - 7,
+                                         ~0ull};
+inline constexpr uint8_t kInterestingBytes[] = {0,   0xff, 0x7f, 0x80, 1,   0xfe, 0x81, ' ', '"',
+                                                '0', '9',  '[',  '{',  ']', '}',  ',',  ':', '\\'};
 
 inline void put_le(uint8_t* p, uint64_t v, std::size_t width) {
     for (std::size_t i = 0; i < width; ++i) p[i] = uint8_t(v >> (8 * i));
@@ -58,14 +86,15 @@ inline void overwrite_integer(Bytes& b, Rand& r) {
     const std::size_t pos = r.one_in(2) ? r.below(b.size() / w) * w : r.below(b.size() - w + 1);
     uint64_t v;
     switch (r.below(4)) {
-    case 0: case 1: v = r.pick(kBoundary); break;
-    case 2: {
-        const uint64_t n = b.size();
-        const uint64_t sizes[] = {n, n - 8, n - 8 - pos, (n - 32) / 2, (n - 32) / 4, n - pos, n + 1, n * 2};
-        v = r.pick(sizes) + uint64_t(int64_t(r.below(5)) - 2);
-        break;
-    }
-    default: v = get_le(&b[pos], w) + uint64_t(int64_t(r.below(33)) - 16); break;
+        case 0:
+        case 1: v = r.pick(kBoundary); break;
+        case 2: {
+            const uint64_t n = b.size();
+            const uint64_t sizes[] = {n, n - 8, n - 8 - pos, (n - 32) / 2, (n - 32) / 4, n - pos, n + 1, n * 2};
+            v = r.pick(sizes) + uint64_t(int64_t(r.below(5)) - 2);
+            break;
+        }
+        default: v = get_le(&b[pos], w) + uint64_t(int64_t(r.below(33)) - 16); break;
     }
     put_le(&b[pos], v, w);
 }
@@ -73,51 +102,55 @@ inline void overwrite_integer(Bytes& b, Rand& r) {
 inline void mutate_binary(Bytes& b, const std::vector<Bytes>& corpus, Rand& r, std::size_t max_len) {
     const std::size_t n = b.size();
     switch (r.below(11)) {
-    case 0:  // bit flips
-        if (n) for (std::size_t k = 1 + r.below(4); k; --k) b[r.below(n)] ^= uint8_t(1u << r.below(8));
-        break;
-    case 1:  // interesting byte values
-        if (n) for (std::size_t k = 1 + r.below(3); k; --k) b[r.below(n)] = r.pick(kInterestingBytes);
-        break;
-    case 2:
-        if (n) b[r.below(n)] = uint8_t(r.next());
-        break;
-    case 3: case 4:
-        overwrite_integer(b, r);
-        break;
-    case 5: {  // insert random bytes or a run of one byte
-        const std::size_t len = 1 + r.below(r.one_in(4) ? 256 : 8), pos = r.below(n + 1);
-        Bytes ins(len, r.pick(kInterestingBytes));
-        if (r.one_in(2)) for (auto& c : ins) c = uint8_t(r.next());
-        b.insert(b.begin() + std::ptrdiff_t(pos), ins.begin(), ins.end());
-        break;
-    }
-    case 6:  // delete a range
-        if (n) {
-            const std::size_t pos = r.below(n), len = 1 + r.below(std::min<std::size_t>(n - pos, r.one_in(4) ? n : 16));
-            b.erase(b.begin() + std::ptrdiff_t(pos), b.begin() + std::ptrdiff_t(pos + len));
+        case 0:  // bit flips
+            if (n)
+                for (std::size_t k = 1 + r.below(4); k; --k) b[r.below(n)] ^= uint8_t(1u << r.below(8));
+            break;
+        case 1:  // interesting byte values
+            if (n)
+                for (std::size_t k = 1 + r.below(3); k; --k) b[r.below(n)] = r.pick(kInterestingBytes);
+            break;
+        case 2:
+            if (n) b[r.below(n)] = uint8_t(r.next());
+            break;
+        case 3:
+        case 4: overwrite_integer(b, r); break;
+        case 5: {  // insert random bytes or a run of one byte
+            const std::size_t len = 1 + r.below(r.one_in(4) ? 256 : 8), pos = r.below(n + 1);
+            Bytes ins(len, r.pick(kInterestingBytes));
+            if (r.one_in(2))
+                for (auto& c : ins) c = uint8_t(r.next());
+            b.insert(b.begin() + std::ptrdiff_t(pos), ins.begin(), ins.end());
+            break;
         }
-        break;
-    case 7:  // duplicate a range somewhere else
-        if (n) {
-            const std::size_t from = r.below(n), len = 1 + r.below(std::min<std::size_t>(n - from, 64)), to = r.below(n + 1);
-            const Bytes piece(b.begin() + std::ptrdiff_t(from), b.begin() + std::ptrdiff_t(from + len));
-            b.insert(b.begin() + std::ptrdiff_t(to), piece.begin(), piece.end());
+        case 6:  // delete a range
+            if (n) {
+                const std::size_t pos = r.below(n),
+                                  len = 1 + r.below(std::min<std::size_t>(n - pos, r.one_in(4) ? n : 16));
+                b.erase(b.begin() + std::ptrdiff_t(pos), b.begin() + std::ptrdiff_t(pos + len));
+            }
+            break;
+        case 7:  // duplicate a range somewhere else
+            if (n) {
+                const std::size_t from = r.below(n), len = 1 + r.below(std::min<std::size_t>(n - from, 64)),
+                                  to = r.below(n + 1);
+                const Bytes piece(b.begin() + std::ptrdiff_t(from), b.begin() + std::ptrdiff_t(from + len));
+                b.insert(b.begin() + std::ptrdiff_t(to), piece.begin(), piece.end());
+            }
+            break;
+        case 8: {  // splice: our head, another entry's tail
+            const Bytes& other = corpus[r.below(corpus.size())];
+            const std::size_t cut = r.below(n + 1), from = r.below(other.size() + 1);
+            b.resize(cut);
+            b.insert(b.end(), other.begin() + std::ptrdiff_t(from), other.end());
+            break;
         }
-        break;
-    case 8: {  // splice: our head, another entry's tail
-        const Bytes& other = corpus[r.below(corpus.size())];
-        const std::size_t cut = r.below(n + 1), from = r.below(other.size() + 1);
-        b.resize(cut);
-        b.insert(b.end(), other.begin() + std::ptrdiff_t(from), other.end());
-        break;
-    }
-    case 9:  // truncate
-        b.resize(r.below(n + 1));
-        break;
-    default:  // append
-        for (std::size_t k = 1 + r.below(16); k; --k) b.push_back(r.one_in(2) ? uint8_t(r.next()) : 0);
-        break;
+        case 9:  // truncate
+            b.resize(r.below(n + 1));
+            break;
+        default:  // append
+            for (std::size_t k = 1 + r.below(16); k; --k) b.push_back(r.one_in(2) ? uint8_t(r.next()) : 0);
+            break;
     }
     if (b.size() > max_len) b.resize(max_len);
 }
@@ -175,14 +208,47 @@ inline const Token* value_of(const std::string& s, const std::vector<Token>& tok
     return nullptr;
 }
 
-inline constexpr const char* kNumbers[] = {"0", "-0", "1", "-1", "2", "3", "7", "8", "255", "65536", "2147483647", "2147483648",
-                                           "-2147483649", "4294967295", "4294967296", "9007199254740993", "4611686018427387904",
-                                           "2305843009213693952", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
-                                           "18446744073709551615", "18446744073709551616", "123456789012345678901234567890",
-                                           "0.5", "1.0", "-1.5", "1e308", "1e400", "-1e400", "1e-400", "4.9e-324", "1e2", "0e0"};
-inline constexpr const char* kValues[] = {"\"x\"", "\"\"", "true", "false", "null", "[]", "{}", "[1]", "[0,0]", "{\"a\":1}",
-                                          "-1", "1.5", "0", "\"F32\"", "\"F64\"", "\"I8\"", "\"BF16\"", "\"identity\"", "\"clipped\"",
-                                          "\"approx_sign\"", "\"\\u0000\"", "\"\\ud800\"", "\"\xff\xfe\"", "[[]]", "[-1]", "[1,2,3]"};
+inline constexpr const char* kNumbers[] = {"0",
+                                           "-0",
+                                           "1",
+                                           "-1",
+                                           "2",
+                                           "3",
+                                           "7",
+                                           "8",
+                                           "255",
+                                           "65536",
+                                           "2147483647",
+                                           "2147483648",
+                                           "-2147483649",
+                                           "4294967295",
+                                           "4294967296",
+                                           "9007199254740993",
+                                           "4611686018427387904",
+                                           "2305843009213693952",
+                                           "9223372036854775807",
+                                           "9223372036854775808",
+                                           "-9223372036854775808",
+                                           "18446744073709551615",
+                                           "18446744073709551616",
+                                           "123456789012345678901234567890",
+                                           "0.5",
+                                           "1.0",
+                                           "-1.5",
+                                           "1e308",
+                                           "1e400",
+                                           "-1e400",
+                                           "1e-400",
+                                           "4.9e-324",
+                                           "1e2",
+                                           "0e0"};
+inline constexpr const char* kValues[] = {"\"x\"",       "\"\"",         "true",         "false",
+                                          "null",        "[]",           "{}",           "[1]",
+                                          "[0,0]",       "{\"a\":1}",    "-1",           "1.5",
+                                          "0",           "\"F32\"",      "\"F64\"",      "\"I8\"",
+                                          "\"BF16\"",    "\"identity\"", "\"clipped\"",  "\"approx_sign\"",
+                                          "\"\\u0000\"", "\"\\ud800\"",  "\"\xff\xfe\"", "[[]]",
+                                          "[-1]",        "[1,2,3]"};
 // Nesting depths around common limits (64, 128) and one deep enough to overflow an 8 MB stack in a
 // recursive walk (about 75000 levels for nlohmann's dump); that one is drawn rarely, as it is slow.
 inline constexpr std::size_t kDepths[] = {2, 10, 63, 64, 65, 100, 127, 128, 129, 1000, 10000};
@@ -193,7 +259,8 @@ inline std::string nested(std::size_t depth, bool objects, bool close) {
     s.reserve(depth * 6 + 1);
     for (std::size_t i = 0; i < depth; ++i) s += objects ? "{\"a\":" : "[";
     s += "1";
-    if (close) for (std::size_t i = 0; i < depth; ++i) s += objects ? '}' : ']';
+    if (close)
+        for (std::size_t i = 0; i < depth; ++i) s += objects ? '}' : ']';
     return s;
 }
 
@@ -208,64 +275,69 @@ inline bool mutate_json(std::string& s, const std::vector<Bytes>& corpus, Rand& 
     }
     auto replace = [&](const Token& t, const std::string& with) { s.replace(t.begin, t.end - t.begin, with); };
     switch (r.below(10)) {
-    case 0: case 1: case 9:  // numbers: boundary, huge, negative, fractional
-        if (numbers.empty()) return false;
-        replace(*numbers[r.below(numbers.size())], r.pick(kNumbers));
-        return true;
-    case 2: {  // a number nudged, so sizes and offsets almost agree
-        if (numbers.empty()) return false;
-        const Token& t = *numbers[r.below(numbers.size())];
-        const unsigned long long v = std::strtoull(s.substr(t.begin, t.end - t.begin).c_str(), nullptr, 10);
-        const unsigned long long deltas[] = {1, 2, 4, 8, ~0ull, ~0ull - 3, ~0ull - 7};
-        replace(t, r.one_in(4) ? std::to_string(v * 2) : std::to_string(v + r.pick(deltas)));
-        return true;
-    }
-    case 3: {  // deep nesting, closed or not
-        if (values.empty()) return false;
-        replace(*values[r.below(values.size())], nested(r.one_in(16) ? kDeepest : r.pick(kDepths), r.one_in(3), !r.one_in(4)));
-        return true;
-    }
-    case 4: {  // duplicate a key: value pair
-        if (keys.empty()) return false;
-        const Token& k = *keys[r.below(keys.size())];
-        const Token* v = value_of(s, toks, k);
-        if (!v) return false;
-        const std::string pair = s.substr(k.begin, v->end - k.begin);
-        s.insert(v->end, "," + pair);
-        return true;
-    }
-    case 5: {  // delete a key: value pair (a missing field)
-        if (keys.empty()) return false;
-        const Token& k = *keys[r.below(keys.size())];
-        const Token* v = value_of(s, toks, k);
-        if (!v) return false;
-        std::size_t b = k.begin, e = v->end;
-        if (e < s.size() && s[e] == ',') ++e;
-        else if (b > 0 && s[b - 1] == ',') --b;
-        s.erase(b, e - b);
-        return true;
-    }
-    case 6:  // wrong type
-        if (values.empty()) return false;
-        replace(*values[r.below(values.size())], r.pick(kValues));
-        return true;
-    case 7: {  // a key renamed to another key of this document (duplicates, swapped fields)
-        if (keys.size() < 2) return false;
-        const Token& a = *keys[r.below(keys.size())];
-        const Token& b = *keys[r.below(keys.size())];
-        replace(a, s.substr(b.begin, b.end - b.begin));
-        return true;
-    }
-    case 8: {  // a value from another corpus entry
-        if (values.empty()) return false;
-        const Bytes& other = corpus[r.below(corpus.size())];
-        const std::string o(other.begin(), other.end());
-        const std::vector<Token> otoks = scan_json(o);
-        if (otoks.empty()) return false;
-        const Token& ov = otoks[r.below(otoks.size())];
-        replace(*values[r.below(values.size())], o.substr(ov.begin, ov.end - ov.begin));
-        return true;
-    }
+        case 0:
+        case 1:
+        case 9:  // numbers: boundary, huge, negative, fractional
+            if (numbers.empty()) return false;
+            replace(*numbers[r.below(numbers.size())], r.pick(kNumbers));
+            return true;
+        case 2: {  // a number nudged, so sizes and offsets almost agree
+            if (numbers.empty()) return false;
+            const Token& t = *numbers[r.below(numbers.size())];
+            const unsigned long long v = std::strtoull(s.substr(t.begin, t.end - t.begin).c_str(), nullptr, 10);
+            const unsigned long long deltas[] = {1, 2, 4, 8, ~0ull, ~0ull - 3, ~0ull - 7};
+            replace(t, r.one_in(4) ? std::to_string(v * 2) : std::to_string(v + r.pick(deltas)));
+            return true;
+        }
+        case 3: {  // deep nesting, closed or not
+            if (values.empty()) return false;
+            replace(*values[r.below(values.size())],
+                    nested(r.one_in(16) ? kDeepest : r.pick(kDepths), r.one_in(3), !r.one_in(4)));
+            return true;
+        }
+        case 4: {  // duplicate a key: value pair
+            if (keys.empty()) return false;
+            const Token& k = *keys[r.below(keys.size())];
+            const Token* v = value_of(s, toks, k);
+            if (!v) return false;
+            const std::string pair = s.substr(k.begin, v->end - k.begin);
+            s.insert(v->end, "," + pair);
+            return true;
+        }
+        case 5: {  // delete a key: value pair (a missing field)
+            if (keys.empty()) return false;
+            const Token& k = *keys[r.below(keys.size())];
+            const Token* v = value_of(s, toks, k);
+            if (!v) return false;
+            std::size_t b = k.begin, e = v->end;
+            if (e < s.size() && s[e] == ',')
+                ++e;
+            else if (b > 0 && s[b - 1] == ',')
+                --b;
+            s.erase(b, e - b);
+            return true;
+        }
+        case 6:  // wrong type
+            if (values.empty()) return false;
+            replace(*values[r.below(values.size())], r.pick(kValues));
+            return true;
+        case 7: {  // a key renamed to another key of this document (duplicates, swapped fields)
+            if (keys.size() < 2) return false;
+            const Token& a = *keys[r.below(keys.size())];
+            const Token& b = *keys[r.below(keys.size())];
+            replace(a, s.substr(b.begin, b.end - b.begin));
+            return true;
+        }
+        case 8: {  // a value from another corpus entry
+            if (values.empty()) return false;
+            const Bytes& other = corpus[r.below(corpus.size())];
+            const std::string o(other.begin(), other.end());
+            const std::vector<Token> otoks = scan_json(o);
+            if (otoks.empty()) return false;
+            const Token& ov = otoks[r.below(otoks.size())];
+            replace(*values[r.below(values.size())], o.substr(ov.begin, ov.end - ov.begin));
+            return true;
+        }
     }
     return false;
 }

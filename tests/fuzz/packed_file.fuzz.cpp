@@ -36,7 +36,8 @@ void load_and_check(const std::string& path) {
     bitgrad::infer::save_packed(copy, m);
     const bitgrad::infer::PackedLlama again = bitgrad::infer::load_packed(copy);
     std::filesystem::remove(copy);
-    FUZZ_EXPECT(again.bytes() == m.bytes(), "re-saved model holds " << again.bytes() << " bytes, the first " << m.bytes());
+    FUZZ_EXPECT(again.bytes() == m.bytes(),
+                "re-saved model holds " << again.bytes() << " bytes, the first " << m.bytes());
     const std::vector<float> logits2 = run(again);
     FUZZ_EXPECT(logits.size() == logits2.size() && std::memcmp(logits.data(), logits2.data(), 4 * logits.size()) == 0,
                 "the re-saved model gives other logits");

@@ -29,7 +29,8 @@ void load_and_check(const std::string& path, const uint8_t* data, std::size_t si
         volatile T sink = sum;  // keeps the reads
         (void)sink;
     }
-    FUZZ_EXPECT(8 + header + total == size, "header " << header << " + tensors " << total << " bytes != file size " << size);
+    FUZZ_EXPECT(8 + header + total == size,
+                "header " << header << " + tensors " << total << " bytes != file size " << size);
 }
 
 }  // namespace
@@ -42,7 +43,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     }
     try {
         load_and_check<double>(path, data, size);
-    } catch (const bitgrad::Error&) {
-    }
+    } catch (const bitgrad::Error&) {}
     return 0;
 }

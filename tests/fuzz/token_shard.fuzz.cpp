@@ -13,7 +13,8 @@ namespace {
 void open_and_check(const std::string& path, std::size_t size) {
     const bitgrad::data::TokenShard shard(path);
     const uint64_t n = shard.size(), vocab = shard.vocab_size();
-    FUZZ_EXPECT(n <= (size - bitgrad::data::kShardHeaderBytes) / 2, n << " tokens claimed in a " << size << "-byte file");
+    FUZZ_EXPECT(n <= (size - bitgrad::data::kShardHeaderBytes) / 2,
+                n << " tokens claimed in a " << size << "-byte file");
     std::vector<int32_t> ids(n);
     shard.copy(0, n, ids.data());
     for (uint64_t i = 0; i < n; ++i)  // copy() gives int32: every accepted id must survive that
@@ -23,9 +24,7 @@ void open_and_check(const std::string& path, std::size_t size) {
     bool refused = false;
     try {
         shard.copy(n, 1, &one);
-    } catch (const bitgrad::Error&) {
-        refused = true;
-    }
+    } catch (const bitgrad::Error&) { refused = true; }
     FUZZ_EXPECT(refused, "copy(" << n << ", 1) past the end of a " << n << "-token shard was accepted");
     if (n < 2) return;
     const int64_t window = int64_t(std::min<uint64_t>(n, 9));
@@ -33,7 +32,8 @@ void open_and_check(const std::string& path, std::size_t size) {
     for (int draw = 0; draw < 3; ++draw) {
         const auto batch = sampler.next();
         for (int64_t i = 0; i < batch.numel(); ++i)
-            FUZZ_EXPECT(batch[i] >= 0 && uint64_t(batch[i]) < vocab, "sampled id " << batch[i] << " >= vocab " << vocab);
+            FUZZ_EXPECT(batch[i] >= 0 && uint64_t(batch[i]) < vocab,
+                        "sampled id " << batch[i] << " >= vocab " << vocab);
     }
 }
 

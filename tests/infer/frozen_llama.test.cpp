@@ -18,7 +18,8 @@ nn::LlamaConfig config() {
 }
 }  // namespace frozen_llama_test
 
-TEST_CASE("FrozenLlama equals the nn model with bf16-rounded weights under bf16 matmuls and stays close to the float model") {
+TEST_CASE(
+    "FrozenLlama equals the nn model with bf16-rounded weights under bf16 matmuls and stays close to the float model") {
     using frozen_llama_test::config;
     Rng rng(31);
     nn::DenseLlama<float> model(config(), rng);
@@ -44,14 +45,15 @@ TEST_CASE("FrozenLlama equals the nn model with bf16-rounded weights under bf16 
     }
     double scale = 0;
     for (float v : h_float) scale = std::max(scale, double(std::abs(v)));
-    CHECK(max_abs_diff(h, h_rounded) < 1e-4 * scale);   // same arithmetic, other float sum order
-    CHECK(max_abs_diff(h, h_float) < 0.05 * scale);     // bf16 weights and products vs float
-    CHECK(max_abs_diff(h, h_float) > 1e-5 * scale);     // (and it really is bf16)
+    CHECK(max_abs_diff(h, h_rounded) < 1e-4 * scale);  // same arithmetic, other float sum order
+    CHECK(max_abs_diff(h, h_float) < 0.05 * scale);    // bf16 weights and products vs float
+    CHECK(max_abs_diff(h, h_float) > 1e-5 * scale);    // (and it really is bf16)
     // Logits: lm_head in bf16.
     Tensor<float> logits({51, 97}), ref({51, 97});
     frozen.logits(h.data(), 51, logits.data());
     kernels::gemm_bf16_reference(51, 97, 48, 1.f, kernels::Bf16Operand::f32(h.data(), 48),
-                                 kernels::Bf16Operand::f32(rounded.lm_head.weight.value().data(), 48, true), 0.f, ref.data(), 97);
+                                 kernels::Bf16Operand::f32(rounded.lm_head.weight.value().data(), 48, true), 0.f,
+                                 ref.data(), 97);
     CHECK(max_abs_diff(logits, ref) < 1e-4);
     CHECK(frozen.bytes() < 0.51 * 4 * model.num_parameters());
 }
@@ -61,7 +63,8 @@ TEST_CASE("FrozenLlama refuses ids outside the vocabulary and positions past the
     nn::DenseLlama<float> model(frozen_llama_test::config(), rng);
     infer::FrozenLlama frozen(model);
     Tensor<int32_t> ids = Tensor<int32_t>::from({1, 3}, {1, 97, 2});
-    CHECK_THROWS_WITH_AS(frozen.hidden_states(ids), doctest::Contains("token id 97 at index 1 is outside the vocabulary [0, 97)"), Error);
+    CHECK_THROWS_WITH_AS(frozen.hidden_states(ids),
+                         doctest::Contains("token id 97 at index 1 is outside the vocabulary [0, 97)"), Error);
     Tensor<int32_t> long_ids = Tensor<int32_t>::zeros({1, 41});
     CHECK_THROWS_WITH_AS(frozen.hidden_states(long_ids), doctest::Contains("exceed max_position_embeddings 40"), Error);
 }

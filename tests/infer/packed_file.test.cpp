@@ -38,7 +38,8 @@ void rewrite(const std::filesystem::path& from, const std::filesystem::path& to,
     const io::SafetensorsReader r(from.string());
     std::vector<RawTensor> ts;
     for (const auto& e : r.entries())
-        ts.push_back({e.name, e.dtype, e.shape, std::string(reinterpret_cast<const char*>(r.bytes(e)), std::size_t(e.end - e.begin))});
+        ts.push_back({e.name, e.dtype, e.shape,
+                      std::string(reinterpret_cast<const char*>(r.bytes(e)), std::size_t(e.end - e.begin))});
     auto meta = r.metadata();
     edit(ts, meta);
     std::vector<io::SafetensorsBlob> blobs;
@@ -109,41 +110,61 @@ TEST_CASE("packed file: damaged or foreign files are refused - naming the file a
     refused([](Ts&, Meta& m) { m["format"] = "pt"; }, "expected \"bitgrad.packed_fbi_llm\"");
     refused([](Ts&, Meta& m) { m.insert_or_assign("format_version", std::string("2")); }, "format_version is \"2\"");
     refused([](Ts&, Meta& m) { m["config"] = "{not json"; }, "__metadata__.config is not valid JSON");
-    refused([](Ts&, Meta& m) {
-        auto j = nlohmann::json::parse(m["config"]);
-        j["hidden_size"] = 48;
-        m["config"] = j.dump();
-    }, "shape [61, 40], expected [61, 48]");
-    refused([](Ts&, Meta& m) {
-        auto j = nlohmann::json::parse(m["config"]);
-        j["num_hidden_layers"] = 3;
-        m["config"] = j.dump();
-    }, "model.layers.2.input_layernorm.weight is missing");
-    refused([](Ts&, Meta& m) {
-        auto j = nlohmann::json::parse(m["config"]);
-        j["num_hidden_layers"] = 1;
-        m["config"] = j.dump();
-    }, "unexpected tensor model.layers.1.");
+    refused(
+        [](Ts&, Meta& m) {
+            auto j = nlohmann::json::parse(m["config"]);
+            j["hidden_size"] = 48;
+            m["config"] = j.dump();
+        },
+        "shape [61, 40], expected [61, 48]");
+    refused(
+        [](Ts&, Meta& m) {
+            auto j = nlohmann::json::parse(m["config"]);
+            j["num_hidden_layers"] = 3;
+            m["config"] = j.dump();
+        },
+        "model.layers.2.input_layernorm.weight is missing");
+    refused(
+        [](Ts&, Meta& m) {
+            auto j = nlohmann::json::parse(m["config"]);
+            j["num_hidden_layers"] = 1;
+            m["config"] = j.dump();
+        },
+        "unexpected tensor model.layers.1.");
     refused([](Ts& t, Meta&) { t.erase(t.begin() + 5); }, "is missing");
-    refused([](Ts& t, Meta&) { t.push_back({"extra", "F32", Shape{1}, std::string(4, '\0')}); }, "unexpected tensor extra");
-    refused([](Ts& t, Meta&) { find(t, "model.layers.0.self_attn.q_proj.wscale").dtype = "BF16"; }, "dtype BF16, expected F16");
-    refused([](Ts& t, Meta&) {
-        auto& s = find(t, "model.layers.0.mlp.down_proj.weight_signs");  // in = 72: bits 8..63 of word 1 are padding
-        s.bytes[8 + 2] = char(0x10);
-    }, "nonzero padding bits");
-    refused([](Ts& t, Meta&) {
-        auto& a = find(t, "model.layers.1.mlp.up_proj.wbias");
-        a.bytes[6] = char(0x00), a.bytes[7] = char(0x7c);  // fp16 +inf
-    }, "model.layers.1.mlp.up_proj.wbias has a non-finite value at index 3");
-    refused([](Ts& t, Meta&) {
-        auto& n = find(t, "model.norm.weight");
-        const float nan = std::nanf("");
-        std::memcpy(n.bytes.data(), &nan, 4);
-    }, "model.norm.weight has a non-finite value");
-    refused([](Ts& t, Meta&) {
-        auto& s = find(t, "model.layers.0.self_attn.k_proj.weight_signs");
-        s.shape = Shape{s.shape[0] / 2, s.shape[1] * 2};
-    }, "weight_signs: shape");
+    refused(
+        [](Ts& t, Meta&) {
+            t.push_back({"extra", "F32", Shape{1}, std::string(4, '\0')});
+        },
+        "unexpected tensor extra");
+    refused([](Ts& t, Meta&) { find(t, "model.layers.0.self_attn.q_proj.wscale").dtype = "BF16"; },
+            "dtype BF16, expected F16");
+    refused(
+        [](Ts& t, Meta&) {
+            auto& s =
+                find(t, "model.layers.0.mlp.down_proj.weight_signs");  // in = 72: bits 8..63 of word 1 are padding
+            s.bytes[8 + 2] = char(0x10);
+        },
+        "nonzero padding bits");
+    refused(
+        [](Ts& t, Meta&) {
+            auto& a = find(t, "model.layers.1.mlp.up_proj.wbias");
+            a.bytes[6] = char(0x00), a.bytes[7] = char(0x7c);  // fp16 +inf
+        },
+        "model.layers.1.mlp.up_proj.wbias has a non-finite value at index 3");
+    refused(
+        [](Ts& t, Meta&) {
+            auto& n = find(t, "model.norm.weight");
+            const float nan = std::nanf("");
+            std::memcpy(n.bytes.data(), &nan, 4);
+        },
+        "model.norm.weight has a non-finite value");
+    refused(
+        [](Ts& t, Meta&) {
+            auto& s = find(t, "model.layers.0.self_attn.k_proj.weight_signs");
+            s.shape = Shape{s.shape[0] / 2, s.shape[1] * 2};
+        },
+        "weight_signs: shape");
 
     // A truncated file is caught by the container checks.
     const std::string bytes = testing::read_bytes(good);
@@ -151,7 +172,8 @@ TEST_CASE("packed file: damaged or foreign files are refused - naming the file a
     CHECK_THROWS_WITH_AS(infer::load_packed(bad.string()), doctest::Contains("data section"), Error);
     // A float checkpoint is not a packed model.
     io::save_model(dir / "float", student, student.config);
-    CHECK_THROWS_WITH_AS(infer::load_packed((dir / "float" / "model.safetensors").string()), doctest::Contains("__metadata__.format"), Error);
+    CHECK_THROWS_WITH_AS(infer::load_packed((dir / "float" / "model.safetensors").string()),
+                         doctest::Contains("__metadata__.format"), Error);
 }
 
 TEST_CASE("safetensors: tensors of several dtypes round-trip through the raw reader and writer") {
@@ -162,8 +184,9 @@ TEST_CASE("safetensors: tensors of several dtypes round-trip through the raw rea
     for (int64_t i = 0; i < 6; ++i) b[i] = to_bf16(float(i) - 2.5f);
     for (int64_t i = 0; i < 3; ++i) h[i] = to_fp16(0.1f * float(i));
     for (int64_t i = 0; i < 5; ++i) u[i] = uint8_t(250 + i);
-    io::save_safetensors_blobs(dir / "m.safetensors", {io::safetensors_blob("b", b), io::safetensors_blob("h", h), io::safetensors_blob("u", u)},
-                               {{"k", "v"}});
+    io::save_safetensors_blobs(
+        dir / "m.safetensors",
+        {io::safetensors_blob("b", b), io::safetensors_blob("h", h), io::safetensors_blob("u", u)}, {{"k", "v"}});
     const io::SafetensorsReader r((dir / "m.safetensors").string());
     REQUIRE(r.entries().size() == 3);
     CHECK(r.entries()[0].dtype == "BF16");
@@ -178,6 +201,6 @@ TEST_CASE("safetensors: tensors of several dtypes round-trip through the raw rea
     CHECK_THROWS_WITH_AS(r.read<bf16>("b", Shape{3, 2}), doctest::Contains("shape [2, 3], expected [3, 2]"), Error);
     CHECK_THROWS_WITH_AS(r.read<bf16>("nope"), doctest::Contains("tensor nope is missing"), Error);
     // The typed whole-file loader still refuses other dtypes, naming the tensor.
-    CHECK_THROWS_WITH_AS(io::load_safetensors<float>((dir / "m.safetensors").string()), doctest::Contains("tensor b: dtype BF16, expected F32"),
-                         Error);
+    CHECK_THROWS_WITH_AS(io::load_safetensors<float>((dir / "m.safetensors").string()),
+                         doctest::Contains("tensor b: dtype BF16, expected F32"), Error);
 }

@@ -21,8 +21,10 @@ nn::LlamaConfig config() {
 // embedding and lm_head to bf16 (norms and the latent W as they are: only sign(W) matters).
 void round_like_packed(nn::FbiLlama<float>& m) {
     for (auto& p : m.named_parameters()) {
-        const bool scale_or_shift = p.name.find("wscale") != std::string::npos || p.name.find("wbias") != std::string::npos;
-        const bool table = p.name.find("embed_tokens") != std::string::npos || p.name.find("lm_head") != std::string::npos;
+        const bool scale_or_shift =
+            p.name.find("wscale") != std::string::npos || p.name.find("wbias") != std::string::npos;
+        const bool table =
+            p.name.find("embed_tokens") != std::string::npos || p.name.find("lm_head") != std::string::npos;
         for (float& w : p.var.value()) w = scale_or_shift ? round_to_fp16(w) : (table ? round_to_bf16(w) : w);
     }
 }
@@ -111,7 +113,8 @@ TEST_CASE("PackedLlama stays close to the float student and continues a prompt g
     const auto expected = infer::generate(model, ids, 12, greedy, r1);
     std::vector<int32_t> streamed;
     infer::GenerationStats stats;
-    const auto got = rounded.generate(ids, 12, greedy, r2, [&](int32_t id) { streamed.push_back(id); }, &stats);
+    const auto got = rounded.generate(
+        ids, 12, greedy, r2, [&](int32_t id) { streamed.push_back(id); }, &stats);
     CHECK(std::vector<int32_t>(got.begin() + 7, got.end()) == streamed);
     CHECK(stats.prompt_tokens == 7);
     CHECK(stats.new_tokens == 12);
@@ -124,7 +127,8 @@ TEST_CASE("PackedLlama stays close to the float student and continues a prompt g
     CHECK(stopped == std::vector<int32_t>(got.begin(), got.begin() + std::ptrdiff_t(first) + 1));
 }
 
-TEST_CASE("PackedLlama with int8 activations: close to float activations - prefill equals decode - independent of threads") {
+TEST_CASE(
+    "PackedLlama with int8 activations: close to float activations - prefill equals decode - independent of threads") {
     using namespace packed_llama_test;
     Rng init(45);
     nn::FbiLlama<float> model(config(), init);
@@ -137,7 +141,8 @@ TEST_CASE("PackedLlama with int8 activations: close to float activations - prefi
         infer::KvCache cache(packed.config(), 48);
         std::vector<float> logits(97);
         packed.forward(ids.data(), prefill, cache, logits.data());
-        for (int64_t t = prefill; t < int64_t(ids.size()); ++t) packed.forward(&ids[std::size_t(t)], 1, cache, logits.data());
+        for (int64_t t = prefill; t < int64_t(ids.size()); ++t)
+            packed.forward(&ids[std::size_t(t)], 1, cache, logits.data());
         return logits;
     };
     const auto f = last_logits(kernels::SignActivations::Float, 20);
@@ -159,15 +164,18 @@ TEST_CASE("PackedLlama refuses ids outside the vocabulary - a full cache and a c
     std::vector<float> logits(97);
     infer::KvCache cache(packed.config(), 8);
     const int32_t bad = 97;
-    CHECK_THROWS_WITH_AS(packed.forward(&bad, 1, cache, logits.data()), doctest::Contains("token id 97 is outside the vocabulary [0, 97)"), Error);
+    CHECK_THROWS_WITH_AS(packed.forward(&bad, 1, cache, logits.data()),
+                         doctest::Contains("token id 97 is outside the vocabulary [0, 97)"), Error);
     std::vector<int32_t> ids(9, 1);
-    CHECK_THROWS_WITH_AS(packed.forward(ids.data(), 9, cache, logits.data()), doctest::Contains("9 positions exceed the cache capacity 8"), Error);
+    CHECK_THROWS_WITH_AS(packed.forward(ids.data(), 9, cache, logits.data()),
+                         doctest::Contains("9 positions exceed the cache capacity 8"), Error);
     CHECK(cache.length == 0);
     CHECK_THROWS_WITH_AS(infer::KvCache(packed.config(), 49), doctest::Contains("max_position_embeddings = 48"), Error);
     nn::LlamaConfig other = config();
     other.num_hidden_layers = 3;
     infer::KvCache wrong(other, 8);
-    CHECK_THROWS_WITH_AS(packed.forward(ids.data(), 2, wrong, logits.data()), doctest::Contains("another model"), Error);
+    CHECK_THROWS_WITH_AS(packed.forward(ids.data(), 2, wrong, logits.data()), doctest::Contains("another model"),
+                         Error);
 }
 
 TEST_CASE("gemv_bf16 equals its reference on odd sizes") {
@@ -181,7 +189,8 @@ TEST_CASE("gemv_bf16 equals its reference on odd sizes") {
             std::vector<double> ref(static_cast<std::size_t>(out));
             kernels::gemv_bf16(W.data(), out, in, x.data(), y.data());
             kernels::gemv_bf16_reference(W.data(), out, in, x.data(), ref.data());
-            for (int64_t i = 0; i < out; ++i) CHECK(std::abs(y[std::size_t(i)] - ref[std::size_t(i)]) < 1e-5 * double(in));
+            for (int64_t i = 0; i < out; ++i)
+                CHECK(std::abs(y[std::size_t(i)] - ref[std::size_t(i)]) < 1e-5 * double(in));
         }
 }
 
@@ -189,10 +198,10 @@ TEST_CASE("fp16 rounding: exact values - ties to even - subnormals - overflow an
     CHECK(to_fp16(1.f).bits == 0x3c00);
     CHECK(to_fp16(-2.f).bits == 0xc000);
     CHECK(to_fp16(65504.f).bits == 0x7bff);
-    CHECK(to_fp16(65520.f).bits == 0x7c00);       // halfway past the largest: rounds to inf
+    CHECK(to_fp16(65520.f).bits == 0x7c00);  // halfway past the largest: rounds to inf
     CHECK(to_fp16(65519.f).bits == 0x7bff);
-    CHECK(to_fp16(1.f + 1.f / 2048).bits == 0x3c00);  // tie: to even (down)
-    CHECK(to_fp16(1.f + 3.f / 2048).bits == 0x3c02);  // tie: to even (up)
+    CHECK(to_fp16(1.f + 1.f / 2048).bits == 0x3c00);      // tie: to even (down)
+    CHECK(to_fp16(1.f + 3.f / 2048).bits == 0x3c02);      // tie: to even (up)
     CHECK(to_fp16(std::ldexp(1.f, -24)).bits == 0x0001);  // smallest subnormal
     CHECK(to_fp16(std::ldexp(1.f, -25)).bits == 0x0000);  // tie with zero: even
     CHECK(to_fp16(std::ldexp(1.5f, -25)).bits == 0x0001);

@@ -11,14 +11,17 @@ using namespace bitgrad;
 namespace sample_test {
 
 // Draws n tokens and returns the empirical frequency of each id in [0, V).
-std::vector<double> frequencies(const std::vector<float>& logits, const infer::SamplingOptions& o, int n, uint64_t seed) {
+std::vector<double> frequencies(const std::vector<float>& logits, const infer::SamplingOptions& o, int n,
+                                uint64_t seed) {
     Rng rng(seed);
     std::vector<int> count(logits.size(), 0);
     int out_of_range = 0;
     for (int i = 0; i < n; ++i) {
         const int32_t t = infer::sample_token(logits.data(), int64_t(logits.size()), o, rng);
-        if (t < 0 || t >= int32_t(logits.size())) ++out_of_range;
-        else ++count[std::size_t(t)];
+        if (t < 0 || t >= int32_t(logits.size()))
+            ++out_of_range;
+        else
+            ++count[std::size_t(t)];
     }
     CHECK(out_of_range == 0);
     std::vector<double> f;
@@ -42,8 +45,10 @@ void check_matches(const std::vector<double>& freq, const std::vector<double>& p
     for (std::size_t i = 0; i < p.size(); ++i) {
         CAPTURE(i);
         CAPTURE(p[i]);
-        if (p[i] == 0.0) CHECK(freq[i] == 0.0);
-        else CHECK(std::abs(freq[i] - p[i]) <= 5.0 * std::sqrt(p[i] * (1 - p[i]) / n));
+        if (p[i] == 0.0)
+            CHECK(freq[i] == 0.0);
+        else
+            CHECK(std::abs(freq[i] - p[i]) <= 5.0 * std::sqrt(p[i] * (1 - p[i]) / n));
     }
 }
 
@@ -58,8 +63,8 @@ std::vector<int> all_ids(std::size_t V) {
 TEST_CASE("sampling: greedy top-k top-p and seeded reproducibility") {
     const std::vector<float> logits = {0.1f, 3.0f, 2.9f, -1.0f, 2.0f};
     Rng rng(1);
-    CHECK(infer::sample_token(logits.data(), 5, {0.0, 0, 1.0}, rng) == 1);   // greedy
-    CHECK(infer::sample_token(logits.data(), 5, {1.0, 1, 1.0}, rng) == 1);   // top-k 1 = greedy
+    CHECK(infer::sample_token(logits.data(), 5, {0.0, 0, 1.0}, rng) == 1);  // greedy
+    CHECK(infer::sample_token(logits.data(), 5, {1.0, 1, 1.0}, rng) == 1);  // top-k 1 = greedy
     std::map<int, int> seen;
     for (int i = 0; i < 2000; ++i) seen[infer::sample_token(logits.data(), 5, {1.0, 2, 1.0}, rng)]++;
     CHECK(seen.size() == 2);  // only the two most likely survive top-k 2
@@ -69,7 +74,8 @@ TEST_CASE("sampling: greedy top-k top-p and seeded reproducibility") {
     CHECK(seen.size() == 1);  // the top token alone holds >= 30% of the mass
     Rng a(9), b(9);
     for (int i = 0; i < 50; ++i)
-        CHECK(infer::sample_token(logits.data(), 5, {0.8, 40, 0.95}, a) == infer::sample_token(logits.data(), 5, {0.8, 40, 0.95}, b));
+        CHECK(infer::sample_token(logits.data(), 5, {0.8, 40, 0.95}, a) ==
+              infer::sample_token(logits.data(), 5, {0.8, 40, 0.95}, b));
 }
 
 TEST_CASE("sampling: temperature divides the logits") {
@@ -160,7 +166,7 @@ TEST_CASE("sampling: the repetition penalty divides positive and multiplies nega
     infer::SamplingOptions greedy{0.0, 0, 1.0};
     CHECK(infer::sample_token(logits.data(), 4, greedy, rng, {0}) == 0);  // no penalty: 2.0 wins
     greedy.repetition_penalty = 1.5;
-    CHECK(infer::sample_token(logits.data(), 4, greedy, rng, {0}) == 1);  // 2.0 / 1.5 = 1.33 < 1.5
+    CHECK(infer::sample_token(logits.data(), 4, greedy, rng, {0}) == 1);      // 2.0 / 1.5 = 1.33 < 1.5
     CHECK(infer::sample_token(logits.data(), 4, greedy, rng, {5, -1}) == 0);  // ids outside [0, V) are ignored
     // Negative logits are multiplied: -1.0 * 3 = -3 falls below -1.2 (dividing would raise it).
     const std::vector<float> negative = {-1.0f, -1.2f};

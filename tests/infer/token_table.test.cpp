@@ -45,7 +45,8 @@ TEST_CASE("quantize_int8_row: absmax scale - rounding to nearest - zero rows - e
     std::vector<int8_t> qr(1000);
     const float sr = kernels::quantize_int8_row(r.data(), 1000, qr.data());
     double worst = 0;
-    for (int64_t j = 0; j < 1000; ++j) worst = std::max(worst, std::abs(double(r[j]) - double(sr) * qr[std::size_t(j)]));
+    for (int64_t j = 0; j < 1000; ++j)
+        worst = std::max(worst, std::abs(double(r[j]) - double(sr) * qr[std::size_t(j)]));
     CHECK(worst <= 0.5 * sr * (1 + 1e-5));
 }
 
@@ -54,7 +55,8 @@ TEST_CASE("gemv_int8 equals its reference on odd sizes - generic and AVX-512 row
     for (int64_t in : {1, 15, 16, 17, 100, 769})
         for (int64_t out : {1, 3, 37}) {
             std::vector<int8_t> Q(static_cast<std::size_t>(out * in));
-            std::vector<float> scale(static_cast<std::size_t>(out)), x(static_cast<std::size_t>(in)), y(static_cast<std::size_t>(out));
+            std::vector<float> scale(static_cast<std::size_t>(out)), x(static_cast<std::size_t>(in)),
+                y(static_cast<std::size_t>(out));
             for (auto& q : Q) q = int8_t(int(rng.uniform_int(255)) - 127);
             for (auto& s : scale) s = float(rng.uniform(0.001, 0.1));
             for (auto& v : x) v = float(rng.normal());
@@ -67,7 +69,8 @@ TEST_CASE("gemv_int8 equals its reference on odd sizes - generic and AVX-512 row
                 kernels::gemv_int8(Q.data(), scale.data(), out, in, x.data(), y.data(), wide);
                 for (int64_t i = 0; i < out; ++i) {
                     double l1 = 0;
-                    for (int64_t j = 0; j < in; ++j) l1 += std::abs(double(Q[std::size_t(i * in + j)]) * x[std::size_t(j)]) * scale[std::size_t(i)];
+                    for (int64_t j = 0; j < in; ++j)
+                        l1 += std::abs(double(Q[std::size_t(i * in + j)]) * x[std::size_t(j)]) * scale[std::size_t(i)];
                     CHECK(std::abs(y[std::size_t(i)] - ref[std::size_t(i)]) <= 1e-6 * l1 + 1e-30);
                 }
             }
@@ -89,7 +92,8 @@ TEST_CASE("TokenTable: rows and products agree between gemv and matmul - int8 wi
         for (int64_t j = 0; j < 29; ++j) absmax = std::max(absmax, std::abs(double(w[v * 29 + j])));
         for (int64_t j = 0; j < 29; ++j) {
             CHECK(rb[std::size_t(j)] == round_to_bf16(w[v * 29 + j]));
-            worst_row = std::max(worst_row, std::abs(double(rq[std::size_t(j)]) - double(w[v * 29 + j])) / (absmax / 127 / 2));
+            worst_row =
+                std::max(worst_row, std::abs(double(rq[std::size_t(j)]) - double(w[v * 29 + j])) / (absmax / 127 / 2));
         }
     }
     CHECK(worst_row <= 1.0 + 1e-4);
@@ -100,7 +104,8 @@ TEST_CASE("TokenTable: rows and products agree between gemv and matmul - int8 wi
         t->matmul(X.data(), 5, all.data());
         for (int64_t r = 0; r < 5; ++r) {
             t->gemv(X.data() + r * 29, one.data());
-            for (int64_t v = 0; v < 37; ++v) CHECK(all[std::size_t(r * 37 + v)] == doctest::Approx(one[std::size_t(v)]).epsilon(1e-5).scale(1.0));
+            for (int64_t v = 0; v < 37; ++v)
+                CHECK(all[std::size_t(r * 37 + v)] == doctest::Approx(one[std::size_t(v)]).epsilon(1e-5).scale(1.0));
         }
     }
 }
@@ -168,7 +173,8 @@ TEST_CASE("decoder_perplexity of a packed model equals the float model's perplex
     // then agree up to float summation order.
     for (auto& p : student.named_parameters()) {
         const bool half = p.name.find("wscale") != std::string::npos || p.name.find("wbias") != std::string::npos;
-        const bool table = p.name.find("embed_tokens") != std::string::npos || p.name.find("lm_head") != std::string::npos;
+        const bool table =
+            p.name.find("embed_tokens") != std::string::npos || p.name.find("lm_head") != std::string::npos;
         for (float& w : p.var.value()) w = half ? round_to_fp16(w) : (table ? round_to_bf16(w) : w);
     }
     std::vector<uint32_t> ids(200);
@@ -188,5 +194,6 @@ TEST_CASE("decoder_perplexity of a packed model equals the float model's perplex
     const auto q = eval::decoder_perplexity(packed, shard, 16);
     CHECK(q.nll != got.nll);
     CHECK(q.nll == doctest::Approx(got.nll).epsilon(1e-2));
-    CHECK_THROWS_WITH_AS(eval::decoder_perplexity(packed, shard, 25), doctest::Contains("max_position_embeddings = 24"), Error);
+    CHECK_THROWS_WITH_AS(eval::decoder_perplexity(packed, shard, 25), doctest::Contains("max_position_embeddings = 24"),
+                         Error);
 }

@@ -26,7 +26,8 @@ TEST_CASE("config.json round trip and errors naming the field") {
     CHECK_THROWS_WITH_AS(io::config_from_json(j, "cfg"), doctest::Contains("missing field \"hidden_size\""), Error);
     j = io::config_to_json(c);
     j["num_attention_heads"] = "four";
-    CHECK_THROWS_WITH_AS(io::config_from_json(j, "cfg"), doctest::Contains("\"num_attention_heads\" must be an integer"), Error);
+    CHECK_THROWS_WITH_AS(io::config_from_json(j, "cfg"),
+                         doctest::Contains("\"num_attention_heads\" must be an integer"), Error);
     j = io::config_to_json(c);
     j["num_key_value_heads"] = 3;
     CHECK_THROWS_WITH_AS(io::config_from_json(j, "cfg"), doctest::Contains("does not divide"), Error);
@@ -42,7 +43,8 @@ TEST_CASE("model weights round trip and loading checks names and shapes") {
     io::save_model(dir.path, a, a.config);
     io::load_model_weights(dir.path, b);
     CHECK(max_abs_diff(a.lm_head.weight.value(), b.lm_head.weight.value()) == 0);
-    CHECK(max_abs_diff(a.model.layers[1]->mlp.down_proj.wscale.value(), b.model.layers[1]->mlp.down_proj.wscale.value()) == 0);
+    CHECK(max_abs_diff(a.model.layers[1]->mlp.down_proj.wscale.value(),
+                       b.model.layers[1]->mlp.down_proj.wscale.value()) == 0);
     nn::DenseLlama<float> dense(c, rng);  // no wscale/wbias: the file has extra tensors
     CHECK_THROWS_WITH_AS(io::load_model_weights(dir.path, dense), doctest::Contains("unexpected"), Error);
 }
@@ -107,7 +109,8 @@ TEST_CASE("re-saving a step that already has a checkpoint never loses it: a cras
         io::detail::checkpoint_fault_hook() = [stage = std::string(stage)](const char* s) {
             if (stage == s) throw Error(std::string("simulated kill at ") + s);
         };
-        CHECK_THROWS_WITH_AS(io::save_checkpoint(dir.path, 5, model, c, opt, {{"step", 5}}, 2), doctest::Contains("simulated kill"), Error);
+        CHECK_THROWS_WITH_AS(io::save_checkpoint(dir.path, 5, model, c, opt, {{"step", 5}}, 2),
+                             doctest::Contains("simulated kill"), Error);
         io::detail::checkpoint_fault_hook() = nullptr;
         auto latest = io::latest_checkpoint(dir.path);
         REQUIRE(latest);
@@ -145,7 +148,8 @@ TEST_CASE("a checkpoint directory without its completion marker is never taken a
 }
 
 TEST_CASE("fsync of a directory that cannot be opened is an error - not ignored") {
-    CHECK_THROWS_WITH_AS(fsync_directory("/nonexistent-bitgrad-dir"), doctest::Contains("/nonexistent-bitgrad-dir"), Error);
+    CHECK_THROWS_WITH_AS(fsync_directory("/nonexistent-bitgrad-dir"), doctest::Contains("/nonexistent-bitgrad-dir"),
+                         Error);
 }
 
 TEST_CASE("weights that are not finite are refused at load - naming the tensor") {
@@ -156,7 +160,8 @@ TEST_CASE("weights that are not finite are refused at load - naming the tensor")
     model.model.layers[1]->mlp.up_proj.wscale.value()[3] = std::numeric_limits<float>::infinity();
     io::save_model(dir.path, model, model.config);
     CHECK_THROWS_WITH_AS(io::load_model_weights(dir.path, other),
-                         doctest::Contains("tensor model.layers.1.mlp.up_proj.wscale holds 1 non-finite values (NaN or Inf; the first at flat index 3"),
+                         doctest::Contains("tensor model.layers.1.mlp.up_proj.wscale holds 1 non-finite values (NaN or "
+                                           "Inf; the first at flat index 3"),
                          Error);
     io::load_model_weights(dir.path, other, /*allow_nonfinite=*/true);
     CHECK(std::isinf(other.model.layers[1]->mlp.up_proj.wscale.value()[3]));
@@ -165,12 +170,14 @@ TEST_CASE("weights that are not finite are refused at load - naming the tensor")
 TEST_CASE("config.json: nesting and sizes are bounded before anything is allocated") {
     std::string deep(100000, '[');
     deep += std::string(100000, ']');
-    CHECK_THROWS_WITH_AS(parse_json(deep, "deep.json"), doctest::Contains("deep.json: JSON nested deeper than 64 levels"), Error);
+    CHECK_THROWS_WITH_AS(parse_json(deep, "deep.json"),
+                         doctest::Contains("deep.json: JSON nested deeper than 64 levels"), Error);
     auto j = io::config_to_json(nn::LlamaConfig::preset("tiny"));
     j["hidden_size"] = int64_t(1000000000000);
     j["num_attention_heads"] = 1;
     j["num_key_value_heads"] = 1;
-    CHECK_THROWS_WITH_AS(io::config_from_json(j, "big.json"), doctest::Contains("big.json: LlamaConfig (hidden_size 1000000000000"), Error);
+    CHECK_THROWS_WITH_AS(io::config_from_json(j, "big.json"),
+                         doctest::Contains("big.json: LlamaConfig (hidden_size 1000000000000"), Error);
     j = io::config_to_json(nn::LlamaConfig::preset("tiny"));
     j["num_hidden_layers"] = int64_t(1000000000);
     const auto c = io::config_from_json(j, "layers.json");  // representable...
@@ -188,7 +195,8 @@ TEST_CASE("LlamaConfig::num_parameters counts what the model allocates") {
         c.num_key_value_heads = 2;
         c.binarized = binarized;
         Rng rng(2);
-        const int64_t actual = binarized ? nn::FbiLlama<float>(c, rng).num_parameters() : nn::DenseLlama<float>(c, rng).num_parameters();
+        const int64_t actual =
+            binarized ? nn::FbiLlama<float>(c, rng).num_parameters() : nn::DenseLlama<float>(c, rng).num_parameters();
         CHECK(c.num_parameters() == actual);
     }
 }

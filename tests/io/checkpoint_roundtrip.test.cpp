@@ -73,7 +73,8 @@ TEST_CASE("checkpoint round trip restores every parameter and every AdamW moment
     const auto params = model.named_parameters(), fresh_params = fresh.named_parameters();
     REQUIRE(params.size() == fresh_params.size());
     int differing_before = 0;
-    for (std::size_t k = 0; k < params.size(); ++k) differing_before += !same_bits(params[k].var.value(), fresh_params[k].var.value());
+    for (std::size_t k = 0; k < params.size(); ++k)
+        differing_before += !same_bits(params[k].var.value(), fresh_params[k].var.value());
     CHECK(differing_before > 0);
 
     io::load_model_weights(saved_dir, fresh);

@@ -40,7 +40,8 @@ TEST_CASE("corrupt safetensors files are refused - naming the tensor or field") 
     const std::string f32x2(8, '\0');
     auto expect = [&](const std::string& bytes, const char* what) {
         testing::write_bytes(dir / "bad.safetensors", bytes);
-        CHECK_THROWS_WITH_AS(io::load_safetensors<float>((dir / "bad.safetensors").string()), doctest::Contains(what), Error);
+        CHECK_THROWS_WITH_AS(io::load_safetensors<float>((dir / "bad.safetensors").string()), doctest::Contains(what),
+                             Error);
     };
     expect("abc", "too short");
     std::string huge(8, '\0');
@@ -52,24 +53,39 @@ TEST_CASE("corrupt safetensors files are refused - naming the tensor or field") 
     std::memcpy(longer.data(), &l, 8);
     expect(longer + "{}", "larger than the file");
     expect(make_file("{not json", ""), "not valid JSON");
-    expect(make_file(R"({"t":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}})", "ab"), "tensor t: dtype I8, expected F32");
+    expect(make_file(R"({"t":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}})", "ab"),
+           "tensor t: dtype I8, expected F32");
     expect(make_file(R"({"t":{"dtype":"F32","shape":[2]}})", f32x2), "tensor t: missing or malformed data_offsets");
-    expect(make_file(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}})", f32x2), "outside the 8-byte data section");
-    expect(make_file(R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", f32x2), "tensor t: 8 bytes for shape [3], expected 12");
-    expect(make_file(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})", f32x2), "has more than 2^62 elements");
+    expect(make_file(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}})", f32x2),
+           "outside the 8-byte data section");
+    expect(make_file(R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", f32x2),
+           "tensor t: 8 bytes for shape [3], expected 12");
+    expect(make_file(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})", f32x2),
+           "has more than 2^62 elements");
     // numel fits but numel * 4 bytes wraps to 0: must not match empty offsets.
-    expect(make_file(R"({"t":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", ""), "tensor t: shape [4611686018427387904] needs more than 2^62 bytes");
-    expect(make_file(R"({"t":{"dtype":"F32","shape":[1152921504606846977],"data_offsets":[0,0]}})", ""), "tensor t: shape [1152921504606846977] needs more than 2^62 bytes");
+    expect(make_file(R"({"t":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", ""),
+           "tensor t: shape [4611686018427387904] needs more than 2^62 bytes");
+    expect(make_file(R"({"t":{"dtype":"F32","shape":[1152921504606846977],"data_offsets":[0,0]}})", ""),
+           "tensor t: shape [1152921504606846977] needs more than 2^62 bytes");
     // A zero extent does not excuse a huge one.
-    expect(make_file(R"({"t":{"dtype":"F32","shape":[0,9223372036854775808],"data_offsets":[0,0]}})", ""), "tensor t: shape [0,9223372036854775808] has more than 2^62 elements");
-    expect(make_file(R"({"t":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", ""), "tensor t: shape entries must be non-negative integers");
+    expect(make_file(R"({"t":{"dtype":"F32","shape":[0,9223372036854775808],"data_offsets":[0,0]}})", ""),
+           "tensor t: shape [0,9223372036854775808] has more than 2^62 elements");
+    expect(make_file(R"({"t":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", ""),
+           "tensor t: shape entries must be non-negative integers");
     expect(make_file(std::string(70, '[') + std::string(70, ']'), ""), "nested deeper than 64");
-    expect(make_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", f32x2),
-           "overlap or leave a hole");
-    expect(make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", f32x2), "starts at byte 4, expected 0");
+    expect(
+        make_file(
+            R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+            f32x2),
+        "overlap or leave a hole");
+    expect(make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", f32x2),
+           "starts at byte 4, expected 0");
     expect(make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", f32x2), "4 bytes left over");
-    expect(make_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", f32x2),
-           "tensor a appears twice");
+    expect(
+        make_file(
+            R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+            f32x2),
+        "tensor a appears twice");
     expect(make_file(R"([1,2])", ""), "not a JSON object");
 }
 

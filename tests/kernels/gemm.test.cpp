@@ -15,7 +15,8 @@ TEST_CASE("gemm matches the reference triple loop for every transpose - odd size
                         auto R = C.clone();
                         const int64_t lda = A.dim(1), ldb = B.dim(1);
                         kernels::gemm<float>(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 2.0f, C.data(), N);
-                        kernels::gemm_reference<float>(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 2.0f, R.data(), N);
+                        kernels::gemm_reference<float>(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 2.0f,
+                                                       R.data(), N);
                         // fp32 tolerance scaled by the length of the dot products
                         CHECK(max_abs_diff(C, R) < 1e-5 * (K + 4) * 4);
                     }

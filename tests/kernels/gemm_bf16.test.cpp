@@ -14,8 +14,12 @@ namespace gemm_bf16_test {
 // float fallback, and the AVX512_BF16 kernel where the CPU has the instruction.
 std::vector<Bf16Kernel> runnable_kernels() {
     std::vector<Bf16Kernel> k = {Bf16Kernel::Emulated, Bf16Kernel::Fp32Fallback};
-    if (cpu_has_bf16()) k.push_back(Bf16Kernel::Avx512Bf16);
-    else MESSAGE("this CPU has no AVX512_BF16: the native bf16 micro-kernel is not run here (the emulated one shares all its other code)");
+    if (cpu_has_bf16())
+        k.push_back(Bf16Kernel::Avx512Bf16);
+    else
+        MESSAGE(
+            "this CPU has no AVX512_BF16: the native bf16 micro-kernel is not run here (the emulated one shares all "
+            "its other code)");
     return k;
 }
 
@@ -46,7 +50,7 @@ TEST_CASE("to_bf16 rounds to nearest even and keeps NaN and infinities") {
     CHECK(to_bf16(1.f).bits == kBf16One.bits);
     // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties go to the even mantissa (1).
     CHECK(to_float(to_bf16(1.f + 0x1p-8f)) == 1.f);
-    CHECK(to_float(to_bf16(1.f + 3 * 0x1p-8f)) == 1.f + 0x1p-6f);  // halfway, odd below: up
+    CHECK(to_float(to_bf16(1.f + 3 * 0x1p-8f)) == 1.f + 0x1p-6f);         // halfway, odd below: up
     CHECK(to_float(to_bf16(1.f + 0x1p-8f + 0x1p-20f)) == 1.f + 0x1p-7f);  // above halfway: up
     CHECK(std::isnan(to_float(to_bf16(std::numeric_limits<float>::quiet_NaN()))));
     CHECK(std::isinf(to_float(to_bf16(std::numeric_limits<float>::infinity()))));
@@ -61,9 +65,12 @@ TEST_CASE("to_bf16 rounds to nearest even and keeps NaN and infinities") {
 TEST_CASE("gemm_bf16 equals its reference for every kernel - source kind - transpose - odd and blocked sizes") {
     Rng rng(2);
     using S = Bf16Operand::Source;
-    struct Dims { int64_t M, N, K; };
+    struct Dims {
+        int64_t M, N, K;
+    };
     // Odd sizes, and sizes past the blocking: M > MC (96), K > KC (256, and odd), N > NR and > NC (1024).
-    const std::vector<Dims> dims = {{1, 1, 1}, {7, 33, 13}, {13, 31, 2}, {97, 65, 257}, {200, 40, 600}, {3, 1030, 5}, {12, 32, 256}};
+    const std::vector<Dims> dims = {{1, 1, 1},      {7, 33, 13},  {13, 31, 2},  {97, 65, 257},
+                                    {200, 40, 600}, {3, 1030, 5}, {12, 32, 256}};
     for (Bf16Kernel kernel : runnable_kernels())
         for (auto d : dims)
             for (S sa : {S::F32, S::BF16})
@@ -86,7 +93,8 @@ TEST_CASE("gemm_bf16 equals its reference for every kernel - source kind - trans
                             kernels::gemm_bf16_reference(d.M, d.N, d.K, 1.5f, A.op, B.op, beta, R.data(), d.N);
                             // Same rounded operands; only the float accumulation order differs.
                             double worst = 0;
-                            for (int64_t i = 0; i < C.numel(); ++i) worst = std::max(worst, std::abs(double(C[i]) - double(R[i])));
+                            for (int64_t i = 0; i < C.numel(); ++i)
+                                worst = std::max(worst, std::abs(double(C[i]) - double(R[i])));
                             CHECK(worst < 2e-6 * double(d.K + 8) * 4);
                         }
 }
@@ -97,11 +105,14 @@ TEST_CASE("gemm_bf16 with beta 0 ignores C's old contents and K = 0 scales C") {
     for (Bf16Kernel kernel : runnable_kernels()) {
         auto C = Tensor<float>::full({5, 4}, std::numeric_limits<float>::quiet_NaN());
         auto R = Tensor<float>::zeros({5, 4});
-        kernels::gemm_bf16_with(kernel, 5, 4, 3, 1.f, Bf16Operand::f32(a.data(), 3), Bf16Operand::f32(b.data(), 4), 0.f, C.data(), 4);
-        kernels::gemm_bf16_reference(5, 4, 3, 1.f, Bf16Operand::f32(a.data(), 3), Bf16Operand::f32(b.data(), 4), 0.f, R.data(), 4);
+        kernels::gemm_bf16_with(kernel, 5, 4, 3, 1.f, Bf16Operand::f32(a.data(), 3), Bf16Operand::f32(b.data(), 4), 0.f,
+                                C.data(), 4);
+        kernels::gemm_bf16_reference(5, 4, 3, 1.f, Bf16Operand::f32(a.data(), 3), Bf16Operand::f32(b.data(), 4), 0.f,
+                                     R.data(), 4);
         CHECK(max_abs_diff(C, R) < 1e-5);
         auto D = Tensor<float>::full({5, 4}, 2.f);
-        kernels::gemm_bf16_with(kernel, 5, 4, 0, 1.f, Bf16Operand::f32(a.data(), 3), Bf16Operand::f32(b.data(), 4), 0.5f, D.data(), 4);
+        kernels::gemm_bf16_with(kernel, 5, 4, 0, 1.f, Bf16Operand::f32(a.data(), 3), Bf16Operand::f32(b.data(), 4),
+                                0.5f, D.data(), 4);
         CHECK(D[7] == 1.f);
     }
 }
@@ -118,7 +129,8 @@ TEST_CASE("kernels::gemm follows the thread's matmul precision") {
     }
     CHECK(matmul_precision() == Precision::FP32);
     kernels::gemm_reference<float>(false, false, 9, 11, 70, 1.f, a.data(), 70, b.data(), 11, 0.f, ref_fp.data(), 11);
-    kernels::gemm_bf16_reference(9, 11, 70, 1.f, Bf16Operand::f32(a.data(), 70), Bf16Operand::f32(b.data(), 11), 0.f, ref_bf.data(), 11);
+    kernels::gemm_bf16_reference(9, 11, 70, 1.f, Bf16Operand::f32(a.data(), 70), Bf16Operand::f32(b.data(), 11), 0.f,
+                                 ref_bf.data(), 11);
     CHECK(max_abs_diff(fp, ref_fp) < 1e-4);
     CHECK(max_abs_diff(mixed, ref_bf) < 1e-4);
     CHECK(max_abs_diff(fp, mixed) > 1e-3);  // the two precisions really differ

@@ -85,7 +85,8 @@ TEST_CASE("pack_signs - unpack_signs round trip with sign(+0) = sign(-0) = +1 an
             CHECK(zeros >= 1);
             int64_t padding = 0;
             for (int64_t i = 0; i < out; ++i)
-                for (int64_t j = in; j < P.words_per_row * 64; ++j) padding += (P.bits[i * P.words_per_row + j / 64] >> (j % 64)) & 1;
+                for (int64_t j = in; j < P.words_per_row * 64; ++j)
+                    padding += (P.bits[i * P.words_per_row + j / 64] >> (j % 64)) & 1;
             CHECK(padding == 0);
         }
 }
@@ -112,7 +113,8 @@ TEST_CASE("PackedSigns from raw words checks the word count and the padding") {
     CHECK(P.bits[3] == 0x3fu);
     CHECK_THROWS_WITH_AS(PackedSigns(2, 70, std::vector<uint64_t>{1, 2, 3}),
                          doctest::Contains("3 words for out = 2, in = 70 (expected 2 rows x 2 words = 4)"), Error);
-    CHECK_THROWS_WITH_AS(PackedSigns(3, 64, std::vector<uint64_t>{1, 2}), doctest::Contains("expected 3 rows x 1 words = 3"), Error);
+    CHECK_THROWS_WITH_AS(PackedSigns(3, 64, std::vector<uint64_t>{1, 2}),
+                         doctest::Contains("expected 3 rows x 1 words = 3"), Error);
     CHECK_THROWS_WITH_AS(PackedSigns(2, 70, std::vector<uint64_t>{0x9u, 0x1u, ~uint64_t(0), 0x7fu}),
                          doctest::Contains("row 1 has nonzero padding bits past in = 70"), Error);
     CHECK_THROWS_WITH_AS(PackedSigns(-1, 5, std::vector<uint64_t>{}), doctest::Contains("negative size"), Error);
@@ -132,7 +134,9 @@ TEST_CASE("sign_kernel picks a supported kernel and SignKernelScope overrides it
     CHECK(kernels::sign_kernel_supported(SignKernel::Reference));
     MESSAGE("sign kernel on this CPU: " << std::string(kernels::sign_kernel_name(best)));
     for (SignKernel k : {SignKernel::Avx2, SignKernel::Avx512})
-        if (!kernels::sign_kernel_supported(k)) MESSAGE("this CPU cannot run the " << std::string(kernels::sign_kernel_name(k)) << " sign kernel: not tested here");
+        if (!kernels::sign_kernel_supported(k))
+            MESSAGE("this CPU cannot run the " << std::string(kernels::sign_kernel_name(k))
+                                               << " sign kernel: not tested here");
     {
         kernels::SignKernelScope scope(SignKernel::Reference);
         CHECK(kernels::sign_kernel() == SignKernel::Reference);
@@ -144,7 +148,8 @@ TEST_CASE("sign_kernel picks a supported kernel and SignKernelScope overrides it
     std::vector<float> x(10, 1.f), y(3);
     for (SignKernel k : {SignKernel::Avx2, SignKernel::Avx512})
         if (!kernels::sign_kernel_supported(k))
-            CHECK_THROWS_WITH_AS(kernels::sign_matmul(P, x.data(), 1, y.data(), k), doctest::Contains("not supported by this CPU"), Error);
+            CHECK_THROWS_WITH_AS(kernels::sign_matmul(P, x.data(), 1, y.data(), k),
+                                 doctest::Contains("not supported by this CPU"), Error);
 }
 
 TEST_CASE("sign_matmul equals the double triple loop for every kernel - odd sizes - rows 1 2 5 33") {
@@ -171,7 +176,8 @@ TEST_CASE("sign_matmul equals the double triple loop for every kernel - odd size
                         double l1 = 0;
                         for (int64_t j = 0; j < in; ++j) l1 += std::abs(double(xa[r * in + j]));
                         for (int64_t i = 0; i < out; ++i)
-                            worst = std::max(worst, std::abs(double(y[r * out + i]) - ref[std::size_t(r * out + i)]) / l1);
+                            worst =
+                                std::max(worst, std::abs(double(y[r * out + i]) - ref[std::size_t(r * out + i)]) / l1);
                     }
                     CHECK(worst <= 1e-5);
                 }
@@ -179,7 +185,9 @@ TEST_CASE("sign_matmul equals the double triple loop for every kernel - odd size
         }
 }
 
-TEST_CASE("sign_matmul's prefill path (rows >= 32: +-1 panels and the float GEMM) over several panels equals the double loop") {
+TEST_CASE(
+    "sign_matmul's prefill path (rows >= 32: +-1 panels and the float GEMM) over several panels equals the double "
+    "loop") {
     Rng rng(17);
     const int64_t out = 130, in = 9000, rows = 32;  // a panel holds 2^19 / 9024 = 58 output rows: 3 panels
     const auto W = sign_weights(out, in, rng);
@@ -195,7 +203,8 @@ TEST_CASE("sign_matmul's prefill path (rows >= 32: +-1 panels and the float GEMM
         for (int64_t r = 0; r < rows; ++r) {
             double l1 = 0;
             for (int64_t j = 0; j < in; ++j) l1 += std::abs(double(xa[r * in + j]));
-            for (int64_t i = 0; i < out; ++i) worst = std::max(worst, std::abs(double(y[r * out + i]) - ref[std::size_t(r * out + i)]) / l1);
+            for (int64_t i = 0; i < out; ++i)
+                worst = std::max(worst, std::abs(double(y[r * out + i]) - ref[std::size_t(r * out + i)]) / l1);
         }
         CHECK(worst <= 1e-5);
     }
@@ -223,7 +232,9 @@ TEST_CASE("sign_matmul handles rows = 0 and in = 0 - the default kernel is sign_
 
 TEST_CASE("sign_matmul with 2 threads equals 1 thread bit for bit (within rounding on the GEMM prefill path)") {
     Rng rng(16);
-    struct Dims { int64_t out, in, rows; };
+    struct Dims {
+        int64_t out, in, rows;
+    };
     for (Dims d : {Dims{100, 781, 1}, Dims{100, 781, 33}, Dims{37, 1300, 5}, Dims{3, 64, 1}})
         for (SignKernel k : sign_runnable_kernels()) {
             const std::string kernel = kernels::sign_kernel_name(k);
@@ -242,7 +253,8 @@ TEST_CASE("sign_matmul with 2 threads equals 1 thread bit for bit (within roundi
             }
             {
                 testing::ThreadCount t(2);
-                if (omp_get_max_threads() < 2) MESSAGE("set_num_threads(2) gave fewer threads: the split is not exercised");
+                if (omp_get_max_threads() < 2)
+                    MESSAGE("set_num_threads(2) gave fewer threads: the split is not exercised");
                 kernels::sign_matmul(P, xa.data(), d.rows, two.data(), k);
             }
             if (d.rows < kernels::detail::kSignGemmRows || k == SignKernel::Reference) {

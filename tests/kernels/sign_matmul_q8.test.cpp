@@ -41,14 +41,15 @@ Tensor<float> q8_activations(int64_t rows, int64_t in, Rng& rng) {
 }
 
 const std::vector<int64_t> kQ8Outs = {1, 3, 9, 100};
-const std::vector<int64_t> kQ8Ins = {1, 31, 32, 33, 63, 64, 65, 200, 768 + 13, 2048 + 64 + 5};  // the last crosses a column chunk
+const std::vector<int64_t> kQ8Ins = {1,  31, 32,  33,       63,
+                                     64, 65, 200, 768 + 13, 2048 + 64 + 5};  // the last crosses a column chunk
 
 }  // namespace sign_matmul_q8_test
 using namespace sign_matmul_q8_test;
 
 TEST_CASE("quantize_rows_q8 rounds each row by its absmax - pads with zeros - sums the integers") {
     const std::vector<float> x = {0.5f, -1.27f, 0.004f, 0.006f, 0.f, 1.27f,  // row 0: absmax 1.27 -> d = 0.01
-                                  0.f, 0.f, 0.f, 0.f, 0.f, 0.f};             // row 1: all zero -> d = 0
+                                  0.f,  0.f,    0.f,    0.f,    0.f, 0.f};   // row 1: all zero -> d = 0
     const kernels::Q8Rows X = kernels::quantize_rows_q8(x.data(), 2, 6);
     REQUIRE(X.stride == 64);
     CHECK(X.scale[0] == doctest::Approx(0.01f).epsilon(1e-6));
@@ -80,7 +81,9 @@ TEST_CASE("quantize_rows_q8 rounds each row by its absmax - pads with zeros - su
     CHECK(worst <= 0.5 + 1e-4);
 }
 
-TEST_CASE("sign_matmul_q8 integer sums equal the int64 loop over the unpacked signs for every kernel - odd sizes - rows 1 2 5 9") {
+TEST_CASE(
+    "sign_matmul_q8 integer sums equal the int64 loop over the unpacked signs for every kernel - odd sizes - rows 1 2 "
+    "5 9") {
     Rng rng(22);
     for (int64_t out : kQ8Outs)
         for (int64_t in : kQ8Ins) {
@@ -110,7 +113,8 @@ TEST_CASE("sign_matmul_q8 integer sums equal the int64 loop over the unpacked si
         }
 }
 
-TEST_CASE("sign_matmul_q8 is within the int8 rounding bound of the exact product and every kernel gives the same bits") {
+TEST_CASE(
+    "sign_matmul_q8 is within the int8 rounding bound of the exact product and every kernel gives the same bits") {
     Rng rng(23);
     for (int64_t in : {65, 781, 2048 + 64 + 5}) {
         const int64_t out = 37, rows = 6;
@@ -131,7 +135,8 @@ TEST_CASE("sign_matmul_q8 is within the int8 rounding bound of the exact product
                 const double bound = absmax / 127 / 2 * double(in);
                 for (int64_t i = 0; i < out; ++i) {
                     double exact = 0;
-                    for (int64_t j = 0; j < in; ++j) exact += (W[i * in + j] >= 0.f ? 1.0 : -1.0) * double(xa[r * in + j]);
+                    for (int64_t j = 0; j < in; ++j)
+                        exact += (W[i * in + j] >= 0.f ? 1.0 : -1.0) * double(xa[r * in + j]);
                     const double e = std::abs(double(y[std::size_t(r * out + i)]) - exact) / bound;
                     worst = std::max(worst, e);
                     typical += e / double(rows * out);
@@ -141,8 +146,10 @@ TEST_CASE("sign_matmul_q8 is within the int8 rounding bound of the exact product
             // Independent roundings: ~sqrt(in / 3) / in of the bound on average; a wrong bit or a
             // missed column costs |q_j| d, which at these sizes is far above this.
             CHECK(typical <= 3.0 / std::sqrt(double(in)));
-            if (first.empty()) first = y;
-            else CHECK(y == first);
+            if (first.empty())
+                first = y;
+            else
+                CHECK(y == first);
         }
     }
 }
@@ -169,7 +176,8 @@ TEST_CASE("sign_matmul_q8 with 2 threads equals 1 thread bit for bit") {
         }
 }
 
-TEST_CASE("sign_matmul_q8: zero rows give zeros - a non-finite row gives NaN - rows = 0 - unsupported kernels refused") {
+TEST_CASE(
+    "sign_matmul_q8: zero rows give zeros - a non-finite row gives NaN - rows = 0 - unsupported kernels refused") {
     Rng rng(25);
     const auto W = q8_weights(4, 70, rng);
     const PackedSigns P = kernels::pack_signs(W.data(), 4, 70);
@@ -188,8 +196,10 @@ TEST_CASE("sign_matmul_q8: zero rows give zeros - a non-finite row gives NaN - r
     }
     for (SignKernel k : {SignKernel::Avx2, SignKernel::Avx512}) {
         if (kernels::sign_q8_kernel_supported(k)) continue;
-        MESSAGE("this CPU cannot run the " << std::string(kernels::sign_kernel_name(k)) << " int8 sign kernel: not tested here");
-        CHECK_THROWS_WITH_AS(kernels::sign_matmul_q8(P, x.data(), 1, y.data(), k), doctest::Contains("not supported by this CPU"), Error);
+        MESSAGE("this CPU cannot run the " << std::string(kernels::sign_kernel_name(k))
+                                           << " int8 sign kernel: not tested here");
+        CHECK_THROWS_WITH_AS(kernels::sign_matmul_q8(P, x.data(), 1, y.data(), k),
+                             doctest::Contains("not supported by this CPU"), Error);
     }
     CHECK(kernels::sign_q8_kernel_supported(kernels::sign_q8_kernel()));
 }

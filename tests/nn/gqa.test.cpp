@@ -92,7 +92,9 @@ TEST_CASE("GQA dense model: gradcheck of the output and the CE loss w.r.t. k_pro
             attn.v_proj.weight = in[1];
             return model.forward(ids);
         };
-        auto loss = [&](const V& in) { return cross_entropy(reshape(logits(in), Shape{12, gqa_test::kVocab}), labels); };
+        auto loss = [&](const V& in) {
+            return cross_entropy(reshape(logits(in), Shape{12, gqa_test::kVocab}), labels);
+        };
         CHECK_GRADCHECK(logits, {k_saved.value(), v_saved.value()});
         // A scalar loss: its cotangent is one random number scaling both sides, so the check is
         // made relative (a tiny atol) whatever that number is.
@@ -144,8 +146,8 @@ TEST_CASE("GQA FBI model: k_proj and v_proj gradients through the STE equal the 
             auto& mk = mirror.model.layers[0]->self_attn.k_proj.weight.value();
             auto& mv = mirror.model.layers[0]->self_attn.v_proj.weight.value();
             const Tensor<double> Wk0 = attn.k_proj.weight.value().clone(), Wv0 = attn.v_proj.weight.value().clone();
-            const V saved = {attn.k_proj.weight, attn.v_proj.weight, attn.k_proj.wscale, attn.k_proj.wbias,
-                             attn.v_proj.wscale, attn.v_proj.wbias};
+            const V saved = {attn.k_proj.weight, attn.v_proj.weight, attn.k_proj.wscale,
+                             attn.k_proj.wbias,  attn.v_proj.wscale, attn.v_proj.wbias};
             auto install = [&](const V& in) {
                 attn.k_proj.weight = in[0];
                 attn.v_proj.weight = in[1];
@@ -163,7 +165,8 @@ TEST_CASE("GQA FBI model: k_proj and v_proj gradients through the STE equal the 
                 const int64_t in = W.dim(1);
                 for (int64_t i = 0; i < W.numel(); ++i) {
                     const double s0 = W0[i] >= 0 ? 1.0 : -1.0;
-                    out[i] = a[i % in] * (s0 + gqa_test::surrogate(ste, W[i]) - gqa_test::surrogate(ste, W0[i])) + b[i % in];
+                    out[i] =
+                        a[i % in] * (s0 + gqa_test::surrogate(ste, W[i]) - gqa_test::surrogate(ste, W0[i])) + b[i % in];
                 }
             };
             auto numeric = [&](const V& in) {

@@ -57,7 +57,10 @@ TEST_CASE("tiny LLaMA end to end in double: tape gradients equal finite differen
                 w[j] = saved;
                 const double numeric = (lp - lm) / (2 * eps), analytic = p.var.grad()[j];
                 const double excess = std::abs(numeric - analytic) - (1e-6 + 1e-4 * std::abs(numeric));
-                if (excess > worst) { worst = excess; worst_name = p.name + "[" + std::to_string(j) + "]"; }
+                if (excess > worst) {
+                    worst = excess;
+                    worst_name = p.name + "[" + std::to_string(j) + "]";
+                }
                 ++checked;
             }
         }
@@ -84,9 +87,12 @@ TEST_CASE("causality: changing token t+1 leaves the logits at positions <= t unc
         const int64_t V = 64;
         for (int64_t s = 0; s < 9; ++s) {
             double diff = 0;
-            for (int64_t c = 0; c < V; ++c) diff = std::max(diff, double(std::abs(after.at({1, s, c}) - before.at({1, s, c}))));
-            if (s < t) CHECK(diff == 0.0);
-            else if (s == t) CHECK(diff > 0.0);
+            for (int64_t c = 0; c < V; ++c)
+                diff = std::max(diff, double(std::abs(after.at({1, s, c}) - before.at({1, s, c}))));
+            if (s < t)
+                CHECK(diff == 0.0);
+            else if (s == t)
+                CHECK(diff > 0.0);
         }
         for (int64_t i = 0; i < 9 * V; ++i) CHECK(after[i] == before[i]);  // batch row 0 untouched
     }

@@ -27,7 +27,10 @@ static Tensor<double> repeat_kv(const Tensor<double>& k, int64_t H) {
 }
 
 TEST_CASE("fused attention gradcheck: MHA - GQA - non-causal and more keys than queries") {
-    struct Case { int64_t B, T, S, H, Hkv, D; bool causal; };
+    struct Case {
+        int64_t B, T, S, H, Hkv, D;
+        bool causal;
+    };
     for (Case c : {Case{2, 5, 5, 2, 2, 4, true}, Case{1, 6, 6, 4, 2, 4, true}, Case{1, 4, 4, 3, 1, 2, true},
                    Case{2, 3, 5, 2, 1, 4, false}, Case{1, 3, 7, 2, 2, 4, true}}) {
         CAPTURE(c.H);
@@ -43,7 +46,8 @@ TEST_CASE("fused attention equals the composition of primitive ops - values and 
     // T = 70 crosses the 64-row query block boundary of the kernel.
     for (int64_t T : {5, 70}) {
         CAPTURE(T);
-        auto q = testing::randn({2, T, 2, 8}, 4), k = testing::randn({2, T, 2, 8}, 5), v = testing::randn({2, T, 2, 8}, 6);
+        auto q = testing::randn({2, T, 2, 8}, 4), k = testing::randn({2, T, 2, 8}, 5),
+             v = testing::randn({2, T, 2, 8}, 6);
         auto r = testing::randn({2, T, 2, 8}, 7);
         Var<double> q1(q.clone(), true), k1(k.clone(), true), v1(v.clone(), true);
         Var<double> q2(q.clone(), true), k2(k.clone(), true), v2(v.clone(), true);
@@ -66,9 +70,13 @@ TEST_CASE("GQA equals MHA with each kv head repeated") {
 }
 
 TEST_CASE("attention is causal and rejects bad shapes") {
-    auto q = testing::randn({1, 6, 2, 4}, 11), k = testing::randn({1, 6, 2, 4}, 12), v = testing::randn({1, 6, 2, 4}, 13);
+    auto q = testing::randn({1, 6, 2, 4}, 11), k = testing::randn({1, 6, 2, 4}, 12),
+         v = testing::randn({1, 6, 2, 4}, 13);
     auto before = attention(Var<double>(q), Var<double>(k), Var<double>(v)).value();
-    for (int64_t j = 0; j < 8; ++j) { k[5 * 8 + j] += 1.0; v[5 * 8 + j] -= 2.0; }  // change the last position
+    for (int64_t j = 0; j < 8; ++j) {
+        k[5 * 8 + j] += 1.0;
+        v[5 * 8 + j] -= 2.0;
+    }  // change the last position
     auto after = attention(Var<double>(q), Var<double>(k), Var<double>(v)).value();
     for (int64_t i = 0; i < 5 * 8; ++i) CHECK(before[i] == after[i]);
     CHECK(max_abs_diff(before, after) > 1e-3);

@@ -44,5 +44,6 @@ TEST_CASE("rope gradcheck - rotate-half values and position offset") {
         for (int j = 0; j < 24; ++j) long_x[(t + 2) * 24 + j] = x[t * 24 + j];
     auto full = rope(Var<double>(long_x));
     for (int t = 0; t < 5; ++t)
-        for (int j = 0; j < 24; ++j) CHECK(shifted.value()[t * 24 + j] == doctest::Approx(full.value()[(t + 2) * 24 + j]));
+        for (int j = 0; j < 24; ++j)
+            CHECK(shifted.value()[t * 24 + j] == doctest::Approx(full.value()[(t + 2) * 24 + j]));
 }

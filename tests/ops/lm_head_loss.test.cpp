@@ -6,8 +6,8 @@ namespace lm_head_loss_test {
 using V = std::vector<Var<double>>;
 
 // The same loss composed of the unfused ops: logits = linear(h, W), then the losses on them.
-Var<double> composed(const Var<double>& h, const Var<double>& W, const Tensor<double>& teacher_logits, const Tensor<int32_t>& labels,
-                     double ce_w, double ad_w, double tau) {
+Var<double> composed(const Var<double>& h, const Var<double>& W, const Tensor<double>& teacher_logits,
+                     const Tensor<int32_t>& labels, double ce_w, double ad_w, double tau) {
     const int64_t V_ = W.dim(0);
     auto logits = reshape(linear(h, W), Shape{h.shape().rows(), V_});
     Var<double> loss;
@@ -25,8 +25,12 @@ TEST_CASE("lm_head_loss equals linear + cross_entropy / soft_cross_entropy - val
     const int64_t N = 7, C = 5, Vc = 11;
     auto hv = testing::randn({N, C}, 1), Wv = testing::randn({Vc, C}, 2), Tv = testing::randn({N, Vc}, 3, 2.0);
     Tensor<int32_t> labels = Tensor<int32_t>::from({N}, {0, 10, -100, 3, 3, 7, 1});
-    struct Case { double ce, ad, tau; int64_t block; };
-    for (Case c : {Case{1, 0, 1, 3}, Case{0, 1, 1, 2}, Case{0.5, 0.5, 1, 4}, Case{0.5, 0.5, 2.0, 1}, Case{0, 1, 0.7, 7}, Case{0.3, 0.9, 1.5, 0}}) {
+    struct Case {
+        double ce, ad, tau;
+        int64_t block;
+    };
+    for (Case c : {Case{1, 0, 1, 3}, Case{0, 1, 1, 2}, Case{0.5, 0.5, 1, 4}, Case{0.5, 0.5, 2.0, 1}, Case{0, 1, 0.7, 7},
+                   Case{0.3, 0.9, 1.5, 0}}) {
         CAPTURE(c.ce);
         CAPTURE(c.ad);
         CAPTURE(c.tau);
@@ -80,7 +84,8 @@ TEST_CASE("lm_head_loss errors name what does not match") {
     CHECK_THROWS_WITH_AS(lm_head_loss(h, W, tg), doctest::Contains("3 labels for 4 rows"), Error);
     tg.ce_weight = 0;
     tg.ad_weight = 1;
-    CHECK_THROWS_WITH_AS(lm_head_loss(h, W, tg), doctest::Contains("needs teacher logits of 4 rows x 6 classes"), Error);
+    CHECK_THROWS_WITH_AS(lm_head_loss(h, W, tg), doctest::Contains("needs teacher logits of 4 rows x 6 classes"),
+                         Error);
     Var<double> wrong(testing::randn({6, 4}, 10), true);
     CHECK_THROWS_WITH_AS(lm_head_loss(h, wrong, tg), doctest::Contains("do not match"), Error);
 }
@@ -106,5 +111,6 @@ TEST_CASE("lm_head_loss with an eager weight gradient adds the same dW during fo
     CHECK(max_abs_diff(h1.grad(), h2.grad()) < 1e-14);
     Tape tape;
     auto loss = lm_head_loss(h2, W2, tg);
-    CHECK_THROWS_WITH_AS(backward(loss, Tensor<double>::scalar(1.0)), doctest::Contains("added during the forward pass for seed 0.25"), Error);
+    CHECK_THROWS_WITH_AS(backward(loss, Tensor<double>::scalar(1.0)),
+                         doctest::Contains("added during the forward pass for seed 0.25"), Error);
 }

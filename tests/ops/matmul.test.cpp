@@ -4,10 +4,12 @@ using namespace bitgrad;
 using V = std::vector<Var<double>>;
 
 TEST_CASE("matmul gradcheck: 2-D - batched and shared right operand") {
-    CHECK_GRADCHECK([](const V& in) { return matmul(in[0], in[1]); }, {testing::randn({3, 4}, 1), testing::randn({4, 5}, 2)});
+    CHECK_GRADCHECK([](const V& in) { return matmul(in[0], in[1]); },
+                    {testing::randn({3, 4}, 1), testing::randn({4, 5}, 2)});
     CHECK_GRADCHECK([](const V& in) { return matmul(in[0], in[1]); },
                     {testing::randn({2, 3, 3, 4}, 3), testing::randn({2, 3, 4, 2}, 4)});
-    CHECK_GRADCHECK([](const V& in) { return matmul(in[0], in[1]); }, {testing::randn({2, 3, 4}, 5), testing::randn({4, 2}, 6)});
+    CHECK_GRADCHECK([](const V& in) { return matmul(in[0], in[1]); },
+                    {testing::randn({2, 3, 4}, 5), testing::randn({4, 2}, 6)});
 }
 
 TEST_CASE("linear gradcheck and value against a loop") {

@@ -23,7 +23,8 @@ TEST_CASE("sign forward: +1 for x >= 0 (sign(0) = +1) - -1 below") {
 TEST_CASE("every straight-through estimator's gradient equals its surrogate's derivative") {
     // Inputs spread over [-2, 2] but kept away from the kinks at 0 and +-1 where the surrogate is
     // not differentiable.
-    Tensor<double> x = Tensor<double>::from({2, 6}, {-1.9, -1.3, -0.8, -0.45, -0.1, 0.05, 0.2, 0.55, 0.9, 1.2, 1.7, -0.6});
+    Tensor<double> x =
+        Tensor<double>::from({2, 6}, {-1.9, -1.3, -0.8, -0.45, -0.1, 0.05, 0.2, 0.55, 0.9, 1.2, 1.7, -0.6});
     for (Ste ste : {Ste::Identity, Ste::Clipped, Ste::ApproxSign}) {
         CAPTURE(std::string(ste_name(ste)));
         CHECK_GRADCHECK([ste](const V& in) { return sign(in[0], ste); }, {x}, GradcheckOptions{},

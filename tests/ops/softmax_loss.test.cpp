@@ -30,7 +30,8 @@ TEST_CASE("cross_entropy equals -mean(log_softmax picked at the labels) - values
     auto x = testing::randn({4, 6}, 3, 2.0);
     Tensor<int32_t> labels = Tensor<int32_t>::from({4}, {1, -100, 5, 0});
     Tensor<double> onehot = Tensor<double>::zeros({4, 6});
-    for (int n = 0; n < 4; ++n) if (labels[n] >= 0) onehot.at({n, labels[n]}) = 1;
+    for (int n = 0; n < 4; ++n)
+        if (labels[n] >= 0) onehot.at({n, labels[n]}) = 1;
     Var<double> a(x.clone(), true), b(x.clone(), true);
     Tape tape;
     auto fused = cross_entropy(a, labels);

@@ -150,8 +150,7 @@ TEST_CASE("param_groups without norm decay exempts exactly Norm and Scale parame
             CHECK(adamw_test::rel_error(params[k].var.value(), other) > 1e-6);  // the two references differ clearly
         }
         // Every kind is present, so each rule above was exercised.
-        for (auto kind : {ParamKind::Dense, ParamKind::Binary, ParamKind::Scale, ParamKind::Norm,
-                          ParamKind::Embedding})
+        for (auto kind : {ParamKind::Dense, ParamKind::Binary, ParamKind::Scale, ParamKind::Norm, ParamKind::Embedding})
             CHECK(seen[kind] > 0);
     }
 }
@@ -159,7 +158,8 @@ TEST_CASE("param_groups without norm decay exempts exactly Norm and Scale parame
 TEST_CASE("AdamW skips a parameter without a gradient: no decay and no moment update") {
     adamw_test::OneParam a, b;
     optim::AdamWOptions o;
-    std::vector<optim::ParamGroup<double>> groups = optim::param_groups(a.named_parameters(), 0.5), more = optim::param_groups(b.named_parameters(), 0.5);
+    std::vector<optim::ParamGroup<double>> groups = optim::param_groups(a.named_parameters(), 0.5),
+                                           more = optim::param_groups(b.named_parameters(), 0.5);
     for (auto& p : more[0].params) groups[0].params.push_back(p);
     optim::AdamW<double> opt(groups, o);
     a.w.grad() = Tensor<double>::from({2}, {0.3, -0.2});

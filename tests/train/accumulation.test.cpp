@@ -26,7 +26,8 @@ namespace accumulation_test {
 void write_corpus(const std::filesystem::path& path, uint64_t seed) {
     Rng rng(seed);
     std::vector<uint32_t> ids;
-    for (int i = 0; i < 3000; ++i) ids.push_back(rng.uniform() < 0.2 ? uint32_t(rng.uniform_int(64)) : uint32_t((i * 5) % 64));
+    for (int i = 0; i < 3000; ++i)
+        ids.push_back(rng.uniform() < 0.2 ? uint32_t(rng.uniform_int(64)) : uint32_t((i * 5) % 64));
     data::write_token_shard(path, ids, 64);
 }
 
@@ -59,7 +60,8 @@ Run run(const data::TokenShard& shard, const nn::DenseLlama<float>* teacher, con
     nn::FbiLlama<float> student(nn::LlamaConfig::preset("tiny"), rng);
     std::vector<Tensor<float>> initial;
     for (auto& p : student.named_parameters()) initial.push_back(p.var.value().clone());
-    train::Trainer<float, nn::FbiLlama<float>> t(student, teacher ? train::llama_teacher<float>(*teacher) : train::Teacher<float>(), shard, o);
+    train::Trainer<float, nn::FbiLlama<float>> t(
+        student, teacher ? train::llama_teacher<float>(*teacher) : train::Teacher<float>(), shard, o);
     Run r;
     t.on_log = [&](const train::StepLog& l) { r.grad_norms.push_back(l.grad_norm); };
     REQUIRE(t.run());

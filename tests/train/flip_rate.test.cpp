@@ -42,8 +42,8 @@ TEST_CASE("flip rate counts exactly the weights whose sign changed with sign(0) 
     Rng rng(3);
     nn::FbiLlama<float> model(nn::LlamaConfig::preset("tiny"), rng);
     auto& q0 = model.model.layers[0]->self_attn.q_proj.weight.value();  // [16, 16]
-    auto& up0 = model.model.layers[0]->mlp.up_proj.weight.value();     // [32, 16]
-    auto& down1 = model.model.layers[1]->mlp.down_proj.weight.value(); // [16, 32]
+    auto& up0 = model.model.layers[0]->mlp.up_proj.weight.value();      // [32, 16]
+    auto& down1 = model.model.layers[1]->mlp.down_proj.weight.value();  // [16, 32]
 
     // The sign(0) edge cases in q_proj of layer 0, set before the tracker takes its snapshot.
     // Deliberately not symmetric: sign(x) = (x > 0) or signbit-based signs would count 2 or 4, not 3.
@@ -57,8 +57,10 @@ TEST_CASE("flip rate counts exactly the weights whose sign changed with sign(0) 
     // Plain sign flips (w -> -w) elsewhere, on weights known to be nonzero.
     auto flips_up0 = flip_rate_test::pick(up0.numel(), 7, 1, {});
     auto flips_down1 = flip_rate_test::pick(down1.numel(), 11, 2, {});
-    for (int64_t i : flips_up0) if (up0[i] == 0.0f) up0[i] = 0.25f;
-    for (int64_t i : flips_down1) if (down1[i] == 0.0f) down1[i] = -0.25f;
+    for (int64_t i : flips_up0)
+        if (up0[i] == 0.0f) up0[i] = 0.25f;
+    for (int64_t i : flips_down1)
+        if (down1[i] == 0.0f) down1[i] = -0.25f;
 
     train::FlipTracker<float> tracker(model);
     REQUIRE_FALSE(tracker.empty());
@@ -72,7 +74,7 @@ TEST_CASE("flip rate counts exactly the weights whose sign changed with sign(0) 
     for (int64_t i : flips_down1) down1[i] = -down1[i];
     // Changes that are not sign changes of binarized weights: none may count.
     for (int64_t i = 0; i < q0.numel(); ++i)
-        if (!edge.count(i)) q0[i] *= 3.0f;  // magnitude only
+        if (!edge.count(i)) q0[i] *= 3.0f;                               // magnitude only
     model.model.layers[1]->self_attn.q_proj.wscale.value()[0] *= -1.0f;  // a scale, not a latent weight
     model.model.embed_tokens.weight.value()[5] *= -1.0f;
     model.lm_head.weight.value()[7] *= -1.0f;  // lm_head is full precision

@@ -32,7 +32,8 @@ struct StepResult {
     std::vector<Tensor<float>> grads;
 };
 
-StepResult run_step(Precision p, const train::Teacher<float>& teacher, const Tensor<int32_t>& inputs, const Tensor<int32_t>& labels) {
+StepResult run_step(Precision p, const train::Teacher<float>& teacher, const Tensor<int32_t>& inputs,
+                    const Tensor<int32_t>& labels) {
     Rng rng(21);  // the same student every time
     nn::FbiLlama<float> student(small_config(), rng);
     train::StepOptions o;
@@ -57,7 +58,8 @@ TEST_CASE("a bf16 training step agrees with the fp32 step - loss within bf16 rou
     // The kernel this CPU runs in bf16, and the packed path under the emulated micro-kernel (the
     // AVX512_BF16 kernel's code path, checked on any CPU).
     std::vector<std::pair<const char*, StepResult>> runs;
-    runs.push_back({kernels::bf16_kernel_name(kernels::bf16_gemm_kernel()), run_step(Precision::BF16, teacher, inputs, labels)});
+    runs.push_back(
+        {kernels::bf16_kernel_name(kernels::bf16_gemm_kernel()), run_step(Precision::BF16, teacher, inputs, labels)});
     {
         kernels::Bf16KernelScope emulated(kernels::Bf16Kernel::Emulated);
         runs.push_back({"emulated", run_step(Precision::BF16, teacher, inputs, labels)});

@@ -9,7 +9,8 @@ namespace {
 void write_corpus(const std::filesystem::path& path, uint64_t seed) {
     Rng rng(seed);
     std::vector<uint32_t> ids;
-    for (int i = 0; i < 4000; ++i) ids.push_back(rng.uniform() < 0.1 ? uint32_t(rng.uniform_int(64)) : uint32_t((i * 7) % 64));
+    for (int i = 0; i < 4000; ++i)
+        ids.push_back(rng.uniform() < 0.1 ? uint32_t(rng.uniform_int(64)) : uint32_t((i * 7) % 64));
     data::write_token_shard(path, ids, 64);
 }
 
@@ -47,19 +48,24 @@ TEST_CASE("k steps + save + resume + (N - k) steps equals N steps - bit for bit"
 
     Rng r1(1);
     nn::FbiLlama<float> straight(c, r1);
-    train::Trainer<float, nn::FbiLlama<float>> a(straight, train::llama_teacher<float>(teacher), shard, tiny_options(dir / "a", train::Loss::Mixed));
+    train::Trainer<float, nn::FbiLlama<float>> a(straight, train::llama_teacher<float>(teacher), shard,
+                                                 tiny_options(dir / "a", train::Loss::Mixed));
     REQUIRE(a.run());
 
     Rng r2(1);
     nn::FbiLlama<float> first_half(c, r2);
-    train::Trainer<float, nn::FbiLlama<float>> b(first_half, train::llama_teacher<float>(teacher), shard, tiny_options(dir / "b", train::Loss::Mixed));
-    b.on_log = [](const train::StepLog& l) { if (l.step == 3) train::stop_requested() = true; };
+    train::Trainer<float, nn::FbiLlama<float>> b(first_half, train::llama_teacher<float>(teacher), shard,
+                                                 tiny_options(dir / "b", train::Loss::Mixed));
+    b.on_log = [](const train::StepLog& l) {
+        if (l.step == 3) train::stop_requested() = true;
+    };
     CHECK_FALSE(b.run());  // stopped after step 3, with a checkpoint
     train::stop_requested() = false;
 
     Rng r3(777);  // a different init: everything must come from the checkpoint
     nn::FbiLlama<float> resumed(c, r3);
-    train::Trainer<float, nn::FbiLlama<float>> b2(resumed, train::llama_teacher<float>(teacher), shard, tiny_options(dir / "b", train::Loss::Mixed));
+    train::Trainer<float, nn::FbiLlama<float>> b2(resumed, train::llama_teacher<float>(teacher), shard,
+                                                  tiny_options(dir / "b", train::Loss::Mixed));
     auto latest = io::latest_checkpoint(dir / "b" / "checkpoints");
     REQUIRE(latest);
     b2.resume(*latest);
@@ -121,7 +127,8 @@ TEST_CASE("resume refuses a different configuration") {
     t.run();
     o.batch = 3;
     train::Trainer<float, nn::DenseLlama<float>> t2(model, nullptr, shard, o);
-    CHECK_THROWS_WITH_AS(t2.resume(*io::latest_checkpoint(dir / "run" / "checkpoints")), doctest::Contains("saved with batch 2 x seq_len 16 x grad_accum 2, now 3 x 16 x 2"), Error);
+    CHECK_THROWS_WITH_AS(t2.resume(*io::latest_checkpoint(dir / "run" / "checkpoints")),
+                         doctest::Contains("saved with batch 2 x seq_len 16 x grad_accum 2, now 3 x 16 x 2"), Error);
 }
 
 TEST_CASE("distillation drives the AD loss well below its starting value" * doctest::test_suite("slow")) {
@@ -142,7 +149,9 @@ TEST_CASE("distillation drives the AD loss well below its starting value" * doct
     so.steps = 80;
     train::Trainer<float, nn::FbiLlama<float>> t(student, train::llama_teacher<float>(teacher), shard, so);
     double first_flips = -1;
-    t.on_log = [&](const train::StepLog& l) { if (l.step == 1) first_flips = l.flips.overall; };
+    t.on_log = [&](const train::StepLog& l) {
+        if (l.step == 1) first_flips = l.flips.overall;
+    };
     t.run();
     const auto& losses = t.losses();
     double start = losses[0], end = 0;
@@ -194,7 +203,9 @@ TEST_CASE("resume refuses a different grad_accum and a trainer_state.json with w
         j[key] = value;
         write_text_atomic(state_path, j.dump());
         train::Trainer<float, nn::DenseLlama<float>> r(model, nullptr, shard, o);
-        CHECK_THROWS_WITH_AS(r.resume(ckpt), doctest::Contains((std::string("trainer_state.json: field \"") + key + "\" must be").c_str()), Error);
+        CHECK_THROWS_WITH_AS(
+            r.resume(ckpt),
+            doctest::Contains((std::string("trainer_state.json: field \"") + key + "\" must be").c_str()), Error);
     };
     damaged("threads", "two");
     damaged("losses", nlohmann::json::object());
@@ -238,7 +249,8 @@ TEST_CASE("a batch that cannot fit in memory is refused before anything is alloc
     auto o = tiny_options(dir / "run", train::Loss::CE);
     o.batch = 1000000000;
     using Trainer = train::Trainer<float, nn::DenseLlama<float>>;
-    CHECK_THROWS_WITH_AS(Trainer(model, nullptr, shard, o), doctest::Contains("training with batch 1000000000 x seq_len 16"), Error);
+    CHECK_THROWS_WITH_AS(Trainer(model, nullptr, shard, o),
+                         doctest::Contains("training with batch 1000000000 x seq_len 16"), Error);
     o.batch = int64_t(1) << 40;
     o.seq_len = int64_t(1) << 40;
     CHECK_THROWS_WITH_AS(Trainer(model, nullptr, shard, o), doctest::Contains("overflows 64 bits"), Error);

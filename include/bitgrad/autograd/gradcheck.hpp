@@ -24,8 +24,8 @@ struct GradcheckOptions {
     double eps = 1e-6;
     double atol = 1e-6;
     double rtol = 1e-4;
-    uint64_t seed = 1234;        // for the random cotangent
-    std::vector<bool> check;     // which inputs to check (default: all)
+    uint64_t seed = 1234;     // for the random cotangent
+    std::vector<bool> check;  // which inputs to check (default: all)
 };
 
 struct GradcheckResult {
@@ -57,8 +57,8 @@ inline GradcheckResult gradcheck(const GradFn& f, const std::vector<Tensor<doubl
     auto loss_at = [&]() {
         NoGrad guard;
         Var<double> y = fn_numeric(vars);
-        BITGRAD_CHECK(y.shape() == cotangent.shape(), "gradcheck: numeric_f returns shape " << y.shape()
-                                                                                             << ", f returned " << cotangent.shape());
+        BITGRAD_CHECK(y.shape() == cotangent.shape(),
+                      "gradcheck: numeric_f returns shape " << y.shape() << ", f returned " << cotangent.shape());
         double s = 0;
         for (int64_t j = 0; j < y.numel(); ++j) s += y.value()[j] * cotangent[j];
         return s;

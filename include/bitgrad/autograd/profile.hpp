@@ -74,7 +74,8 @@ public:
         std::snprintf(line, sizeof line, "%-28s %8s %11s %11s\n", "op", "calls", "forward s", "backward s");
         out += line;
         for (auto& [name, t] : sorted) {
-            std::snprintf(line, sizeof line, "%-28s %8lld %11.3f %11.3f\n", name.c_str(), (long long)t.calls, t.forward_s, t.backward_s);
+            std::snprintf(line, sizeof line, "%-28s %8lld %11.3f %11.3f\n", name.c_str(), (long long)t.calls,
+                          t.forward_s, t.backward_s);
             out += line;
         }
         return out;

@@ -63,15 +63,17 @@ public:
 
     // Runs the records in reverse. The caller (Var-level backward in var.hpp) seeds the gradient first.
     void run_backward() {
-        BITGRAD_CHECK(!done_, "backward: this tape's backward already ran (its saved activations are freed); "
-                              "record a new Tape to differentiate again");
+        BITGRAD_CHECK(!done_,
+                      "backward: this tape's backward already ran (its saved activations are freed); "
+                      "record a new Tape to differentiate again");
         done_ = true;
         Profiler* profiler = detail::active_profiler();
         for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
             const auto t0 = profiler ? Profiler::Clock::now() : Profiler::Clock::time_point();
             it->backward();
             it->backward = nullptr;  // frees what the op saved for backward as soon as it is used
-            if (profiler) profiler->op_backward(it->op, std::chrono::duration<double>(Profiler::Clock::now() - t0).count());
+            if (profiler)
+                profiler->op_backward(it->op, std::chrono::duration<double>(Profiler::Clock::now() - t0).count());
         }
         records_.clear();
     }

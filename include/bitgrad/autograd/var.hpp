@@ -180,26 +180,33 @@ Var<T> record(const char* op, Tensor<T> out_value, std::initializer_list<Var<T>>
 template <class T>
 void backward(const Var<T>& loss, const Tensor<T>& seed = Tensor<T>()) {
     BITGRAD_CHECK(loss.defined(), "backward: loss is an empty Var");
-    BITGRAD_CHECK(loss.requires_grad(), "backward: loss (shape " << loss.shape()
-                                                                 << ") does not depend on anything that requires a "
-                                                                    "gradient (was it computed under NoGrad or with no Tape?)");
+    BITGRAD_CHECK(loss.requires_grad(), "backward: loss (shape "
+                                            << loss.shape()
+                                            << ") does not depend on anything that requires a "
+                                               "gradient (was it computed under NoGrad or with no Tape?)");
     if (seed.defined()) {
-        BITGRAD_CHECK(seed.shape() == loss.shape(),
-                      "backward: seed gradient has shape " << seed.shape() << ", expected the loss shape " << loss.shape());
+        BITGRAD_CHECK(seed.shape() == loss.shape(), "backward: seed gradient has shape " << seed.shape()
+                                                                                         << ", expected the loss shape "
+                                                                                         << loss.shape());
     } else {
-        BITGRAD_CHECK(loss.numel() == 1, "backward: loss has shape " << loss.shape()
-                                                                     << "; expected a scalar, or pass a seed gradient of that shape");
+        BITGRAD_CHECK(loss.numel() == 1, "backward: loss has shape "
+                                             << loss.shape()
+                                             << "; expected a scalar, or pass a seed gradient of that shape");
     }
     const GradRef<T>& n = loss.slot();
     if (n->tape_id == 0) {  // a leaf: its gradient is the seed
         Tensor<T>* g = detail::grad_sink(loss);
-        if (seed.defined()) g->flat() += seed.flat(); else g->flat() += T(1);
+        if (seed.defined())
+            g->flat() += seed.flat();
+        else
+            g->flat() += T(1);
         return;
     }
     Tape* tape = Tape::find(n->tape_id);
     BITGRAD_CHECK(tape, "backward: the tape that recorded this loss no longer exists");
-    BITGRAD_CHECK(!tape->backward_done(), "backward: called twice on the same tape; its saved activations were "
-                                          "freed by the first call. Record a new Tape for another backward");
+    BITGRAD_CHECK(!tape->backward_done(),
+                  "backward: called twice on the same tape; its saved activations were "
+                  "freed by the first call. Record a new Tape for another backward");
     n->grad = seed.defined() ? seed.clone() : Tensor<T>::ones(loss.shape());
     tape->run_backward();
 }

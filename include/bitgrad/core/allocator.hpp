@@ -79,7 +79,7 @@ public:
 
     struct Block {
         void* ptr = nullptr;
-        std::size_t bytes = 0;         // the block's size class: what release() gives back
+        std::size_t bytes = 0;  // the block's size class: what release() gives back
         bool cache_on_release = true;
     };
 
@@ -154,7 +154,10 @@ public:
         cached_bytes_ = 0;
     }
     void set_limit(std::size_t bytes) {
-        { std::lock_guard<std::mutex> lock(mutex_); limit_ = bytes; }
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            limit_ = bytes;
+        }
         if (cached_bytes_ > bytes) trim();
     }
     std::size_t cached_bytes() {
@@ -175,8 +178,10 @@ private:
         return p;
     }
     static void free_block(void* p, std::size_t cls) {
-        if (cls < kMappedMinBytes) ::operator delete(p, std::align_val_t(kAlignment));
-        else unmap(p, cls);
+        if (cls < kMappedMinBytes)
+            ::operator delete(p, std::align_val_t(kAlignment));
+        else
+            unmap(p, cls);
     }
     std::mutex mutex_;
     std::map<std::size_t, std::vector<void*>> free_;

@@ -44,8 +44,8 @@ inline void ensure_directory(const std::filesystem::path& dir) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     BITGRAD_CHECK(!ec, "cannot create directory " << dir.string() << ": " << ec.message());
-    BITGRAD_CHECK(std::filesystem::is_directory(dir), "cannot create directory " << dir.string()
-                                                                                 << ": a file that is not a directory is in the way");
+    BITGRAD_CHECK(std::filesystem::is_directory(dir),
+                  "cannot create directory " << dir.string() << ": a file that is not a directory is in the way");
 }
 
 // std::filesystem::remove_all with a bitgrad::Error naming the path.

@@ -16,11 +16,11 @@ public:
 
 // BITGRAD_CHECK(cond, "op: x has shape " << s << ", expected ...") throws bitgrad::Error when cond is false.
 // The message is only formatted on failure.
-#define BITGRAD_CHECK(cond, msg)                                                    \
-    do {                                                                            \
-        if (!(cond)) {                                                              \
-            std::ostringstream bitgrad_check_os_;                                   \
-            bitgrad_check_os_ << msg;                                               \
-            throw ::bitgrad::Error(bitgrad_check_os_.str());                        \
-        }                                                                           \
+#define BITGRAD_CHECK(cond, msg)                             \
+    do {                                                     \
+        if (!(cond)) {                                       \
+            std::ostringstream bitgrad_check_os_;            \
+            bitgrad_check_os_ << msg;                        \
+            throw ::bitgrad::Error(bitgrad_check_os_.str()); \
+        }                                                    \
     } while (0)

@@ -18,10 +18,10 @@ inline fp16 to_fp16(float f) {
     std::memcpy(&u, &f, sizeof u);
     const uint16_t sign = uint16_t((u >> 16) & 0x8000u);
     const uint32_t abs = u & 0x7fffffffu;
-    if (abs > 0x7f800000u) return fp16{uint16_t(sign | 0x7e00u)};  // NaN (quiet)
+    if (abs > 0x7f800000u) return fp16{uint16_t(sign | 0x7e00u)};   // NaN (quiet)
     if (abs >= 0x477ff000u) return fp16{uint16_t(sign | 0x7c00u)};  // rounds past 65504: inf
-    if (abs < 0x38800000u) {                                         // below 2^-14: subnormal or zero
-        if (abs < 0x33000000u) return fp16{sign};                    // below 2^-25: rounds to zero
+    if (abs < 0x38800000u) {                                        // below 2^-14: subnormal or zero
+        if (abs < 0x33000000u) return fp16{sign};                   // below 2^-25: rounds to zero
         // value = mantissa(with implicit 1) * 2^(e - 150); subnormal unit is 2^-24.
         const uint32_t e = abs >> 23, mant = (abs & 0x7fffffu) | 0x800000u;
         const uint32_t shift = 126 - e;  // 14..24 bits dropped (2^(e-150) / 2^-24 = 2^(e-126))

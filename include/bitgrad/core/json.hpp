@@ -37,12 +37,18 @@ inline bool json_depth_guard(int depth, nlohmann::json::parse_event_t event, con
 
 template <class V>
 const char* json_type_name() {
-    if constexpr (std::is_same_v<V, bool>) return "true or false";
-    else if constexpr (std::is_same_v<V, std::string>) return "a string";
-    else if constexpr (std::is_integral_v<V> && std::is_unsigned_v<V>) return "a non-negative integer";
-    else if constexpr (std::is_integral_v<V>) return "an integer";
-    else if constexpr (std::is_floating_point_v<V>) return "a number";
-    else return "an array";
+    if constexpr (std::is_same_v<V, bool>)
+        return "true or false";
+    else if constexpr (std::is_same_v<V, std::string>)
+        return "a string";
+    else if constexpr (std::is_integral_v<V> && std::is_unsigned_v<V>)
+        return "a non-negative integer";
+    else if constexpr (std::is_integral_v<V>)
+        return "an integer";
+    else if constexpr (std::is_floating_point_v<V>)
+        return "a number";
+    else
+        return "an array";
 }
 
 // What a value is, for error messages. Containers are described, not dumped: dump() recurses once
@@ -82,8 +88,10 @@ bool json_convert(const nlohmann::json& v, V& out) {
     } else {  // std::vector<E> or std::array<E, N>
         if (!v.is_array()) return false;
         using E = typename V::value_type;
-        if constexpr (std::is_same_v<V, std::vector<E>>) out.resize(v.size());
-        else if (v.size() != out.size()) return false;
+        if constexpr (std::is_same_v<V, std::vector<E>>)
+            out.resize(v.size());
+        else if (v.size() != out.size())
+            return false;
         for (std::size_t i = 0; i < v.size(); ++i)
             if (!json_convert(v[i], out[i])) return false;
     }
@@ -94,12 +102,11 @@ bool json_convert(const nlohmann::json& v, V& out) {
 // Parses text; errors name `where` (the file) and what is wrong.
 inline nlohmann::json parse_json(std::string_view text, const std::string& where) {
     try {
-        return nlohmann::json::parse(text.begin(), text.end(), [&](int depth, nlohmann::json::parse_event_t e, nlohmann::json&) {
-            return detail::json_depth_guard(depth, e, where);
-        });
-    } catch (const nlohmann::json::exception& e) {
-        BITGRAD_CHECK(false, where << ": not valid JSON: " << e.what());
-    }
+        return nlohmann::json::parse(text.begin(), text.end(),
+                                     [&](int depth, nlohmann::json::parse_event_t e, nlohmann::json&) {
+                                         return detail::json_depth_guard(depth, e, where);
+                                     });
+    } catch (const nlohmann::json::exception& e) { BITGRAD_CHECK(false, where << ": not valid JSON: " << e.what()); }
     return {};
 }
 
@@ -107,8 +114,8 @@ inline nlohmann::json load_json(const std::filesystem::path& path) {
     std::error_code ec;
     const auto size = std::filesystem::file_size(path, ec);
     BITGRAD_CHECK(!ec, "cannot read " << path.string() << ": " << ec.message());
-    BITGRAD_CHECK(size <= kMaxJsonFileBytes, path.string() << ": " << size << " bytes, larger than the " << kMaxJsonFileBytes
-                                                           << "-byte limit for a JSON file");
+    BITGRAD_CHECK(size <= kMaxJsonFileBytes, path.string() << ": " << size << " bytes, larger than the "
+                                                           << kMaxJsonFileBytes << "-byte limit for a JSON file");
     std::ifstream f(path, std::ios::binary);
     BITGRAD_CHECK(f, "cannot open " << path.string());
     std::string text(std::size_t(size), '\0');
@@ -125,8 +132,9 @@ V json_field(const nlohmann::json& j, const char* key, const std::string& where)
     auto it = j.find(key);
     BITGRAD_CHECK(it != j.end(), where << ": missing field \"" << key << "\"");
     V out{};
-    BITGRAD_CHECK(detail::json_convert(*it, out), where << ": field \"" << key << "\" must be " << detail::json_type_name<V>()
-                                                        << " (in range), got " << detail::json_excerpt(*it));
+    BITGRAD_CHECK(detail::json_convert(*it, out), where << ": field \"" << key << "\" must be "
+                                                        << detail::json_type_name<V>() << " (in range), got "
+                                                        << detail::json_excerpt(*it));
     return out;
 }
 

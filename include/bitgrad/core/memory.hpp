@@ -4,13 +4,13 @@
 //
 // Why: a config.json with hidden_size 10^12 or `--batch 1000000000` must be refused with a message
 // that states the figure and the limit, not end in std::bad_alloc (or allocate for a minute first).
+#include <unistd.h>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <string>
-#include <unistd.h>
 
 #include "bitgrad/core/error.hpp"
 
@@ -25,7 +25,8 @@ inline int64_t checked_mul(int64_t a, int64_t b, const std::string& what) {
 }
 inline int64_t checked_add(int64_t a, int64_t b, const std::string& what) {
     int64_t r;
-    BITGRAD_CHECK(a >= 0 && b >= 0 && !__builtin_add_overflow(a, b, &r), what << ": " << a << " + " << b << " overflows 64 bits");
+    BITGRAD_CHECK(a >= 0 && b >= 0 && !__builtin_add_overflow(a, b, &r),
+                  what << ": " << a << " + " << b << " overflows 64 bits");
     return r;
 }
 
@@ -51,8 +52,10 @@ inline uint64_t available_memory_bytes() {
 
 inline std::string format_bytes(double bytes) {
     char buf[48];
-    if (bytes >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
-    else std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
+    if (bytes >= 1e9)
+        std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+    else
+        std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
     return buf;
 }
 
@@ -60,8 +63,8 @@ inline std::string format_bytes(double bytes) {
 inline void require_memory(uint64_t bytes, const std::string& what) {
     const uint64_t available = available_memory_bytes();
     BITGRAD_CHECK(bytes <= available, what << " needs " << format_bytes(double(bytes)) << " but only "
-                                          << format_bytes(double(available))
-                                          << " of memory is available (MemAvailable; BITGRAD_MEMORY_LIMIT overrides)");
+                                           << format_bytes(double(available))
+                                           << " of memory is available (MemAvailable; BITGRAD_MEMORY_LIMIT overrides)");
 }
 
 }  // namespace bitgrad

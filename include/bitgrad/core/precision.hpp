@@ -31,7 +31,9 @@ inline Precision matmul_precision() { return detail::matmul_precision_slot(); }
 
 class PrecisionScope {
 public:
-    explicit PrecisionScope(Precision p) : saved_(detail::matmul_precision_slot()) { detail::matmul_precision_slot() = p; }
+    explicit PrecisionScope(Precision p) : saved_(detail::matmul_precision_slot()) {
+        detail::matmul_precision_slot() = p;
+    }
     ~PrecisionScope() { detail::matmul_precision_slot() = saved_; }
     PrecisionScope(const PrecisionScope&) = delete;
     PrecisionScope& operator=(const PrecisionScope&) = delete;

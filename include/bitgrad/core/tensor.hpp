@@ -57,9 +57,9 @@ public:
         return t;
     }
     static Tensor from(const Shape& shape, const std::vector<T>& values) {
-        BITGRAD_CHECK(int64_t(values.size()) == shape.numel(),
-                      "Tensor::from: " << values.size() << " values for shape " << shape << " (expected "
-                                       << shape.numel() << ")");
+        BITGRAD_CHECK(int64_t(values.size()) == shape.numel(), "Tensor::from: " << values.size() << " values for shape "
+                                                                                << shape << " (expected "
+                                                                                << shape.numel() << ")");
         Tensor t(shape);
         std::copy(values.begin(), values.end(), t.data());
         return t;
@@ -120,9 +120,8 @@ public:
         return reshape(Shape(dims));
     }
     Tensor reshape(const Shape& shape) const {
-        BITGRAD_CHECK(shape.numel() == numel(),
-                      "reshape: " << shape_ << " (numel " << numel() << ") to " << shape << " (numel " << shape.numel()
-                                  << "): numel must match");
+        BITGRAD_CHECK(shape.numel() == numel(), "reshape: " << shape_ << " (numel " << numel() << ") to " << shape
+                                                            << " (numel " << shape.numel() << "): numel must match");
         Tensor v = *this;
         v.shape_ = shape;
         return v;
@@ -177,9 +176,11 @@ private:
         try {
             block = detail::BufferCache::instance().allocate(bytes, max_oversize);
         } catch (const std::bad_alloc&) {
-            BITGRAD_CHECK(false, "cannot allocate " << format_bytes(double(bytes)) << " for a tensor of shape " << shape_);
+            BITGRAD_CHECK(false,
+                          "cannot allocate " << format_bytes(double(bytes)) << " for a tensor of shape " << shape_);
         }
-        storage_ = std::shared_ptr<T>(static_cast<T*>(block.ptr), [block](T*) { detail::BufferCache::instance().release(block); });
+        storage_ = std::shared_ptr<T>(static_cast<T*>(block.ptr),
+                                      [block](T*) { detail::BufferCache::instance().release(block); });
         data_ = static_cast<T*>(block.ptr);
     }
 
@@ -197,8 +198,8 @@ private:
         int64_t off = 0;
         int axis = 0;
         for (int64_t i : index) {
-            BITGRAD_CHECK(0 <= i && i < shape_[axis], "at: index " << i << " out of range on axis " << axis
-                                                                   << " of shape " << shape_);
+            BITGRAD_CHECK(0 <= i && i < shape_[axis],
+                          "at: index " << i << " out of range on axis " << axis << " of shape " << shape_);
             off = off * shape_[axis++] + i;
         }
         return off;

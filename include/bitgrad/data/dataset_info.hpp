@@ -6,8 +6,8 @@
 #include <filesystem>
 
 #include "bitgrad/core/atomic_file.hpp"
-#include "bitgrad/data/token_shard.hpp"
 #include "bitgrad/core/json.hpp"
+#include "bitgrad/data/token_shard.hpp"
 
 namespace bitgrad::data {
 
@@ -17,7 +17,8 @@ struct DatasetInfo {
 };
 
 inline void save_dataset_info(const std::filesystem::path& dir, const DatasetInfo& info) {
-    const nlohmann::ordered_json j = {{"vocab_size", info.vocab_size}, {"train_bytes", info.train_bytes}, {"val_bytes", info.val_bytes}};
+    const nlohmann::ordered_json j = {
+        {"vocab_size", info.vocab_size}, {"train_bytes", info.train_bytes}, {"val_bytes", info.val_bytes}};
     write_text_atomic(dir / "data.json", j.dump(1) + "\n");
 }
 
@@ -32,8 +33,9 @@ inline DatasetInfo load_dataset_info(const std::filesystem::path& dir) {
     info.val_bytes = json_field<int64_t>(j, "val_bytes", where);
     BITGRAD_CHECK(info.vocab_size > 0 && info.vocab_size <= int64_t(kMaxShardVocab),
                   where << ": field \"vocab_size\" is " << info.vocab_size << ", expected 1 .. 2^31");
-    BITGRAD_CHECK(info.train_bytes >= 0 && info.val_bytes >= 0,
-                  where << ": byte counts must be >= 0 (train_bytes " << info.train_bytes << ", val_bytes " << info.val_bytes << ")");
+    BITGRAD_CHECK(info.train_bytes >= 0 && info.val_bytes >= 0, where << ": byte counts must be >= 0 (train_bytes "
+                                                                      << info.train_bytes << ", val_bytes "
+                                                                      << info.val_bytes << ")");
     return info;
 }
 

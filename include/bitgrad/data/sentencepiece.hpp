@@ -13,13 +13,15 @@
 
 namespace bitgrad::data {
 
-inline void train_bpe_tokenizer(const std::string& text_file, const std::string& model_prefix, int vocab_size, int threads = 2) {
-    const std::string args = "--input=" + text_file + " --model_prefix=" + model_prefix + " --vocab_size=" +
-                             std::to_string(vocab_size) +
+inline void train_bpe_tokenizer(const std::string& text_file, const std::string& model_prefix, int vocab_size,
+                                int threads = 2) {
+    const std::string args = "--input=" + text_file + " --model_prefix=" + model_prefix +
+                             " --vocab_size=" + std::to_string(vocab_size) +
                              " --model_type=bpe --normalization_rule_name=identity --remove_extra_whitespaces=false"
                              " --byte_fallback=true --split_digits=true"
                              " --character_coverage=1.0 --pad_id=0 --unk_id=3 --bos_id=1 --eos_id=2"
-                             " --max_sentence_length=100000 --minloglevel=2 --num_threads=" + std::to_string(threads);
+                             " --max_sentence_length=100000 --minloglevel=2 --num_threads=" +
+                             std::to_string(threads);
     const auto status = sentencepiece::SentencePieceTrainer::Train(args);
     BITGRAD_CHECK(status.ok(), "SentencePiece training on " << text_file << " failed: " << status.ToString());
 }

@@ -17,10 +17,10 @@
 #include <string>
 #include <vector>
 
-#include "bitgrad/core/rng.hpp"
-#include "bitgrad/core/tensor.hpp"
 #include "bitgrad/core/atomic_file.hpp"
 #include "bitgrad/core/mapped_file.hpp"
+#include "bitgrad/core/rng.hpp"
+#include "bitgrad/core/tensor.hpp"
 
 namespace bitgrad::data {
 
@@ -31,9 +31,11 @@ inline constexpr std::size_t kShardHeaderBytes = 32;
 inline constexpr uint64_t kMaxShardVocab = uint64_t(1) << 31;
 
 // Writes ids atomically; width 2 when vocab_size <= 65536, else 4. Throws on an id >= vocab_size.
-inline void write_token_shard(const std::filesystem::path& path, const std::vector<uint32_t>& ids, uint64_t vocab_size) {
-    BITGRAD_CHECK(vocab_size > 0 && vocab_size <= kMaxShardVocab, "write_token_shard " << path << ": vocab size " << vocab_size
-                                                                                   << " out of range (1 .. 2^31: ids are int32)");
+inline void write_token_shard(const std::filesystem::path& path, const std::vector<uint32_t>& ids,
+                              uint64_t vocab_size) {
+    BITGRAD_CHECK(vocab_size > 0 && vocab_size <= kMaxShardVocab, "write_token_shard "
+                                                                      << path << ": vocab size " << vocab_size
+                                                                      << " out of range (1 .. 2^31: ids are int32)");
     for (std::size_t i = 0; i < ids.size(); ++i)
         BITGRAD_CHECK(ids[i] < vocab_size, "write_token_shard " << path << ": token " << i << " has id " << ids[i]
                                                                 << " >= vocab size " << vocab_size);
@@ -49,8 +51,11 @@ inline void write_token_shard(const std::filesystem::path& path, const std::vect
         write_all(fd, header, sizeof header, tmp);
         std::vector<uint8_t> body(ids.size() * width);
         for (std::size_t i = 0; i < ids.size(); ++i) {
-            if (width == 2) { const uint16_t v = uint16_t(ids[i]); std::memcpy(&body[i * 2], &v, 2); }
-            else std::memcpy(&body[i * 4], &ids[i], 4);
+            if (width == 2) {
+                const uint16_t v = uint16_t(ids[i]);
+                std::memcpy(&body[i * 2], &v, 2);
+            } else
+                std::memcpy(&body[i * 4], &ids[i], 4);
         }
         write_all(fd, body.data(), body.size(), tmp);
     });
@@ -61,23 +66,26 @@ public:
     explicit TokenShard(const std::string& path) : file_(std::make_shared<MappedFile>(path)) {
         const uint8_t* d = file_->data();
         const std::size_t size = file_->size();
-        BITGRAD_CHECK(size >= kShardHeaderBytes, path << ": " << size << " bytes, shorter than the " << kShardHeaderBytes
-                                                      << "-byte token shard header");
-        BITGRAD_CHECK(std::memcmp(d, kShardMagic, 8) == 0, path << ": offset 0: bad magic, expected \"BGTOKENS\" (not a bitgrad token shard)");
+        BITGRAD_CHECK(size >= kShardHeaderBytes, path << ": " << size << " bytes, shorter than the "
+                                                      << kShardHeaderBytes << "-byte token shard header");
+        BITGRAD_CHECK(std::memcmp(d, kShardMagic, 8) == 0,
+                      path << ": offset 0: bad magic, expected \"BGTOKENS\" (not a bitgrad token shard)");
         uint32_t version, width;
         std::memcpy(&version, d + 8, 4);
         std::memcpy(&width, d + 12, 4);
         std::memcpy(&count_, d + 16, 8);
         std::memcpy(&vocab_, d + 24, 8);
-        BITGRAD_CHECK(version == kShardVersion, path << ": offset 8: version " << version << ", expected " << kShardVersion);
+        BITGRAD_CHECK(version == kShardVersion,
+                      path << ": offset 8: version " << version << ", expected " << kShardVersion);
         BITGRAD_CHECK(width == 2 || width == 4, path << ": offset 12: token width " << width << ", expected 2 or 4");
         BITGRAD_CHECK(vocab_ > 0 && vocab_ <= kMaxShardVocab,
                       path << ": offset 24: vocab size " << vocab_ << " out of range (1 .. 2^31: ids are int32)");
         width_ = width;
         const uint64_t body = size - kShardHeaderBytes;
         BITGRAD_CHECK(count_ <= body / width_ && count_ * width_ == body,
-                      path << ": header says " << count_ << " tokens (" << (count_ <= UINT64_MAX / width_ ? count_ * width_ : 0)
-                           << " bytes) but the file holds " << body << " bytes after the header (truncated or padded)");
+                      path << ": header says " << count_ << " tokens ("
+                           << (count_ <= UINT64_MAX / width_ ? count_ * width_ : 0) << " bytes) but the file holds "
+                           << body << " bytes after the header (truncated or padded)");
         for (uint64_t i = 0; i < count_; ++i) {
             const uint32_t id = (*this)[i];
             BITGRAD_CHECK(id < vocab_, path << ": token " << i << " (byte offset " << kShardHeaderBytes + i * width_
@@ -90,15 +98,19 @@ public:
     const std::string& path() const { return file_->path(); }
     uint32_t operator[](uint64_t i) const {
         const uint8_t* p = file_->data() + kShardHeaderBytes + i * width_;
-        if (width_ == 2) { uint16_t v; std::memcpy(&v, p, 2); return v; }
+        if (width_ == 2) {
+            uint16_t v;
+            std::memcpy(&v, p, 2);
+            return v;
+        }
         uint32_t v;
         std::memcpy(&v, p, 4);
         return v;
     }
     // ids [begin, begin + n) as int32 into out.
     void copy(uint64_t begin, uint64_t n, int32_t* out) const {
-        BITGRAD_CHECK(begin <= count_ && n <= count_ - begin,
-                      path() << ": window of " << n << " tokens at " << begin << " past the end (" << count_ << " tokens)");
+        BITGRAD_CHECK(begin <= count_ && n <= count_ - begin, path() << ": window of " << n << " tokens at " << begin
+                                                                     << " past the end (" << count_ << " tokens)");
         for (uint64_t i = 0; i < n; ++i) out[i] = int32_t((*this)[begin + i]);
     }
 
@@ -114,14 +126,16 @@ class WindowSampler {
 public:
     WindowSampler(const TokenShard& shard, int64_t batch, int64_t window, uint64_t seed)
         : shard_(shard), batch_(batch), window_(window), rng_(seed) {
-        BITGRAD_CHECK(batch > 0 && window > 1, "WindowSampler: batch " << batch << " and window " << window << " must be positive (window >= 2)");
-        BITGRAD_CHECK(shard.size() >= uint64_t(window), shard.path() << ": " << shard.size()
-                                                                     << " tokens, shorter than one window of " << window);
+        BITGRAD_CHECK(batch > 0 && window > 1, "WindowSampler: batch " << batch << " and window " << window
+                                                                       << " must be positive (window >= 2)");
+        BITGRAD_CHECK(shard.size() >= uint64_t(window),
+                      shard.path() << ": " << shard.size() << " tokens, shorter than one window of " << window);
     }
     Tensor<int32_t> next() {
         Tensor<int32_t> out({batch_, window_});
         const uint64_t positions = shard_.size() - uint64_t(window_) + 1;
-        for (int64_t b = 0; b < batch_; ++b) shard_.copy(rng_.uniform_int(positions), uint64_t(window_), out.data() + b * window_);
+        for (int64_t b = 0; b < batch_; ++b)
+            shard_.copy(rng_.uniform_int(positions), uint64_t(window_), out.data() + b * window_);
         return out;
     }
     Rng::State state() const { return rng_.state(); }

@@ -19,18 +19,22 @@ namespace bitgrad::eval {
 struct PerplexityResult {
     double nll = 0, perplexity = 0;
     int64_t tokens = 0;
-    double bits_per_byte(double text_bytes) const { return text_bytes > 0 ? nll * double(tokens) / (std::log(2.0) * text_bytes) : 0; }
+    double bits_per_byte(double text_bytes) const {
+        return text_bytes > 0 ? nll * double(tokens) / (std::log(2.0) * text_bytes) : 0;
+    }
 };
 
 namespace detail {
 // The number of windows of seq_len + 1 tokens in the shard (at most max_windows when > 0), after
 // checking that the shard holds one and was tokenized with at most the model's vocabulary.
-inline int64_t perplexity_windows(const data::TokenShard& shard, int64_t seq_len, int64_t vocab_size, int64_t max_windows) {
+inline int64_t perplexity_windows(const data::TokenShard& shard, int64_t seq_len, int64_t vocab_size,
+                                  int64_t max_windows) {
     BITGRAD_CHECK(seq_len > 0, "perplexity: seq_len " << seq_len << " must be > 0");
-    BITGRAD_CHECK(shard.size() > uint64_t(seq_len), shard.path() << ": " << shard.size() << " tokens, need more than seq_len " << seq_len);
+    BITGRAD_CHECK(shard.size() > uint64_t(seq_len),
+                  shard.path() << ": " << shard.size() << " tokens, need more than seq_len " << seq_len);
     BITGRAD_CHECK(shard.vocab_size() <= uint64_t(vocab_size),
-                  shard.path() << ": vocabulary of " << shard.vocab_size() << " tokens, larger than the model's " << vocab_size
-                               << " (vocab_size in config.json): tokenized for another model?");
+                  shard.path() << ": vocabulary of " << shard.vocab_size() << " tokens, larger than the model's "
+                               << vocab_size << " (vocab_size in config.json): tokenized for another model?");
     const int64_t windows = int64_t((shard.size() - 1) / uint64_t(seq_len));
     return max_windows > 0 ? std::min(windows, max_windows) : windows;
 }
@@ -74,11 +78,13 @@ PerplexityResult perplexity(const Model& model, const data::TokenShard& shard, i
 // of every position; the cross-entropy is summed in double. This measures what packing changes
 // (fp16 alpha/beta, the table format, int8 activations) on the numbers a user cares about.
 template <class Decoder>
-PerplexityResult decoder_perplexity(const Decoder& decoder, const data::TokenShard& shard, int64_t seq_len, int64_t max_windows = 0,
+PerplexityResult decoder_perplexity(const Decoder& decoder, const data::TokenShard& shard, int64_t seq_len,
+                                    int64_t max_windows = 0,
                                     const std::function<void(int64_t, int64_t)>& progress = nullptr) {
     const auto& c = decoder.config();
-    BITGRAD_CHECK(seq_len <= c.max_position_embeddings,
-                  "perplexity: seq_len " << seq_len << " must be in [1, max_position_embeddings = " << c.max_position_embeddings << "]");
+    BITGRAD_CHECK(seq_len <= c.max_position_embeddings, "perplexity: seq_len "
+                                                            << seq_len << " must be in [1, max_position_embeddings = "
+                                                            << c.max_position_embeddings << "]");
     const int64_t windows = detail::perplexity_windows(shard, seq_len, c.vocab_size, max_windows);
     const int64_t V = c.vocab_size;
     infer::KvCache cache(c, seq_len);

@@ -13,9 +13,11 @@
 namespace bitgrad::eval {
 
 inline PerplexityResult unigram_perplexity(const data::TokenShard& train, const data::TokenShard& val) {
-    BITGRAD_CHECK(val.size() >= 2, val.path() << ": " << val.size() << " tokens; the unigram baseline needs at least 2 (one is predicted)");
-    BITGRAD_CHECK(val.vocab_size() <= train.vocab_size(), val.path() << ": vocabulary of " << val.vocab_size() << " tokens, larger than "
-                                                                     << train.path() << "'s " << train.vocab_size());
+    BITGRAD_CHECK(val.size() >= 2, val.path() << ": " << val.size()
+                                              << " tokens; the unigram baseline needs at least 2 (one is predicted)");
+    BITGRAD_CHECK(val.vocab_size() <= train.vocab_size(), val.path() << ": vocabulary of " << val.vocab_size()
+                                                                     << " tokens, larger than " << train.path() << "'s "
+                                                                     << train.vocab_size());
     std::vector<double> counts(std::size_t(train.vocab_size()), 1.0);
     for (uint64_t i = 0; i < train.size(); ++i) counts[train[i]] += 1;
     const double total = double(train.size()) + double(counts.size());

@@ -49,13 +49,15 @@ public:
     // From a dense nn::LlamaForCausalLM<float, nn::Linear<float>> (its float weights are copied).
     template <class Model>
     explicit FrozenLlama(const Model& m) : config_(m.config) {
-        static_assert(!Model::binarized, "FrozenLlama holds a full-precision model; the binarized one has its own packed form");
+        static_assert(!Model::binarized,
+                      "FrozenLlama holds a full-precision model; the binarized one has its own packed form");
         config_.validate();
         embed_ = FrozenLinear(m.model.embed_tokens.weight.value());
         for (const auto& layer : m.model.layers) {
             const auto& a = layer->self_attn;
             const auto& f = layer->mlp;
-            layers_.push_back({layer->input_layernorm.weight.value().clone(), layer->post_attention_layernorm.weight.value().clone(),
+            layers_.push_back({layer->input_layernorm.weight.value().clone(),
+                               layer->post_attention_layernorm.weight.value().clone(),
                                FrozenLinear(a.q_proj.weight.value()), FrozenLinear(a.k_proj.weight.value()),
                                FrozenLinear(a.v_proj.weight.value()), FrozenLinear(a.o_proj.weight.value()),
                                FrozenLinear(f.gate_proj.weight.value()), FrozenLinear(f.up_proj.weight.value()),
@@ -83,16 +85,21 @@ public:
         const int64_t B = ids.dim(0), T = ids.dim(1), N = B * T, C = c.hidden_size, D = c.head_dim();
         const int64_t H = c.num_attention_heads, Hkv = c.num_key_value_heads, I = c.intermediate_size;
         BITGRAD_CHECK(pos_offset >= 0 && pos_offset + T <= c.max_position_embeddings,
-                      "FrozenLlama: positions up to " << pos_offset + T << " exceed max_position_embeddings " << c.max_position_embeddings);
+                      "FrozenLlama: positions up to " << pos_offset + T << " exceed max_position_embeddings "
+                                                      << c.max_position_embeddings);
         for (int64_t i = 0; i < N; ++i)
             BITGRAD_CHECK(ids[i] >= 0 && ids[i] < c.vocab_size,
-                          "FrozenLlama: token id " << ids[i] << " at index " << i << " is outside the vocabulary [0, " << c.vocab_size << ")");
+                          "FrozenLlama: token id " << ids[i] << " at index " << i << " is outside the vocabulary [0, "
+                                                   << c.vocab_size << ")");
         Tensor<float> x({N, C}), h({N, C}), q({N, H * D}), k({N, Hkv * D}), v({N, Hkv * D}), o({N, H * D});
         Tensor<float> lse({B, H, T}), gate({N, I}), up({N, I});
-        parallel_for(N, [&](int64_t n) {
-            const bf16* row = embed_.weight.data() + int64_t(ids[n]) * C;
-            for (int64_t j = 0; j < C; ++j) x[n * C + j] = to_float(row[j]);
-        }, C);
+        parallel_for(
+            N,
+            [&](int64_t n) {
+                const bf16* row = embed_.weight.data() + int64_t(ids[n]) * C;
+                for (int64_t j = 0; j < C; ++j) x[n * C + j] = to_float(row[j]);
+            },
+            C);
         Tensor<float> cos_t, sin_t;
         kernels::rope_table(T, D, c.rope_theta, pos_offset, cos_t, sin_t);
         const kernels::AttentionDims dims{B, T, T, H, Hkv, D, true};

@@ -38,9 +38,9 @@
 #include <string>
 #include <vector>
 
+#include "bitgrad/infer/packed_llama.hpp"
 #include "bitgrad/io/config_json.hpp"
 #include "bitgrad/io/safetensors.hpp"
-#include "bitgrad/infer/packed_llama.hpp"
 
 namespace bitgrad::infer {
 
@@ -50,9 +50,11 @@ inline constexpr const char* kPackedSignLayout =
     "U8 [out, 8*ceil(in/64)]: bit k of byte t of row i is 1 if W[i][8t+k] >= 0 (sign +1), 0 if negative (sign -1); "
     "padding bits past in are 0";
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the packed file's words are little-endian, as in memory here");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "the packed file's words are little-endian, as in memory here");
 
-inline void save_packed(const std::filesystem::path& path, const PackedLlama& model, std::map<std::string, std::string> metadata = {}) {
+inline void save_packed(const std::filesystem::path& path, const PackedLlama& model,
+                        std::map<std::string, std::string> metadata = {}) {
     metadata["format"] = kPackedFormat;
     metadata["format_version"] = kPackedFormatVersion;
     metadata["config"] = io::config_to_json(model.config()).dump();
@@ -76,7 +78,8 @@ inline void save_packed(const std::filesystem::path& path, const PackedLlama& mo
         Tensor<fp16> h(t.shape());
         for (int64_t i = 0; i < t.numel(); ++i) {
             h[i] = to_fp16(t[i]);
-            BITGRAD_CHECK(to_float(h[i]) == t[i] || std::isnan(t[i]), "save_packed: alpha/beta value " << t[i] << " is not an fp16 value");
+            BITGRAD_CHECK(to_float(h[i]) == t[i] || std::isnan(t[i]),
+                          "save_packed: alpha/beta value " << t[i] << " is not an fp16 value");
         }
         halves.push_back(std::move(h));
         return halves.back();
@@ -109,7 +112,8 @@ inline float as_float(fp16 v) { return to_float(v); }
 template <class T>
 void check_finite(const Tensor<T>& t, const std::string& path, const std::string& name) {
     for (int64_t i = 0; i < t.numel(); ++i)
-        BITGRAD_CHECK(std::isfinite(as_float(t[i])), path << ": tensor " << name << " has a non-finite value at index " << i);
+        BITGRAD_CHECK(std::isfinite(as_float(t[i])),
+                      path << ": tensor " << name << " has a non-finite value at index " << i);
 }
 }  // namespace detail
 
@@ -118,14 +122,15 @@ inline PackedLlama load_packed(const std::string& path) {
     const auto& meta = file.metadata();
     auto field = [&](const char* key) -> const std::string& {
         const auto it = meta.find(key);
-        BITGRAD_CHECK(it != meta.end(), path << ": __metadata__." << key << " is missing (not a bitgrad packed model?)");
+        BITGRAD_CHECK(it != meta.end(),
+                      path << ": __metadata__." << key << " is missing (not a bitgrad packed model?)");
         return it->second;
     };
-    BITGRAD_CHECK(field("format") == kPackedFormat, path << ": __metadata__.format is \"" << field("format") << "\", expected \""
-                                                         << kPackedFormat << "\"");
-    BITGRAD_CHECK(field("format_version") == kPackedFormatVersion, path << ": __metadata__.format_version is \""
-                                                                        << field("format_version") << "\", this bitgrad reads \""
-                                                                        << kPackedFormatVersion << "\"");
+    BITGRAD_CHECK(field("format") == kPackedFormat, path << ": __metadata__.format is \"" << field("format")
+                                                         << "\", expected \"" << kPackedFormat << "\"");
+    BITGRAD_CHECK(field("format_version") == kPackedFormatVersion,
+                  path << ": __metadata__.format_version is \"" << field("format_version")
+                       << "\", this bitgrad reads \"" << kPackedFormatVersion << "\"");
     nlohmann::json config_json;
     try {
         config_json = nlohmann::json::parse(field("config"));
@@ -133,10 +138,13 @@ inline PackedLlama load_packed(const std::string& path) {
         BITGRAD_CHECK(false, path << ": __metadata__.config is not valid JSON: " << e.what());
     }
     const nn::LlamaConfig c = io::config_from_json(config_json, path + " (__metadata__.config)");
-    BITGRAD_CHECK(c.binarized, path << ": __metadata__.config describes a full-precision model; a packed file holds an FBI-LLM");
+    BITGRAD_CHECK(c.binarized,
+                  path << ": __metadata__.config describes a full-precision model; a packed file holds an FBI-LLM");
 
     const auto tables_it = meta.find("tables");
-    const TableFormat tables = tables_it == meta.end() ? TableFormat::Bf16 : parse_table_format(tables_it->second, path + ": __metadata__.tables");
+    const TableFormat tables = tables_it == meta.end()
+                                   ? TableFormat::Bf16
+                                   : parse_table_format(tables_it->second, path + ": __metadata__.tables");
 
     std::set<std::string> expected;
     auto table = [&](const std::string& name, const Shape& shape) {
@@ -149,8 +157,9 @@ inline PackedLlama load_packed(const std::string& path) {
         expected.insert(name + "_scale");
         Tensor<float> scale = file.read<float>(name + "_scale", Shape{shape[0]});
         for (int64_t v = 0; v < scale.numel(); ++v)
-            BITGRAD_CHECK(std::isfinite(scale[v]) && scale[v] >= 0.f,
-                          path << ": tensor " << name << "_scale: row " << v << " has scale " << scale[v] << ", expected a finite value >= 0");
+            BITGRAD_CHECK(std::isfinite(scale[v]) && scale[v] >= 0.f, path << ": tensor " << name << "_scale: row " << v
+                                                                           << " has scale " << scale[v]
+                                                                           << ", expected a finite value >= 0");
         return TokenTable(file.read<int8_t>(name, shape), std::move(scale));
     };
     auto floats = [&](const std::string& name, const Shape& shape) {
@@ -175,10 +184,9 @@ inline PackedLlama load_packed(const std::string& path) {
         Tensor<uint64_t> words({out * wpr});
         std::memcpy(words.data(), bytes.data(), std::size_t(bytes.numel()));
         try {
-            return PackedFbiLinear(kernels::PackedSigns(out, in, std::move(words)), halves(name + ".wscale", in), halves(name + ".wbias", in));
-        } catch (const Error& e) {
-            BITGRAD_CHECK(false, path << ": " << name << ": " << e.what());
-        }
+            return PackedFbiLinear(kernels::PackedSigns(out, in, std::move(words)), halves(name + ".wscale", in),
+                                   halves(name + ".wbias", in));
+        } catch (const Error& e) { BITGRAD_CHECK(false, path << ": " << name << ": " << e.what()); }
         return PackedFbiLinear();
     };
 
@@ -188,16 +196,17 @@ inline PackedLlama load_packed(const std::string& path) {
     std::vector<PackedLlama::Layer> layers;
     for (int64_t li = 0; li < c.num_hidden_layers; ++li) {
         const std::string p = "model.layers." + std::to_string(li) + ".";
-        layers.push_back({floats(p + "input_layernorm.weight", Shape{C}), floats(p + "post_attention_layernorm.weight", Shape{C}),
-                          linear(p + "self_attn.q_proj", qd, C), linear(p + "self_attn.k_proj", kvd, C),
-                          linear(p + "self_attn.v_proj", kvd, C), linear(p + "self_attn.o_proj", C, qd),
-                          linear(p + "mlp.gate_proj", I, C), linear(p + "mlp.up_proj", I, C), linear(p + "mlp.down_proj", C, I)});
+        layers.push_back(
+            {floats(p + "input_layernorm.weight", Shape{C}), floats(p + "post_attention_layernorm.weight", Shape{C}),
+             linear(p + "self_attn.q_proj", qd, C), linear(p + "self_attn.k_proj", kvd, C),
+             linear(p + "self_attn.v_proj", kvd, C), linear(p + "self_attn.o_proj", C, qd),
+             linear(p + "mlp.gate_proj", I, C), linear(p + "mlp.up_proj", I, C), linear(p + "mlp.down_proj", C, I)});
     }
     Tensor<float> norm = floats("model.norm.weight", Shape{C});
     TokenTable lm_head = table("lm_head.weight", Shape{V, C});
     for (const auto& e : file.entries())
-        BITGRAD_CHECK(expected.count(e.name), path << ": unexpected tensor " << e.name << " (not part of a packed " << c.num_hidden_layers
-                                                   << "-layer model)");
+        BITGRAD_CHECK(expected.count(e.name), path << ": unexpected tensor " << e.name << " (not part of a packed "
+                                                   << c.num_hidden_layers << "-layer model)");
     return PackedLlama(c, std::move(embed), std::move(layers), std::move(norm), std::move(lm_head));
 }
 

@@ -37,6 +37,8 @@
 #include "bitgrad/core/parallel.hpp"
 #include "bitgrad/core/rng.hpp"
 #include "bitgrad/core/tensor.hpp"
+#include "bitgrad/infer/sample.hpp"
+#include "bitgrad/infer/token_table.hpp"
 #include "bitgrad/kernels/activation.hpp"
 #include "bitgrad/kernels/attention.hpp"
 #include "bitgrad/kernels/gemm.hpp"
@@ -46,8 +48,6 @@
 #include "bitgrad/kernels/sign_matmul.hpp"
 #include "bitgrad/kernels/sign_matmul_q8.hpp"
 #include "bitgrad/nn/config.hpp"
-#include "bitgrad/infer/sample.hpp"
-#include "bitgrad/infer/token_table.hpp"
 
 namespace bitgrad::infer {
 
@@ -70,7 +70,8 @@ struct PackedFbiLinear {
     PackedFbiLinear(kernels::PackedSigns s, Tensor<float> a, Tensor<float> b)
         : signs(std::move(s)), alpha(std::move(a)), beta(std::move(b)) {
         BITGRAD_CHECK(alpha.numel() == signs.in && beta.numel() == signs.in,
-                      "PackedFbiLinear: alpha has " << alpha.numel() << " and beta " << beta.numel() << " values, expected " << signs.in);
+                      "PackedFbiLinear: alpha has " << alpha.numel() << " and beta " << beta.numel()
+                                                    << " values, expected " << signs.in);
     }
     // From a layer's latent weights W [out, in] and its alpha, beta: signs packed, alpha and beta
     // rounded to fp16.
@@ -104,8 +105,10 @@ struct PackedFbiLinear {
             }
             xb[r] = dot;
         }
-        if (kernels::sign_activations() == kernels::SignActivations::Int8) kernels::sign_matmul_q8(signs, xa.data(), rows, s.data());
-        else kernels::sign_matmul(signs, xa.data(), rows, s.data());
+        if (kernels::sign_activations() == kernels::SignActivations::Int8)
+            kernels::sign_matmul_q8(signs, xa.data(), rows, s.data());
+        else
+            kernels::sign_matmul(signs, xa.data(), rows, s.data());
         for (int64_t r = 0; r < rows; ++r)
             for (int64_t i = 0; i < n_out; ++i)
                 y[r * n_out + i] = (accumulate ? y[r * n_out + i] : 0.f) + s[r * n_out + i] + xb[r];
@@ -122,7 +125,8 @@ struct DenseFbiLinear {
         const int64_t out = W.dim(0), in = W.dim(1);
         for (int64_t i = 0; i < out; ++i)
             for (int64_t j = 0; j < in; ++j)
-                d.w_hat[i * in + j] = round_to_fp16(alpha[j]) * (W[i * in + j] >= 0.f ? 1.f : -1.f) + round_to_fp16(beta[j]);
+                d.w_hat[i * in + j] =
+                    round_to_fp16(alpha[j]) * (W[i * in + j] >= 0.f ? 1.f : -1.f) + round_to_fp16(beta[j]);
         return d;
     }
     static DenseFbiLinear random(int64_t out, int64_t in, Rng& rng) {
@@ -133,7 +137,8 @@ struct DenseFbiLinear {
     int64_t in() const { return w_hat.dim(1); }
     int64_t bytes() const { return 4 * w_hat.numel(); }
     void forward(const float* x, int64_t rows, float* y, bool accumulate) const {
-        kernels::gemm<float>(false, true, rows, out(), in(), 1.f, x, in(), w_hat.data(), in(), accumulate ? 1.f : 0.f, y, out());
+        kernels::gemm<float>(false, true, rows, out(), in(), 1.f, x, in(), w_hat.data(), in(), accumulate ? 1.f : 0.f,
+                             y, out());
     }
 };
 
@@ -145,7 +150,8 @@ struct KvCache {
     KvCache() = default;
     KvCache(const nn::LlamaConfig& c, int64_t capacity_) : capacity(capacity_) {
         BITGRAD_CHECK(capacity > 0 && capacity <= c.max_position_embeddings,
-                      "KvCache: capacity " << capacity << " must be in [1, max_position_embeddings = " << c.max_position_embeddings << "]");
+                      "KvCache: capacity " << capacity << " must be in [1, max_position_embeddings = "
+                                           << c.max_position_embeddings << "]");
         const int64_t width = c.num_key_value_heads * c.head_dim();
         for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
             k.push_back(Tensor<float>({capacity, width}));
@@ -160,7 +166,9 @@ struct KvCache {
 struct GenerationStats {
     int64_t prompt_tokens = 0, new_tokens = 0;
     double prefill_seconds = 0, decode_seconds = 0;
-    double prefill_tokens_per_second() const { return prefill_seconds > 0 ? double(prompt_tokens) / prefill_seconds : 0; }
+    double prefill_tokens_per_second() const {
+        return prefill_seconds > 0 ? double(prompt_tokens) / prefill_seconds : 0;
+    }
     // The first new token comes from the prefill's logits; each further one costs a decode step.
     double decode_tokens_per_second() const { return decode_seconds > 0 ? double(new_tokens - 1) / decode_seconds : 0; }
 };
@@ -180,9 +188,9 @@ public:
         for (const auto& layer : m.model.layers) {
             const auto& a = layer->self_attn;
             const auto& f = layer->mlp;
-            layers_.push_back({layer->input_layernorm.weight.value().clone(), layer->post_attention_layernorm.weight.value().clone(),
-                               pack(a.q_proj), pack(a.k_proj), pack(a.v_proj), pack(a.o_proj),
-                               pack(f.gate_proj), pack(f.up_proj), pack(f.down_proj)});
+            layers_.push_back({layer->input_layernorm.weight.value().clone(),
+                               layer->post_attention_layernorm.weight.value().clone(), pack(a.q_proj), pack(a.k_proj),
+                               pack(a.v_proj), pack(a.o_proj), pack(f.gate_proj), pack(f.up_proj), pack(f.down_proj)});
         }
         norm_ = m.model.norm.weight.value().clone();
         lm_head_ = TokenTable(m.lm_head.weight.value(), tables);
@@ -196,9 +204,9 @@ public:
         const int64_t kvd = c.num_key_value_heads * c.head_dim();
         embed_ = TokenTable(Tensor<float>::randn({c.vocab_size, C}, rng, 0.02), tables);
         for (int64_t l = 0; l < c.num_hidden_layers; ++l)
-            layers_.push_back({Tensor<float>::ones({C}), Tensor<float>::ones({C}), Linear::random(qd, C, rng), Linear::random(kvd, C, rng),
-                               Linear::random(kvd, C, rng), Linear::random(C, qd, rng), Linear::random(I, C, rng),
-                               Linear::random(I, C, rng), Linear::random(C, I, rng)});
+            layers_.push_back({Tensor<float>::ones({C}), Tensor<float>::ones({C}), Linear::random(qd, C, rng),
+                               Linear::random(kvd, C, rng), Linear::random(kvd, C, rng), Linear::random(C, qd, rng),
+                               Linear::random(I, C, rng), Linear::random(I, C, rng), Linear::random(C, I, rng)});
         norm_ = Tensor<float>::ones({C});
         lm_head_ = TokenTable(Tensor<float>::randn({c.vocab_size, C}, rng, 0.02), tables);
     }
@@ -208,14 +216,20 @@ public:
         Tensor<float> n1, n2;  // input_layernorm, post_attention_layernorm [C]
         Linear q, k, v, o, gate, up, down;
         std::vector<std::pair<const char*, const Linear*>> linears() const {
-            return {{"self_attn.q_proj", &q},  {"self_attn.k_proj", &k}, {"self_attn.v_proj", &v}, {"self_attn.o_proj", &o},
-                    {"mlp.gate_proj", &gate}, {"mlp.up_proj", &up},     {"mlp.down_proj", &down}};
+            return {{"self_attn.q_proj", &q}, {"self_attn.k_proj", &k}, {"self_attn.v_proj", &v},
+                    {"self_attn.o_proj", &o}, {"mlp.gate_proj", &gate}, {"mlp.up_proj", &up},
+                    {"mlp.down_proj", &down}};
         }
     };
 
     // From parts (the packed file's reader): every shape is checked against the config.
-    FbiDecoder(const nn::LlamaConfig& c, TokenTable embed, std::vector<Layer> layers, Tensor<float> norm, TokenTable lm_head)
-        : config_(c), embed_(std::move(embed)), layers_(std::move(layers)), norm_(std::move(norm)), lm_head_(std::move(lm_head)) {
+    FbiDecoder(const nn::LlamaConfig& c, TokenTable embed, std::vector<Layer> layers, Tensor<float> norm,
+               TokenTable lm_head)
+        : config_(c),
+          embed_(std::move(embed)),
+          layers_(std::move(layers)),
+          norm_(std::move(norm)),
+          lm_head_(std::move(lm_head)) {
         config_.validate();
         const int64_t C = c.hidden_size, I = c.intermediate_size, qd = c.num_attention_heads * c.head_dim();
         const int64_t kvd = c.num_key_value_heads * c.head_dim();
@@ -223,13 +237,16 @@ public:
                           norm_.shape() == Shape({C}) && int64_t(layers_.size()) == c.num_hidden_layers,
                       "FbiDecoder: parts do not match the config");
         for (const auto& l : layers_) {
-            BITGRAD_CHECK(l.n1.shape() == Shape({C}) && l.n2.shape() == Shape({C}), "FbiDecoder: norm weights do not match the config");
+            BITGRAD_CHECK(l.n1.shape() == Shape({C}) && l.n2.shape() == Shape({C}),
+                          "FbiDecoder: norm weights do not match the config");
             const int64_t want[7][2] = {{qd, C}, {kvd, C}, {kvd, C}, {C, qd}, {I, C}, {I, C}, {C, I}};
             const auto lin = l.linears();
             for (int i = 0; i < 7; ++i)
-                BITGRAD_CHECK(lin[std::size_t(i)].second->out() == want[i][0] && lin[std::size_t(i)].second->in() == want[i][1],
-                              "FbiDecoder: " << lin[std::size_t(i)].first << " is [" << lin[std::size_t(i)].second->out() << ", "
-                                             << lin[std::size_t(i)].second->in() << "], expected [" << want[i][0] << ", " << want[i][1] << "]");
+                BITGRAD_CHECK(
+                    lin[std::size_t(i)].second->out() == want[i][0] && lin[std::size_t(i)].second->in() == want[i][1],
+                    "FbiDecoder: " << lin[std::size_t(i)].first << " is [" << lin[std::size_t(i)].second->out() << ", "
+                                   << lin[std::size_t(i)].second->in() << "], expected [" << want[i][0] << ", "
+                                   << want[i][1] << "]");
         }
     }
 
@@ -262,12 +279,16 @@ public:
         const int64_t C = c.hidden_size, D = c.head_dim(), H = c.num_attention_heads, Hkv = c.num_key_value_heads;
         const int64_t I = c.intermediate_size, pos = cache.length, S = pos + n;
         BITGRAD_CHECK(n >= 1, "FbiDecoder::forward: no tokens");
-        BITGRAD_CHECK(logit_rows >= 1 && logit_rows <= n, "FbiDecoder::forward: logit_rows " << logit_rows << " must be in [1, " << n << "]");
-        BITGRAD_CHECK(int64_t(cache.k.size()) == c.num_hidden_layers, "FbiDecoder::forward: the cache was made for another model");
-        BITGRAD_CHECK(S <= cache.capacity, "FbiDecoder::forward: " << S << " positions exceed the cache capacity " << cache.capacity);
+        BITGRAD_CHECK(logit_rows >= 1 && logit_rows <= n,
+                      "FbiDecoder::forward: logit_rows " << logit_rows << " must be in [1, " << n << "]");
+        BITGRAD_CHECK(int64_t(cache.k.size()) == c.num_hidden_layers,
+                      "FbiDecoder::forward: the cache was made for another model");
+        BITGRAD_CHECK(S <= cache.capacity,
+                      "FbiDecoder::forward: " << S << " positions exceed the cache capacity " << cache.capacity);
         for (int64_t i = 0; i < n; ++i)
-            BITGRAD_CHECK(ids[i] >= 0 && ids[i] < c.vocab_size,
-                          "FbiDecoder::forward: token id " << ids[i] << " is outside the vocabulary [0, " << c.vocab_size << ")");
+            BITGRAD_CHECK(ids[i] >= 0 && ids[i] < c.vocab_size, "FbiDecoder::forward: token id "
+                                                                    << ids[i] << " is outside the vocabulary [0, "
+                                                                    << c.vocab_size << ")");
         Tensor<float> x({n, C}), h({n, C}), q({n, H * D}), o({n, H * D}), lse({1, H, n}), gate({n, I}), up({n, I});
         for (int64_t r = 0; r < n; ++r) embed_.row(ids[r], x.data() + r * C);
         Tensor<float> cos_t, sin_t;
@@ -293,7 +314,8 @@ public:
             l.down.forward(gate.data(), n, x.data(), true);  // residual
         }
         cache.length = S;
-        kernels::rms_norm_rows(x.data() + (n - logit_rows) * C, norm_.data(), eps, h.data(), (float*)nullptr, logit_rows, C);
+        kernels::rms_norm_rows(x.data() + (n - logit_rows) * C, norm_.data(), eps, h.data(), (float*)nullptr,
+                               logit_rows, C);
         lm_head_.matmul(h.data(), logit_rows, logits);
     }
 
@@ -306,7 +328,8 @@ public:
         using clock = std::chrono::steady_clock;
         BITGRAD_CHECK(!ids.empty(), "generate: the prompt is empty (start it with the BOS id)");
         const int64_t ctx = config_.max_position_embeddings;
-        BITGRAD_CHECK(int64_t(ids.size()) < ctx, "generate: the prompt has " << ids.size() << " tokens, the model's context is " << ctx);
+        BITGRAD_CHECK(int64_t(ids.size()) < ctx,
+                      "generate: the prompt has " << ids.size() << " tokens, the model's context is " << ctx);
         max_new = std::min(max_new, ctx - int64_t(ids.size()));
         GenerationStats st;
         st.prompt_tokens = int64_t(ids.size());

@@ -33,7 +33,8 @@ int32_t sample_token(const T* logits, int64_t V, const SamplingOptions& o, Rng& 
     if (o.repetition_penalty != 1.0 && !recent.empty()) {
         penalized.assign(logits, logits + V);
         std::vector<bool> done(std::size_t(V), false);
-        const std::size_t window = o.repetition_window > 0 ? std::min(recent.size(), std::size_t(o.repetition_window)) : recent.size();
+        const std::size_t window =
+            o.repetition_window > 0 ? std::min(recent.size(), std::size_t(o.repetition_window)) : recent.size();
         for (std::size_t i = recent.size() - window; i < recent.size(); ++i) {
             const int32_t id = recent[i];
             if (id < 0 || id >= V || done[std::size_t(id)]) continue;
@@ -57,7 +58,10 @@ int32_t sample_token(const T* logits, int64_t V, const SamplingOptions& o, Rng& 
     double mass = 0;
     for (std::size_t i = 0; i < k; ++i) {
         mass += p[i] / sum;
-        if (mass >= o.top_p) { keep = i + 1; break; }
+        if (mass >= o.top_p) {
+            keep = i + 1;
+            break;
+        }
     }
     double kept = 0;
     for (std::size_t i = 0; i < keep; ++i) kept += p[i];
@@ -71,7 +75,8 @@ int32_t sample_token(const T* logits, int64_t V, const SamplingOptions& o, Rng& 
 
 // Appends max_new tokens to prompt (ids), recomputing the whole (cropped) context each step.
 template <class Model>
-std::vector<int32_t> generate(const Model& model, std::vector<int32_t> ids, int64_t max_new, const SamplingOptions& o, Rng& rng) {
+std::vector<int32_t> generate(const Model& model, std::vector<int32_t> ids, int64_t max_new, const SamplingOptions& o,
+                              Rng& rng) {
     NoGrad no_grad;
     const int64_t ctx = model.config.max_position_embeddings, V = model.config.vocab_size;
     for (int64_t n = 0; n < max_new; ++n) {

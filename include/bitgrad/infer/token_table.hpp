@@ -45,20 +45,27 @@ public:
         }
         int8_ = Tensor<int8_t>(w.shape());
         scale_ = Tensor<float>({rows_});
-        parallel_for(rows_, [&](int64_t v) { scale_[v] = kernels::quantize_int8_row(w.data() + v * cols_, cols_, int8_.data() + v * cols_); },
-                     cols_);
+        parallel_for(
+            rows_,
+            [&](int64_t v) {
+                scale_[v] = kernels::quantize_int8_row(w.data() + v * cols_, cols_, int8_.data() + v * cols_);
+            },
+            cols_);
     }
     // Stored values as they are (the packed file's reader).
-    explicit TokenTable(Tensor<bf16> w) : format_(TableFormat::Bf16), rows_(w.dim(0)), cols_(w.dim(1)), bf16_(std::move(w)) {}
-    TokenTable(Tensor<int8_t> q, Tensor<float> scale) : format_(TableFormat::Int8), rows_(q.dim(0)), cols_(q.dim(1)), int8_(std::move(q)), scale_(std::move(scale)) {
-        BITGRAD_CHECK(scale_.shape() == Shape({rows_}), "TokenTable: " << scale_.numel() << " scales for " << rows_ << " rows");
+    explicit TokenTable(Tensor<bf16> w)
+        : format_(TableFormat::Bf16), rows_(w.dim(0)), cols_(w.dim(1)), bf16_(std::move(w)) {}
+    TokenTable(Tensor<int8_t> q, Tensor<float> scale)
+        : format_(TableFormat::Int8), rows_(q.dim(0)), cols_(q.dim(1)), int8_(std::move(q)), scale_(std::move(scale)) {
+        BITGRAD_CHECK(scale_.shape() == Shape({rows_}),
+                      "TokenTable: " << scale_.numel() << " scales for " << rows_ << " rows");
     }
 
     TableFormat format() const { return format_; }
     int64_t rows() const { return rows_; }
     int64_t cols() const { return cols_; }
     Shape shape() const { return Shape{rows_, cols_}; }
-    const Tensor<bf16>& bf16_values() const { return bf16_; }  // format Bf16
+    const Tensor<bf16>& bf16_values() const { return bf16_; }    // format Bf16
     const Tensor<int8_t>& int8_values() const { return int8_; }  // format Int8
     const Tensor<float>& int8_scales() const { return scale_; }  // format Int8: [rows]
     int64_t bytes() const { return format_ == TableFormat::Bf16 ? 2 * rows_ * cols_ : rows_ * cols_ + 4 * rows_; }
@@ -77,18 +84,22 @@ public:
     }
     // y [rows] = T x, x [cols].
     void gemv(const float* x, float* y) const {
-        if (format_ == TableFormat::Bf16) kernels::gemv_bf16(bf16_.data(), rows_, cols_, x, y);
-        else kernels::gemv_int8(int8_.data(), scale_.data(), rows_, cols_, x, y);
+        if (format_ == TableFormat::Bf16)
+            kernels::gemv_bf16(bf16_.data(), rows_, cols_, x, y);
+        else
+            kernels::gemv_int8(int8_.data(), scale_.data(), rows_, cols_, x, y);
     }
     // Y [n, rows] = X [n, cols] T^T: one gemv for n = 1, else blocks of the table widened to float
     // and the float GEMM (the same values; sums in the GEMM's order). For logits at every position.
     void matmul(const float* X, int64_t n, float* Y) const {
         if (n == 1) return gemv(X, Y);
-        const int64_t block = std::max<int64_t>(1, std::min<int64_t>(rows_, (int64_t(1) << 18) / std::max<int64_t>(cols_, 1)));
+        const int64_t block =
+            std::max<int64_t>(1, std::min<int64_t>(rows_, (int64_t(1) << 18) / std::max<int64_t>(cols_, 1)));
         Tensor<float> wide({block, cols_});
         for (int64_t v0 = 0; v0 < rows_; v0 += block) {
             const int64_t b = std::min(block, rows_ - v0);
-            parallel_for(b, [&](int64_t v) { row(v0 + v, wide.data() + v * cols_); }, cols_);
+            parallel_for(
+                b, [&](int64_t v) { row(v0 + v, wide.data() + v * cols_); }, cols_);
             kernels::gemm_fp(false, true, n, b, cols_, 1.f, X, cols_, wide.data(), cols_, 0.f, Y + v0, rows_);
         }
     }

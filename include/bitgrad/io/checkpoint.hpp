@@ -27,8 +27,8 @@
 #include <utility>
 #include <vector>
 
-#include "bitgrad/io/config_json.hpp"
 #include "bitgrad/core/json.hpp"
+#include "bitgrad/io/config_json.hpp"
 #include "bitgrad/io/safetensors.hpp"
 #include "bitgrad/nn/module.hpp"
 #include "bitgrad/optim/adamw.hpp"
@@ -57,7 +57,8 @@ inline std::pair<int64_t, std::string> parse_step_dir(const std::string& name) {
     if (name.rfind("step-", 0) != 0) return {-1, ""};
     std::size_t i = 5;
     int64_t step = 0;
-    while (i < name.size() && name[i] >= '0' && name[i] <= '9' && step < (int64_t(1) << 56)) step = step * 10 + (name[i++] - '0');
+    while (i < name.size() && name[i] >= '0' && name[i] <= '9' && step < (int64_t(1) << 56))
+        step = step * 10 + (name[i++] - '0');
     if (i == 5) return {-1, ""};
     return {step, name.substr(i)};
 }
@@ -101,14 +102,12 @@ void load_model_weights(const std::filesystem::path& dir, nn::Module<T>& model, 
                     ++bad;
                 }
             BITGRAD_CHECK(bad == 0, path << ": tensor " << name << " holds " << bad
-                                         << " non-finite values (NaN or Inf; the first at flat index " << first << ", value "
-                                         << t[first] << "): the model diverged or the file is damaged");
+                                         << " non-finite values (NaN or Inf; the first at flat index " << first
+                                         << ", value " << t[first] << "): the model diverged or the file is damaged");
         }
     try {
         model.load_state_dict(file.by_name());
-    } catch (const Error& e) {
-        BITGRAD_CHECK(false, path << ": " << e.what());
-    }
+    } catch (const Error& e) { BITGRAD_CHECK(false, path << ": " << e.what()); }
 }
 
 // Writes a full checkpoint for `step`; returns its directory.
@@ -149,7 +148,8 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& root, int64_t
     std::vector<fs::path> complete;
     for (auto& e : fs::directory_iterator(root)) {
         const auto [n, suffix] = detail::parse_step_dir(e.path().filename().string());
-        if (e.is_directory() && n >= 0 && suffix.empty() && fs::exists(e.path() / kCheckpointMarker)) complete.push_back(e.path());
+        if (e.is_directory() && n >= 0 && suffix.empty() && fs::exists(e.path() / kCheckpointMarker))
+            complete.push_back(e.path());
     }
     std::sort(complete.begin(), complete.end());
     for (std::size_t i = 0; keep_last > 0 && i + std::size_t(keep_last) < complete.size(); ++i)
@@ -160,8 +160,8 @@ std::filesystem::path save_checkpoint(const std::filesystem::path& root, int64_t
 // The newest complete checkpoint under root (nullopt if none): a step-N/ (or, after a crash between
 // the two renames of a re-save, step-N.old/) that holds the COMPLETE marker. Directories without
 // it are reported through warn and skipped.
-inline std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& root,
-                                                              const std::function<void(const std::string&)>& warn = nullptr) {
+inline std::optional<std::filesystem::path> latest_checkpoint(
+    const std::filesystem::path& root, const std::function<void(const std::string&)>& warn = nullptr) {
     namespace fs = std::filesystem;
     if (!fs::is_directory(root)) return std::nullopt;
     std::optional<fs::path> best;
@@ -194,7 +194,8 @@ void load_optimizer_state(const std::filesystem::path& dir, optim::AdamW<T>& opt
     for (auto& [name, t] : state) {
         auto it = file.find(name);
         BITGRAD_CHECK(it != file.end(), path << ": missing " << name);
-        BITGRAD_CHECK(it->second.shape() == t.shape(), path << ": " << name << " has shape " << it->second.shape() << ", expected " << t.shape());
+        BITGRAD_CHECK(it->second.shape() == t.shape(),
+                      path << ": " << name << " has shape " << it->second.shape() << ", expected " << t.shape());
         Tensor<T>(t).copy_from(it->second);  // t shares storage with the optimizer's moment
     }
 }

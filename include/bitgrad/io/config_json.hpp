@@ -61,9 +61,7 @@ inline nn::LlamaConfig config_from_json(const nlohmann::json& j, const std::stri
     c.ste = *parsed;
     try {
         c.validate();
-    } catch (const Error& e) {
-        BITGRAD_CHECK(false, where << ": " << e.what());
-    }
+    } catch (const Error& e) { BITGRAD_CHECK(false, where << ": " << e.what()); }
     return c;
 }
 

@@ -17,20 +17,20 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <set>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "bitgrad/core/atomic_file.hpp"
 #include "bitgrad/core/bf16.hpp"
 #include "bitgrad/core/fp16.hpp"
-#include "bitgrad/core/tensor.hpp"
-#include "bitgrad/core/atomic_file.hpp"
 #include "bitgrad/core/json.hpp"
 #include "bitgrad/core/mapped_file.hpp"
+#include "bitgrad/core/tensor.hpp"
 
 namespace bitgrad::io {
 
@@ -46,14 +46,22 @@ inline uint64_t safetensors_dtype_size(const std::string& dtype) {
 
 template <class T>
 constexpr const char* safetensors_dtype() {
-    if constexpr (std::is_same_v<T, float>) return "F32";
-    else if constexpr (std::is_same_v<T, double>) return "F64";
-    else if constexpr (std::is_same_v<T, fp16>) return "F16";
-    else if constexpr (std::is_same_v<T, bf16>) return "BF16";
-    else if constexpr (std::is_same_v<T, uint8_t>) return "U8";
-    else if constexpr (std::is_same_v<T, int8_t>) return "I8";
-    else if constexpr (std::is_same_v<T, int32_t>) return "I32";
-    else static_assert(sizeof(T) == 0, "safetensors: no dtype for this element type");
+    if constexpr (std::is_same_v<T, float>)
+        return "F32";
+    else if constexpr (std::is_same_v<T, double>)
+        return "F64";
+    else if constexpr (std::is_same_v<T, fp16>)
+        return "F16";
+    else if constexpr (std::is_same_v<T, bf16>)
+        return "BF16";
+    else if constexpr (std::is_same_v<T, uint8_t>)
+        return "U8";
+    else if constexpr (std::is_same_v<T, int8_t>)
+        return "I8";
+    else if constexpr (std::is_same_v<T, int32_t>)
+        return "I32";
+    else
+        static_assert(sizeof(T) == 0, "safetensors: no dtype for this element type");
 }
 
 // One tensor to write: its bytes are prod(shape) * safetensors_dtype_size(dtype), little-endian.
@@ -78,9 +86,9 @@ inline void save_safetensors_blobs(const std::filesystem::path& path, const std:
         BITGRAD_CHECK(!header.contains(t.name), "save_safetensors " << path << ": duplicate tensor name " << t.name);
         const uint64_t item = safetensors_dtype_size(t.dtype);
         BITGRAD_CHECK(item > 0, "save_safetensors " << path << ": tensor " << t.name << ": unknown dtype " << t.dtype);
-        BITGRAD_CHECK(t.bytes == uint64_t(t.shape.numel()) * item, "save_safetensors " << path << ": tensor " << t.name << ": "
-                                                                                      << t.bytes << " bytes for shape " << t.shape
-                                                                                      << " of " << t.dtype);
+        BITGRAD_CHECK(t.bytes == uint64_t(t.shape.numel()) * item,
+                      "save_safetensors " << path << ": tensor " << t.name << ": " << t.bytes << " bytes for shape "
+                                          << t.shape << " of " << t.dtype);
         header[t.name] = {{"dtype", t.dtype}, {"shape", t.shape.vec()}, {"data_offsets", {offset, offset + t.bytes}}};
         offset += t.bytes;
     }
@@ -133,16 +141,19 @@ public:
     template <class T>
     Tensor<T> read(const std::string& name, const Shape* expected = nullptr) const {
         const Entry& e = at(name);
-        BITGRAD_CHECK(e.dtype == safetensors_dtype<T>(), path() << ": tensor " << name << ": dtype " << e.dtype << ", expected "
-                                                                << safetensors_dtype<T>());
+        BITGRAD_CHECK(e.dtype == safetensors_dtype<T>(), path() << ": tensor " << name << ": dtype " << e.dtype
+                                                                << ", expected " << safetensors_dtype<T>());
         if (expected)
-            BITGRAD_CHECK(e.shape == *expected, path() << ": tensor " << name << ": shape " << e.shape << ", expected " << *expected);
+            BITGRAD_CHECK(e.shape == *expected,
+                          path() << ": tensor " << name << ": shape " << e.shape << ", expected " << *expected);
         Tensor<T> t(e.shape);
         if (e.end > e.begin) std::memcpy(t.data(), bytes(e), e.end - e.begin);
         return t;
     }
     template <class T>
-    Tensor<T> read(const std::string& name, const Shape& expected) const { return read<T>(name, &expected); }
+    Tensor<T> read(const std::string& name, const Shape& expected) const {
+        return read<T>(name, &expected);
+    }
 
 private:
     std::shared_ptr<MappedFile> file_;
@@ -158,13 +169,15 @@ inline SafetensorsReader::SafetensorsReader(const std::string& path, const char*
     BITGRAD_CHECK(size >= 8, path << ": " << size << " bytes, too short for a safetensors header length");
     uint64_t n;
     std::memcpy(&n, d, 8);
-    BITGRAD_CHECK(n <= kSafetensorsMaxHeader, path << ": header length " << n << " exceeds the 100 MB cap (file is " << size << " bytes)");
+    BITGRAD_CHECK(n <= kSafetensorsMaxHeader,
+                  path << ": header length " << n << " exceeds the 100 MB cap (file is " << size << " bytes)");
     BITGRAD_CHECK(n <= size - 8, path << ": header length " << n << " is larger than the file (" << size << " bytes)");
     nlohmann::json header;
     std::set<std::string> seen;
     std::string duplicate;
     auto on_key = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-        if (event == nlohmann::json::parse_event_t::key && depth == 1 && !seen.insert(parsed.template get<std::string>()).second)
+        if (event == nlohmann::json::parse_event_t::key && depth == 1 &&
+            !seen.insert(parsed.template get<std::string>()).second)
             duplicate = parsed.template get<std::string>();
         return detail::json_depth_guard(depth, event, path);
     };
@@ -187,39 +200,49 @@ inline SafetensorsReader::SafetensorsReader(const std::string& path, const char*
             continue;
         }
         BITGRAD_CHECK(info.is_object(), path << ": tensor " << name << ": entry is not an object");
-        BITGRAD_CHECK(info.contains("dtype") && info["dtype"].is_string(), path << ": tensor " << name << ": missing dtype");
+        BITGRAD_CHECK(info.contains("dtype") && info["dtype"].is_string(),
+                      path << ": tensor " << name << ": missing dtype");
         const std::string dtype = info["dtype"].template get<std::string>();
         if (only_dtype)
-            BITGRAD_CHECK(dtype == only_dtype, path << ": tensor " << name << ": dtype " << dtype << ", expected " << only_dtype);
+            BITGRAD_CHECK(dtype == only_dtype,
+                          path << ": tensor " << name << ": dtype " << dtype << ", expected " << only_dtype);
         const uint64_t item = safetensors_dtype_size(dtype);
         BITGRAD_CHECK(item > 0, path << ": tensor " << name << ": unknown dtype " << dtype
                                      << " (expected one of F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)");
-        BITGRAD_CHECK(info.contains("shape") && info["shape"].is_array(), path << ": tensor " << name << ": missing shape");
-        BITGRAD_CHECK(info.contains("data_offsets") && info["data_offsets"].is_array() && info["data_offsets"].size() == 2 &&
-                          info["data_offsets"][0].is_number_unsigned() && info["data_offsets"][1].is_number_unsigned(),
+        BITGRAD_CHECK(info.contains("shape") && info["shape"].is_array(),
+                      path << ": tensor " << name << ": missing shape");
+        BITGRAD_CHECK(info.contains("data_offsets") && info["data_offsets"].is_array() &&
+                          info["data_offsets"].size() == 2 && info["data_offsets"][0].is_number_unsigned() &&
+                          info["data_offsets"][1].is_number_unsigned(),
                       path << ": tensor " << name << ": missing or malformed data_offsets (expected [begin, end])");
-        BITGRAD_CHECK(info["shape"].size() <= std::size_t(kMaxDims), path << ": tensor " << name << ": more than " << kMaxDims << " dims");
+        BITGRAD_CHECK(info["shape"].size() <= std::size_t(kMaxDims),
+                      path << ": tensor " << name << ": more than " << kMaxDims << " dims");
         // Every extent and the byte count (numel * itemsize) are checked for overflow, zero extents
         // included: [0, 2^63] is as malformed as [2^63].
         Shape shape;
         uint64_t numel = 1, nonzero_numel = 1;
         for (auto& dim : info["shape"]) {
-            BITGRAD_CHECK(dim.is_number_unsigned(), path << ": tensor " << name << ": shape entries must be non-negative integers, got "
-                                                        << dim.dump());
+            BITGRAD_CHECK(dim.is_number_unsigned(), path << ": tensor " << name
+                                                         << ": shape entries must be non-negative integers, got "
+                                                         << dim.dump());
             const uint64_t v = dim.template get<uint64_t>();
-            BITGRAD_CHECK(v <= (uint64_t(1) << 62) && (v == 0 || nonzero_numel <= (uint64_t(1) << 62) / v),
-                          path << ": tensor " << name << ": shape " << info["shape"].dump() << " has more than 2^62 elements");
+            BITGRAD_CHECK(
+                v <= (uint64_t(1) << 62) && (v == 0 || nonzero_numel <= (uint64_t(1) << 62) / v),
+                path << ": tensor " << name << ": shape " << info["shape"].dump() << " has more than 2^62 elements");
             if (v != 0) nonzero_numel *= v;
             numel *= v;
             shape.push_back(int64_t(v));
         }
         BITGRAD_CHECK(nonzero_numel <= (uint64_t(1) << 62) / item,
                       path << ": tensor " << name << ": shape " << shape << " needs more than 2^62 bytes");
-        const uint64_t begin = info["data_offsets"][0].template get<uint64_t>(), end = info["data_offsets"][1].template get<uint64_t>();
-        BITGRAD_CHECK(begin <= end && end <= data_size, path << ": tensor " << name << ": data_offsets [" << begin << ", " << end
-                                                            << "] outside the " << data_size << "-byte data section");
-        BITGRAD_CHECK(end - begin == numel * item, path << ": tensor " << name << ": " << end - begin << " bytes for shape "
-                                                       << shape << ", expected " << numel * item);
+        const uint64_t begin = info["data_offsets"][0].template get<uint64_t>(),
+                       end = info["data_offsets"][1].template get<uint64_t>();
+        BITGRAD_CHECK(begin <= end && end <= data_size, path << ": tensor " << name << ": data_offsets [" << begin
+                                                             << ", " << end << "] outside the " << data_size
+                                                             << "-byte data section");
+        BITGRAD_CHECK(end - begin == numel * item, path << ": tensor " << name << ": " << end - begin
+                                                        << " bytes for shape " << shape << ", expected "
+                                                        << numel * item);
         entries_.push_back({name, dtype, shape, begin, end});
     }
     std::vector<const Entry*> by_offset;
@@ -227,12 +250,13 @@ inline SafetensorsReader::SafetensorsReader(const std::string& path, const char*
     std::sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) { return a->begin < b->begin; });
     uint64_t expect = 0;
     for (const Entry* e : by_offset) {
-        BITGRAD_CHECK(e->begin == expect, path << ": tensor " << e->name << " starts at byte " << e->begin << ", expected " << expect
-                                               << " (tensors overlap or leave a hole)");
+        BITGRAD_CHECK(e->begin == expect, path << ": tensor " << e->name << " starts at byte " << e->begin
+                                               << ", expected " << expect << " (tensors overlap or leave a hole)");
         expect = e->end;
     }
     BITGRAD_CHECK(expect == data_size, path << ": " << data_size - expect << " bytes left over after the last tensor");
-    std::stable_sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) { return a.begin < b.begin; });
+    std::stable_sort(entries_.begin(), entries_.end(),
+                     [](const Entry& a, const Entry& b) { return a.begin < b.begin; });
 }
 
 template <class T>

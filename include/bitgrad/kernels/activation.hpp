@@ -15,9 +15,12 @@ template <class T>
 
 template <class T>
 void swiglu_rows(const T* a, const T* b, T* y, int64_t n) {
-    parallel_chunks(n, [&](int64_t s, int64_t e) {
-        for (int64_t i = s; i < e; ++i) y[i] = a[i] * sigmoid(a[i]) * b[i];
-    }, 8);
+    parallel_chunks(
+        n,
+        [&](int64_t s, int64_t e) {
+            for (int64_t i = s; i < e; ++i) y[i] = a[i] * sigmoid(a[i]) * b[i];
+        },
+        8);
 }
 
 }  // namespace bitgrad::kernels

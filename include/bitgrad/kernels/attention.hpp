@@ -64,20 +64,23 @@ template <class T>
 void attention_forward(const AttentionDims& d, const T* q, const T* k, const T* v, T* o, T* lse) {
     const T scale = T(1) / std::sqrt(T(d.D));
     const int64_t group = d.H / d.Hkv;
-    parallel_for(d.B * d.H, [&](int64_t bh) {
-        const int64_t b = bh / d.H, h = bh % d.H, kvh = h / group;
-        ConstStridedMap<T> Q(q + (b * d.T * d.H + h) * d.D, d.T, d.D, Eigen::OuterStride<>(d.H * d.D));
-        ConstStridedMap<T> K(k + (b * d.S * d.Hkv + kvh) * d.D, d.S, d.D, Eigen::OuterStride<>(d.Hkv * d.D));
-        ConstStridedMap<T> V(v + (b * d.S * d.Hkv + kvh) * d.D, d.S, d.D, Eigen::OuterStride<>(d.Hkv * d.D));
-        StridedMap<T> O(o + (b * d.T * d.H + h) * d.D, d.T, d.D, Eigen::OuterStride<>(d.H * d.D));
-        thread_local RowMatrix<T> P;
-        for (int64_t t0 = 0; t0 < d.T; t0 += kAttentionBlock) {
-            const int64_t rows = std::min(kAttentionBlock, d.T - t0), L = d.visible_keys(t0 + rows - 1);
-            detail::attention_probs(d, Q.middleRows(t0, rows), K, t0, L, scale, P, (const T*)nullptr,
-                                    lse + bh * d.T + t0);
-            O.middleRows(t0, rows).noalias() = P * V.topRows(L);
-        }
-    }, d.T * d.S * d.D);
+    parallel_for(
+        d.B * d.H,
+        [&](int64_t bh) {
+            const int64_t b = bh / d.H, h = bh % d.H, kvh = h / group;
+            ConstStridedMap<T> Q(q + (b * d.T * d.H + h) * d.D, d.T, d.D, Eigen::OuterStride<>(d.H * d.D));
+            ConstStridedMap<T> K(k + (b * d.S * d.Hkv + kvh) * d.D, d.S, d.D, Eigen::OuterStride<>(d.Hkv * d.D));
+            ConstStridedMap<T> V(v + (b * d.S * d.Hkv + kvh) * d.D, d.S, d.D, Eigen::OuterStride<>(d.Hkv * d.D));
+            StridedMap<T> O(o + (b * d.T * d.H + h) * d.D, d.T, d.D, Eigen::OuterStride<>(d.H * d.D));
+            thread_local RowMatrix<T> P;
+            for (int64_t t0 = 0; t0 < d.T; t0 += kAttentionBlock) {
+                const int64_t rows = std::min(kAttentionBlock, d.T - t0), L = d.visible_keys(t0 + rows - 1);
+                detail::attention_probs(d, Q.middleRows(t0, rows), K, t0, L, scale, P, (const T*)nullptr,
+                                        lse + bh * d.T + t0);
+                O.middleRows(t0, rows).noalias() = P * V.topRows(L);
+            }
+        },
+        d.T * d.S * d.D);
 }
 
 // Adds into dq, dk, dv (any may be nullptr when that gradient is not needed).
@@ -87,43 +90,46 @@ void attention_backward(const AttentionDims& d, const T* q, const T* k, const T*
     const T scale = T(1) / std::sqrt(T(d.D));
     const int64_t group = d.H / d.Hkv;
     // One task per (batch, kv head): it owns dk, dv of that head, and dq of its query heads.
-    parallel_for(d.B * d.Hkv, [&](int64_t bk) {
-        const int64_t b = bk / d.Hkv, kvh = bk % d.Hkv;
-        const Eigen::OuterStride<> qs(d.H * d.D), ks(d.Hkv * d.D);
-        ConstStridedMap<T> K(k + (b * d.S * d.Hkv + kvh) * d.D, d.S, d.D, ks);
-        ConstStridedMap<T> V(v + (b * d.S * d.Hkv + kvh) * d.D, d.S, d.D, ks);
-        thread_local RowMatrix<T> P, dS;
-        thread_local Eigen::Matrix<T, Eigen::Dynamic, 1> Di;
-        for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-            const int64_t qoff = (b * d.T * d.H + h) * d.D;
-            ConstStridedMap<T> Q(q + qoff, d.T, d.D, qs), O(o + qoff, d.T, d.D, qs), dO(dout + qoff, d.T, d.D, qs);
-            const T* lse_bh = lse + (b * d.H + h) * d.T;
-            for (int64_t t0 = 0; t0 < d.T; t0 += kAttentionBlock) {
-                const int64_t rows = std::min(kAttentionBlock, d.T - t0), L = d.visible_keys(t0 + rows - 1);
-                auto Qb = Q.middleRows(t0, rows);
-                auto dOb = dO.middleRows(t0, rows);
-                detail::attention_probs(d, Qb, K, t0, L, scale, P, lse_bh + t0, (T*)nullptr);
-                if (dv) {
-                    StridedMap<T> dV(dv + (b * d.S * d.Hkv + kvh) * d.D, L, d.D, ks);
-                    dV.noalias() += P.transpose() * dOb;
-                }
-                if (!dq && !dk) continue;
-                Di.resize(rows);
-                for (int64_t i = 0; i < rows; ++i) Di[i] = dOb.row(i).dot(O.row(t0 + i));
-                dS.resize(rows, L);
-                dS.noalias() = dOb * V.topRows(L).transpose();
-                dS = (P.array() * (dS.array().colwise() - Di.array())).matrix();
-                if (dq) {
-                    StridedMap<T> dQ(dq + qoff, d.T, d.D, qs);
-                    dQ.middleRows(t0, rows).noalias() += scale * dS * K.topRows(L);
-                }
-                if (dk) {
-                    StridedMap<T> dK(dk + (b * d.S * d.Hkv + kvh) * d.D, L, d.D, ks);
-                    dK.noalias() += scale * dS.transpose() * Qb;
+    parallel_for(
+        d.B * d.Hkv,
+        [&](int64_t bk) {
+            const int64_t b = bk / d.Hkv, kvh = bk % d.Hkv;
+            const Eigen::OuterStride<> qs(d.H * d.D), ks(d.Hkv * d.D);
+            ConstStridedMap<T> K(k + (b * d.S * d.Hkv + kvh) * d.D, d.S, d.D, ks);
+            ConstStridedMap<T> V(v + (b * d.S * d.Hkv + kvh) * d.D, d.S, d.D, ks);
+            thread_local RowMatrix<T> P, dS;
+            thread_local Eigen::Matrix<T, Eigen::Dynamic, 1> Di;
+            for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+                const int64_t qoff = (b * d.T * d.H + h) * d.D;
+                ConstStridedMap<T> Q(q + qoff, d.T, d.D, qs), O(o + qoff, d.T, d.D, qs), dO(dout + qoff, d.T, d.D, qs);
+                const T* lse_bh = lse + (b * d.H + h) * d.T;
+                for (int64_t t0 = 0; t0 < d.T; t0 += kAttentionBlock) {
+                    const int64_t rows = std::min(kAttentionBlock, d.T - t0), L = d.visible_keys(t0 + rows - 1);
+                    auto Qb = Q.middleRows(t0, rows);
+                    auto dOb = dO.middleRows(t0, rows);
+                    detail::attention_probs(d, Qb, K, t0, L, scale, P, lse_bh + t0, (T*)nullptr);
+                    if (dv) {
+                        StridedMap<T> dV(dv + (b * d.S * d.Hkv + kvh) * d.D, L, d.D, ks);
+                        dV.noalias() += P.transpose() * dOb;
+                    }
+                    if (!dq && !dk) continue;
+                    Di.resize(rows);
+                    for (int64_t i = 0; i < rows; ++i) Di[i] = dOb.row(i).dot(O.row(t0 + i));
+                    dS.resize(rows, L);
+                    dS.noalias() = dOb * V.topRows(L).transpose();
+                    dS = (P.array() * (dS.array().colwise() - Di.array())).matrix();
+                    if (dq) {
+                        StridedMap<T> dQ(dq + qoff, d.T, d.D, qs);
+                        dQ.middleRows(t0, rows).noalias() += scale * dS * K.topRows(L);
+                    }
+                    if (dk) {
+                        StridedMap<T> dK(dk + (b * d.S * d.Hkv + kvh) * d.D, L, d.D, ks);
+                        dK.noalias() += scale * dS.transpose() * Qb;
+                    }
                 }
             }
-        }
-    }, group * d.T * d.S * d.D);
+        },
+        group * d.T * d.S * d.D);
 }
 
 }  // namespace bitgrad::kernels

@@ -23,7 +23,8 @@ namespace bitgrad::kernels {
     const float x = std::min(std::max(x_in, -87.3f), 88.3f);
     const float shifted = std::fma(x, 1.44269504088896341f, 12582912.f);  // 1.5 * 2^23: rounds to an integer
     const float n = shifted - 12582912.f;
-    const float r = std::fma(n, -1.428606765330187045e-06f, std::fma(n, -0.693145751953125f, x));  // hi part first: exact
+    const float r =
+        std::fma(n, -1.428606765330187045e-06f, std::fma(n, -0.693145751953125f, x));  // hi part first: exact
     // e^r by Horner: 1 + r + r^2/2 + ... + r^6/720
     float p = 1.f / 720.f;
     p = std::fma(p, r, 1.f / 120.f);
@@ -44,8 +45,10 @@ namespace bitgrad::kernels {
 
 template <class T>
 [[gnu::always_inline]] inline T exp(T x) {
-    if constexpr (sizeof(T) == sizeof(float)) return exp_fast(x);
-    else return std::exp(x);
+    if constexpr (sizeof(T) == sizeof(float))
+        return exp_fast(x);
+    else
+        return std::exp(x);
 }
 
 }  // namespace bitgrad::kernels

@@ -22,7 +22,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
           int64_t ldb, T beta, T* C, int64_t ldc) {
     if constexpr (std::is_same_v<T, float>) {
         if (matmul_precision() == Precision::BF16) {
-            gemm_bf16(M, N, K, alpha, Bf16Operand::f32(A, lda, trans_a), Bf16Operand::f32(B, ldb, trans_b), beta, C, ldc);
+            gemm_bf16(M, N, K, alpha, Bf16Operand::f32(A, lda, trans_a), Bf16Operand::f32(B, ldb, trans_b), beta, C,
+                      ldc);
             return;
         }
     }

@@ -12,19 +12,23 @@
 namespace bitgrad::kernels {
 
 template <class T>
-using StridedMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
+using StridedMap =
+    Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
 template <class T>
 using ConstStridedMap =
     Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
 
 // op(A) is [M, K] (A stored [M, K] with lda, or [K, M] when trans_a); op(B) is [K, N]; C is [M, N].
 template <class T>
-void gemm_fp(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-          const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+void gemm_fp(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+             int64_t ldb, T beta, T* C, int64_t ldc) {
     StridedMap<T> c(C, M, N, Eigen::OuterStride<>(ldc));
     if (M == 0 || N == 0) return;
     if (K == 0) {
-        if (beta == T(0)) c.setZero(); else c *= beta;
+        if (beta == T(0))
+            c.setZero();
+        else
+            c *= beta;
         return;
     }
     ConstStridedMap<T> a(A, trans_a ? K : M, trans_a ? M : K, Eigen::OuterStride<>(lda));
@@ -37,10 +41,14 @@ void gemm_fp(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alph
             c.noalias() += alpha * opa * opb;
         }
     };
-    if (!trans_a && !trans_b) run(a, b);
-    else if (!trans_a && trans_b) run(a, b.transpose());
-    else if (trans_a && !trans_b) run(a.transpose(), b);
-    else run(a.transpose(), b.transpose());
+    if (!trans_a && !trans_b)
+        run(a, b);
+    else if (!trans_a && trans_b)
+        run(a, b.transpose());
+    else if (trans_a && !trans_b)
+        run(a.transpose(), b);
+    else
+        run(a.transpose(), b.transpose());
 }
 
 template <class T>

@@ -16,18 +16,21 @@ namespace bitgrad::kernels {
 
 inline void gemv_bf16(const bf16* W, int64_t out, int64_t in, const float* x, float* y) {
     constexpr int kLanes = 16;
-    parallel_for(out, [&](int64_t i) {
-        const uint16_t* w = &W[i * in].bits;
-        float acc[kLanes] = {};
-        int64_t j = 0;
-        for (; j + kLanes <= in; j += kLanes)
-            for (int l = 0; l < kLanes; ++l) acc[l] += std::bit_cast<float>(uint32_t(w[j + l]) << 16) * x[j + l];
-        float tail = 0.f;
-        for (; j < in; ++j) tail += std::bit_cast<float>(uint32_t(w[j]) << 16) * x[j];
-        float s = 0.f;
-        for (int l = 0; l < kLanes; ++l) s += acc[l];
-        y[i] = s + tail;
-    }, in);
+    parallel_for(
+        out,
+        [&](int64_t i) {
+            const uint16_t* w = &W[i * in].bits;
+            float acc[kLanes] = {};
+            int64_t j = 0;
+            for (; j + kLanes <= in; j += kLanes)
+                for (int l = 0; l < kLanes; ++l) acc[l] += std::bit_cast<float>(uint32_t(w[j + l]) << 16) * x[j + l];
+            float tail = 0.f;
+            for (; j < in; ++j) tail += std::bit_cast<float>(uint32_t(w[j]) << 16) * x[j];
+            float s = 0.f;
+            for (int l = 0; l < kLanes; ++l) s += acc[l];
+            y[i] = s + tail;
+        },
+        in);
 }
 
 inline void gemv_bf16_reference(const bf16* W, int64_t out, int64_t in, const float* x, double* y) {

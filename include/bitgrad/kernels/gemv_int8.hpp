@@ -34,7 +34,8 @@ inline float quantize_int8_row(const float* w, int64_t n, int8_t* q) {
         return 0.f;
     }
     const float inv = 127.f / absmax;
-    for (int64_t j = 0; j < n; ++j) q[j] = int8_t(std::clamp<long>(std::lrint(w[j] * inv), -127, 127));  // w * inv may pass 127 by an ulp
+    for (int64_t j = 0; j < n; ++j)
+        q[j] = int8_t(std::clamp<long>(std::lrint(w[j] * inv), -127, 127));  // w * inv may pass 127 by an ulp
     return absmax / 127.f;
 }
 
@@ -58,7 +59,8 @@ inline float dot_int8_generic(const int8_t* q, const float* x, int64_t in) {
 // Four rows with AVX-512: vpmovsxbd widens 16 bytes straight from memory, vcvtdq2ps and one FMA per
 // 16 products; four rows at once share each x load and keep four FMA chains in flight (one chain
 // waits on the FMA latency). Lane l of a row's accumulator sums the products acc[l] sums above.
-__attribute__((target("avx512f"))) inline void dot4_int8_avx512(const int8_t* q, int64_t in, const float* x, float* out) {
+__attribute__((target("avx512f"))) inline void dot4_int8_avx512(const int8_t* q, int64_t in, const float* x,
+                                                                float* out) {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     int64_t j = 0;
     for (; j + 16 <= in; j += 16) {
@@ -96,25 +98,30 @@ inline void gemv_int8(const int8_t* Q, const float* scale, int64_t out, int64_t 
                       bool wide = detail::gemv_int8_wide()) {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (wide) {
-        parallel_for((out + 3) / 4, [&](int64_t g) {
-            const int64_t i0 = 4 * g;
-            if (i0 + 4 <= out) {
-                float d[4];
-                detail::dot4_int8_avx512(Q + i0 * in, in, x, d);
-                for (int r = 0; r < 4; ++r) y[i0 + r] = scale[i0 + r] * d[r];
-            } else {
-                for (int64_t i = i0; i < out; ++i) y[i] = scale[i] * detail::dot_int8_generic(Q + i * in, x, in);
-            }
-        }, 2 * in);
+        parallel_for((out + 3) / 4,
+                     [&](int64_t g) {
+                         const int64_t i0 = 4 * g;
+                         if (i0 + 4 <= out) {
+                             float d[4];
+                             detail::dot4_int8_avx512(Q + i0 * in, in, x, d);
+                             for (int r = 0; r < 4; ++r) y[i0 + r] = scale[i0 + r] * d[r];
+                         } else {
+                             for (int64_t i = i0; i < out; ++i)
+                                 y[i] = scale[i] * detail::dot_int8_generic(Q + i * in, x, in);
+                         }
+                     },
+                     2 * in);
         return;
     }
 #endif
     (void)wide;
     // A byte per weight: half gemv_bf16's memory traffic per product.
-    parallel_for(out, [&](int64_t i) { y[i] = scale[i] * detail::dot_int8_generic(Q + i * in, x, in); }, in / 2);
+    parallel_for(
+        out, [&](int64_t i) { y[i] = scale[i] * detail::dot_int8_generic(Q + i * in, x, in); }, in / 2);
 }
 
-inline void gemv_int8_reference(const int8_t* Q, const float* scale, int64_t out, int64_t in, const float* x, double* y) {
+inline void gemv_int8_reference(const int8_t* Q, const float* scale, int64_t out, int64_t in, const float* x,
+                                double* y) {
     for (int64_t i = 0; i < out; ++i) {
         double s = 0;
         for (int64_t j = 0; j < in; ++j) s += double(Q[i * in + j]) * double(x[j]);

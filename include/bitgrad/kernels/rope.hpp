@@ -28,19 +28,27 @@ template <class T>
 void rope_apply(const T* x, T* out, int64_t B, int64_t Tn, int64_t H, int64_t D, const Tensor<T>& cos_t,
                 const Tensor<T>& sin_t, T sign, bool accumulate) {
     const int64_t half = D / 2;
-    parallel_for(B * Tn, [&](int64_t bt) {
-        const int64_t t = bt % Tn;
-        const T *c = cos_t.data() + t * half, *s = sin_t.data() + t * half;
-        for (int64_t h = 0; h < H; ++h) {
-            const T* xr = x + (bt * H + h) * D;
-            T* yr = out + (bt * H + h) * D;
-            for (int64_t i = 0; i < half; ++i) {
-                const T x1 = xr[i], x2 = xr[i + half], sn = sign * s[i];
-                const T y1 = x1 * c[i] - x2 * sn, y2 = x2 * c[i] + x1 * sn;
-                if (accumulate) { yr[i] += y1; yr[i + half] += y2; }
-                else { yr[i] = y1; yr[i + half] = y2; }
+    parallel_for(
+        B * Tn,
+        [&](int64_t bt) {
+            const int64_t t = bt % Tn;
+            const T *c = cos_t.data() + t * half, *s = sin_t.data() + t * half;
+            for (int64_t h = 0; h < H; ++h) {
+                const T* xr = x + (bt * H + h) * D;
+                T* yr = out + (bt * H + h) * D;
+                for (int64_t i = 0; i < half; ++i) {
+                    const T x1 = xr[i], x2 = xr[i + half], sn = sign * s[i];
+                    const T y1 = x1 * c[i] - x2 * sn, y2 = x2 * c[i] + x1 * sn;
+                    if (accumulate) {
+                        yr[i] += y1;
+                        yr[i + half] += y2;
+                    } else {
+                        yr[i] = y1;
+                        yr[i + half] = y2;
+                    }
+                }
             }
-        }
-    }, H * D);
+        },
+        H * D);
 }
 }  // namespace bitgrad::kernels

@@ -65,19 +65,22 @@ struct PackedSigns {
 
     PackedSigns() = default;
     // Adopts words read from elsewhere (a file): checks the count and that every padding bit is 0.
-    PackedSigns(int64_t out_, int64_t in_, Tensor<uint64_t> words) : out(out_), in(in_), words_per_row((in_ + 63) / 64) {
+    PackedSigns(int64_t out_, int64_t in_, Tensor<uint64_t> words)
+        : out(out_), in(in_), words_per_row((in_ + 63) / 64) {
         BITGRAD_CHECK(out >= 0 && in >= 0, "PackedSigns: negative size out = " << out << ", in = " << in);
         BITGRAD_CHECK(words.numel() == out * words_per_row,
                       "PackedSigns: " << words.numel() << " words for out = " << out << ", in = " << in << " (expected "
-                                      << out << " rows x " << words_per_row << " words = " << out * words_per_row << ")");
+                                      << out << " rows x " << words_per_row << " words = " << out * words_per_row
+                                      << ")");
         bits = words.reshape(Shape{out, words_per_row});
         if (in % 64 != 0) {
             const uint64_t pad = ~uint64_t(0) << (in % 64);  // bits past `in` in a row's last word
             for (int64_t i = 0; i < out; ++i) {
                 const uint64_t last = bits[i * words_per_row + words_per_row - 1];
-                BITGRAD_CHECK((last & pad) == 0, "PackedSigns: row " << i << " has nonzero padding bits past in = " << in
-                                                                     << " (last word 0x" << std::hex << last << std::dec
-                                                                     << ", bits " << in % 64 << "..63 must be 0)");
+                BITGRAD_CHECK((last & pad) == 0, "PackedSigns: row "
+                                                     << i << " has nonzero padding bits past in = " << in
+                                                     << " (last word 0x" << std::hex << last << std::dec << ", bits "
+                                                     << in % 64 << "..63 must be 0)");
             }
         }
     }
@@ -94,25 +97,31 @@ inline PackedSigns pack_signs(const float* W, int64_t out, int64_t in) {
     const int64_t wpr = (in + 63) / 64;
     Tensor<uint64_t> words(Shape{out, wpr});
     uint64_t* b = words.data();
-    parallel_for(out, [&](int64_t i) {
-        const float* w = W + i * in;
-        for (int64_t q = 0; q < wpr; ++q) {
-            const int64_t j0 = q * 64, n = std::min<int64_t>(64, in - j0);
-            uint64_t word = 0;
-            for (int64_t k = 0; k < n; ++k) word |= uint64_t(w[j0 + k] >= 0.f) << k;
-            b[i * wpr + q] = word;
-        }
-    }, in);
+    parallel_for(
+        out,
+        [&](int64_t i) {
+            const float* w = W + i * in;
+            for (int64_t q = 0; q < wpr; ++q) {
+                const int64_t j0 = q * 64, n = std::min<int64_t>(64, in - j0);
+                uint64_t word = 0;
+                for (int64_t k = 0; k < n; ++k) word |= uint64_t(w[j0 + k] >= 0.f) << k;
+                b[i * wpr + q] = word;
+            }
+        },
+        in);
     return PackedSigns(out, in, std::move(words));
 }
 
 // S [out, in] = +-1.f from the bits (tests, and a dense path).
 inline void unpack_signs(const PackedSigns& P, float* S) {
-    parallel_for(P.out, [&](int64_t i) {
-        const uint64_t* b = P.row(i);
-        float* s = S + i * P.in;
-        for (int64_t j = 0; j < P.in; ++j) s[j] = (b[j / 64] >> (j % 64)) & 1 ? 1.f : -1.f;
-    }, P.in);
+    parallel_for(
+        P.out,
+        [&](int64_t i) {
+            const uint64_t* b = P.row(i);
+            float* s = S + i * P.in;
+            for (int64_t j = 0; j < P.in; ++j) s[j] = (b[j / 64] >> (j % 64)) & 1 ? 1.f : -1.f;
+        },
+        P.in);
 }
 
 enum class SignKernel { Reference, Avx2, Avx512 };
@@ -149,7 +158,9 @@ inline SignKernel sign_kernel() {
 // RAII: this thread's sign_matmul calls default to `kernel` (tests force each variant).
 class SignKernelScope {
 public:
-    explicit SignKernelScope(SignKernel k) : saved_(detail::sign_kernel_override()) { detail::sign_kernel_override() = int(k); }
+    explicit SignKernelScope(SignKernel k) : saved_(detail::sign_kernel_override()) {
+        detail::sign_kernel_override() = int(k);
+    }
     ~SignKernelScope() { detail::sign_kernel_override() = saved_; }
     SignKernelScope(const SignKernelScope&) = delete;
     SignKernelScope& operator=(const SignKernelScope&) = delete;
@@ -160,7 +171,7 @@ private:
 
 namespace detail {
 
-inline constexpr int64_t kSignKC = 512;  // prefill column chunk (a multiple of 64)
+inline constexpr int64_t kSignKC = 512;         // prefill column chunk (a multiple of 64)
 inline constexpr int64_t kSignPrefetch = 1024;  // bytes ahead (AVX2 kernel; prefetches never fault)
 
 // Row byte pointers and the geometry of one micro-kernel call: NI output rows (bytes of row i at
@@ -197,8 +208,9 @@ __attribute__((target("avx2,fma"))) inline float hsum_avx2(__m256 v) {
 // One step of 8 columns (byte t of each output row) against NR loaded x vectors. (A helper, not a
 // lambda: a lambda would not inherit the target attribute.)
 template <int NI, int NR>
-__attribute__((target("avx2,fma"), always_inline)) inline void sign_step_avx2(__m256 (&acc)[NI][NR], const __m256 (&xv)[NR],
-                                                                             const SignBlock& B, int64_t t) {
+__attribute__((target("avx2,fma"), always_inline)) inline void sign_step_avx2(__m256 (&acc)[NI][NR],
+                                                                              const __m256 (&xv)[NR],
+                                                                              const SignBlock& B, int64_t t) {
 #pragma GCC unroll 8
     for (int i = 0; i < NI; ++i) {
         const __m256 s = _mm256_load_ps(kSignLut.v + 8 * int64_t(B.bits[i * B.row_bytes + t]));
@@ -225,7 +237,8 @@ __attribute__((target("avx2,fma"))) inline void sign_block_avx2(const SignBlock&
             std::memcpy(&w[i], B.bits + i * B.row_bytes + t0, 8);
             // 16 lines ahead in each row's stream (past a short row: into the next block's rows, which
             // follow in memory). The hardware prefetcher alone left DRAM-resident bits at ~1.5 GB/s.
-            const uintptr_t ahead = reinterpret_cast<uintptr_t>(B.bits + i * B.row_bytes + t0) + kSignPrefetch;  // may pass the end
+            const uintptr_t ahead =
+                reinterpret_cast<uintptr_t>(B.bits + i * B.row_bytes + t0) + kSignPrefetch;  // may pass the end
             _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T0);
         }
 #pragma GCC unroll 8
@@ -276,8 +289,8 @@ __attribute__((target("avx512f"))) inline float hsum_avx512(__m512 v) {
 // One step of 16 columns (bits 16t .. 16t+15 of each output row, a __mmask16) against NR x vectors.
 template <int NI, int NR>
 __attribute__((target("avx512f"), always_inline)) inline void sign_step_avx512(__m512 (&acc)[NI][NR], __m512 (&tot)[NR],
-                                                                              const __m512 (&xv)[NR], const SignBlock& B,
-                                                                              int64_t t) {
+                                                                               const __m512 (&xv)[NR],
+                                                                               const SignBlock& B, int64_t t) {
 #pragma GCC unroll 4
     for (int r = 0; r < NR; ++r) tot[r] = _mm512_add_ps(tot[r], xv[r]);
 #pragma GCC unroll 8
@@ -331,8 +344,10 @@ void sign_block_dispatch(int ni, int nr, const SignBlock& B) {
     if constexpr (NR > 1) {
         if (nr < NR) return sign_block_dispatch<NI, NR - 1, Wide>(ni, nr, B);
     }
-    if constexpr (Wide) sign_block_avx512<NI, NR>(B);
-    else sign_block_avx2<NI, NR>(B);
+    if constexpr (Wide)
+        sign_block_avx512<NI, NR>(B);
+    else
+        sign_block_avx2<NI, NR>(B);
 }
 
 // The blocked driver shared by both SIMD kernels (see the header comment).
@@ -344,27 +359,33 @@ void sign_matmul_simd(const PackedSigns& S, const float* xa, int64_t rows, float
     const int64_t kc = gemv ? S.in : kSignKC, row_bytes = S.words_per_row * 8;
     const int64_t blocks = (S.out + NI - 1) / NI;
     const uint8_t* bits = reinterpret_cast<const uint8_t*>(S.bits.data());
-    parallel_chunks(blocks, [&](int64_t b0, int64_t b1) {
-        const int64_t i_begin = b0 * NI, i_end = std::min(S.out, b1 * NI);
-        float sums[kNIGemv * kNRGemm];
-        for (int64_t k0 = 0; k0 < S.in; k0 += kc) {
-            const int64_t n = std::min(kc, S.in - k0);
-            for (int64_t i0 = i_begin; i0 < i_end; i0 += NI) {
-                const int ni = int(std::min<int64_t>(NI, i_end - i0));
-                for (int64_t r0 = 0; r0 < rows; r0 += NR) {
-                    const int nr = int(std::min<int64_t>(NR, rows - r0));
-                    const SignBlock B{bits + i0 * row_bytes + k0 / 8, row_bytes, xa + r0 * S.in + k0, S.in, n, sums};
-                    if (gemv) sign_block_dispatch<kNIGemv, 1, Wide>(ni, nr, B);
-                    else sign_block_dispatch<kNIGemm, kNRGemm, Wide>(ni, nr, B);
-                    for (int i = 0; i < ni; ++i)
-                        for (int r = 0; r < nr; ++r) {
-                            float& out = y[(r0 + r) * S.out + i0 + i];
-                            out = k0 == 0 ? sums[i * nr + r] : out + sums[i * nr + r];
-                        }
+    parallel_chunks(
+        blocks,
+        [&](int64_t b0, int64_t b1) {
+            const int64_t i_begin = b0 * NI, i_end = std::min(S.out, b1 * NI);
+            float sums[kNIGemv * kNRGemm];
+            for (int64_t k0 = 0; k0 < S.in; k0 += kc) {
+                const int64_t n = std::min(kc, S.in - k0);
+                for (int64_t i0 = i_begin; i0 < i_end; i0 += NI) {
+                    const int ni = int(std::min<int64_t>(NI, i_end - i0));
+                    for (int64_t r0 = 0; r0 < rows; r0 += NR) {
+                        const int nr = int(std::min<int64_t>(NR, rows - r0));
+                        const SignBlock B{
+                            bits + i0 * row_bytes + k0 / 8, row_bytes, xa + r0 * S.in + k0, S.in, n, sums};
+                        if (gemv)
+                            sign_block_dispatch<kNIGemv, 1, Wide>(ni, nr, B);
+                        else
+                            sign_block_dispatch<kNIGemm, kNRGemm, Wide>(ni, nr, B);
+                        for (int i = 0; i < ni; ++i)
+                            for (int r = 0; r < nr; ++r) {
+                                float& out = y[(r0 + r) * S.out + i0 + i];
+                                out = k0 == 0 ? sums[i * nr + r] : out + sums[i * nr + r];
+                            }
+                    }
                 }
             }
-        }
-    }, NI * S.in * rows);
+        },
+        NI * S.in * rows);
 }
 
 // Prefill with many activation rows: the signs of a block of output rows are expanded to a +-1.f
@@ -382,11 +403,14 @@ inline void sign_matmul_gemm(const PackedSigns& S, const float* xa, int64_t rows
     for (int64_t i0 = 0; i0 < S.out; i0 += chunk) {
         const int64_t n = std::min(chunk, S.out - i0);
         float* P = panel.data();
-        parallel_for(n, [&](int64_t i) {
-            const uint8_t* b = bits + (i0 + i) * S.words_per_row * 8;
-            float* p = P + i * ld;
-            for (int64_t t = 0; t < ld / 8; ++t) std::memcpy(p + 8 * t, &kSignLut.v[8 * b[t]], 8 * sizeof(float));
-        }, ld);
+        parallel_for(
+            n,
+            [&](int64_t i) {
+                const uint8_t* b = bits + (i0 + i) * S.words_per_row * 8;
+                float* p = P + i * ld;
+                for (int64_t t = 0; t < ld / 8; ++t) std::memcpy(p + 8 * t, &kSignLut.v[8 * b[t]], 8 * sizeof(float));
+            },
+            ld);
         gemm_fp(false, true, rows, n, S.in, 1.f, xa, S.in, P, ld, 0.f, y + i0, S.out);
     }
 }
@@ -395,15 +419,18 @@ inline void sign_matmul_gemm(const PackedSigns& S, const float* xa, int64_t rows
 
 // Obviously correct: one double sum per output.
 inline void sign_matmul_reference(const PackedSigns& S, const float* xa, int64_t rows, float* y) {
-    parallel_for(S.out, [&](int64_t i) {
-        const uint64_t* b = S.row(i);
-        for (int64_t r = 0; r < rows; ++r) {
-            const float* x = xa + r * S.in;
-            double acc = 0;
-            for (int64_t j = 0; j < S.in; ++j) acc += (b[j / 64] >> (j % 64)) & 1 ? double(x[j]) : -double(x[j]);
-            y[r * S.out + i] = float(acc);
-        }
-    }, S.in * rows);
+    parallel_for(
+        S.out,
+        [&](int64_t i) {
+            const uint64_t* b = S.row(i);
+            for (int64_t r = 0; r < rows; ++r) {
+                const float* x = xa + r * S.in;
+                double acc = 0;
+                for (int64_t j = 0; j < S.in; ++j) acc += (b[j / 64] >> (j % 64)) & 1 ? double(x[j]) : -double(x[j]);
+                y[r * S.out + i] = float(acc);
+            }
+        },
+        S.in * rows);
 }
 
 }  // namespace detail
@@ -412,9 +439,10 @@ inline void sign_matmul_reference(const PackedSigns& S, const float* xa, int64_t
 inline void sign_matmul(const PackedSigns& S, const float* xa, int64_t rows, float* y, SignKernel k = sign_kernel()) {
     BITGRAD_CHECK(rows >= 0, "sign_matmul: rows = " << rows << " must be >= 0");
     BITGRAD_CHECK(S.bits.numel() == S.out * S.words_per_row && S.words_per_row == (S.in + 63) / 64,
-                  "sign_matmul: PackedSigns [" << S.out << ", " << S.in << "] holds " << S.bits.numel() << " words, expected "
-                                               << S.out * ((S.in + 63) / 64));
-    BITGRAD_CHECK(sign_kernel_supported(k), "sign_matmul: the " << sign_kernel_name(k) << " kernel is not supported by this CPU");
+                  "sign_matmul: PackedSigns [" << S.out << ", " << S.in << "] holds " << S.bits.numel()
+                                               << " words, expected " << S.out * ((S.in + 63) / 64));
+    BITGRAD_CHECK(sign_kernel_supported(k),
+                  "sign_matmul: the " << sign_kernel_name(k) << " kernel is not supported by this CPU");
     if (rows == 0 || S.out == 0) return;
     if (S.in == 0) {
         std::fill(y, y + rows * S.out, 0.f);
@@ -424,12 +452,16 @@ inline void sign_matmul(const PackedSigns& S, const float* xa, int64_t rows, flo
         case SignKernel::Reference: detail::sign_matmul_reference(S, xa, rows, y); return;
 #if defined(__x86_64__) && defined(__GNUC__)
         case SignKernel::Avx2:
-            if (rows >= detail::kSignGemmRows) detail::sign_matmul_gemm(S, xa, rows, y);
-            else detail::sign_matmul_simd<false>(S, xa, rows, y);
+            if (rows >= detail::kSignGemmRows)
+                detail::sign_matmul_gemm(S, xa, rows, y);
+            else
+                detail::sign_matmul_simd<false>(S, xa, rows, y);
             return;
         case SignKernel::Avx512:
-            if (rows >= detail::kSignGemmRows) detail::sign_matmul_gemm(S, xa, rows, y);
-            else detail::sign_matmul_simd<true>(S, xa, rows, y);
+            if (rows >= detail::kSignGemmRows)
+                detail::sign_matmul_gemm(S, xa, rows, y);
+            else
+                detail::sign_matmul_simd<true>(S, xa, rows, y);
             return;
 #else
         default: break;

@@ -66,7 +66,9 @@ inline SignActivations sign_activations() { return detail::sign_activations_sett
 // RAII: this thread's packed layers use `a` (bitgrad generate --activations, decode_bench).
 class SignActivationsScope {
 public:
-    explicit SignActivationsScope(SignActivations a) : saved_(detail::sign_activations_setting()) { detail::sign_activations_setting() = a; }
+    explicit SignActivationsScope(SignActivations a) : saved_(detail::sign_activations_setting()) {
+        detail::sign_activations_setting() = a;
+    }
     ~SignActivationsScope() { detail::sign_activations_setting() = saved_; }
     SignActivationsScope(const SignActivationsScope&) = delete;
     SignActivationsScope& operator=(const SignActivationsScope&) = delete;
@@ -80,7 +82,8 @@ inline bool sign_q8_kernel_supported(SignKernel k) {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (k == SignKernel::Avx2) return __builtin_cpu_supports("avx2");
     if (k == SignKernel::Avx512)
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vnni");
 #endif
     return k == SignKernel::Reference;
 }
@@ -145,15 +148,18 @@ struct Q8Block {
 
 // Obviously correct: one int64 sum per output, column by column, outside the blocking.
 inline void sign_q8_reference(const PackedSigns& S, const Q8Rows& X, int32_t* P) {
-    parallel_for(S.out, [&](int64_t i) {
-        const uint64_t* b = S.row(i);
-        for (int64_t r = 0; r < X.rows; ++r) {
-            const int8_t* q = X.q.data() + r * X.stride;
-            int64_t acc = 0;
-            for (int64_t j = 0; j < S.in; ++j) acc += (b[j / 64] >> (j % 64)) & 1 ? q[j] : 0;
-            P[r * S.out + i] = int32_t(acc);
-        }
-    }, S.in * X.rows);
+    parallel_for(
+        S.out,
+        [&](int64_t i) {
+            const uint64_t* b = S.row(i);
+            for (int64_t r = 0; r < X.rows; ++r) {
+                const int8_t* q = X.q.data() + r * X.stride;
+                int64_t acc = 0;
+                for (int64_t j = 0; j < S.in; ++j) acc += (b[j / 64] >> (j % 64)) & 1 ? q[j] : 0;
+                P[r * S.out + i] = int32_t(acc);
+            }
+        },
+        S.in * X.rows);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -173,17 +179,20 @@ __attribute__((target("avx2"))) inline void q8_block_avx2(const Q8Block& B) {
         for (int r = 0; r < NR; ++r) acc[i][r] = _mm256_setzero_si256();
     // Byte k of the 32 lanes: which byte of the 32 bits it tests (vpshufb works within 128-bit
     // halves; the 32 bits are broadcast to both), and which bit of that byte.
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                            3, 3, 3, 3, 3, 3, 3);
     const __m256i select = _mm256_set1_epi64x(int64_t(0x8040201008040201ULL));
     const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
     for (int64_t h = 0; h < 2 * B.words; ++h) {  // 32 columns a step
         __m256i qv[NR];
 #pragma GCC unroll 4
-        for (int r = 0; r < NR; ++r) qv[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(B.q + r * B.stride + 32 * h));
+        for (int r = 0; r < NR; ++r)
+            qv[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(B.q + r * B.stride + 32 * h));
 #pragma GCC unroll 8
         for (int i = 0; i < NI; ++i) {
             uint32_t half;
-            std::memcpy(&half, reinterpret_cast<const uint8_t*>(B.bits + i * B.words_per_row) + 4 * h, 4);  // little-endian
+            std::memcpy(&half, reinterpret_cast<const uint8_t*>(B.bits + i * B.words_per_row) + 4 * h,
+                        4);  // little-endian
             const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(int32_t(half)), spread);
             const __m256i mask = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, select), select);
 #pragma GCC unroll 4
@@ -223,8 +232,9 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) inline void q8_block_avx5
         for (int i = 0; i < NI; ++i) {
             const uint64_t* row = B.bits + i * B.words_per_row + w;
             // A line ahead in each row's stream (past a short row: into the next rows, which follow).
-            if ((w & 7) == 0) _mm_prefetch(reinterpret_cast<const char*>(row) + kSignPrefetch, _MM_HINT_T0);  // never faults
-            const __m512i s01 = _mm512_maskz_mov_epi8(__mmask64(*row), ones);  // byte k = bit k
+            if ((w & 7) == 0)
+                _mm_prefetch(reinterpret_cast<const char*>(row) + kSignPrefetch, _MM_HINT_T0);  // never faults
+            const __m512i s01 = _mm512_maskz_mov_epi8(__mmask64(*row), ones);                   // byte k = bit k
 #pragma GCC unroll 4
             for (int r = 0; r < NR; ++r) acc[i][r] = _mm512_dpbusd_epi32(acc[i][r], s01, qv[r]);
         }
@@ -244,8 +254,10 @@ void q8_block_dispatch(int ni, int nr, const Q8Block& B) {
     if constexpr (NR > 1) {
         if (nr < NR) return q8_block_dispatch<NI, NR - 1, Wide>(ni, nr, B);
     }
-    if constexpr (Wide) q8_block_avx512<NI, NR>(B);
-    else q8_block_avx2<NI, NR>(B);
+    if constexpr (Wide)
+        q8_block_avx512<NI, NR>(B);
+    else
+        q8_block_avx2<NI, NR>(B);
 }
 
 // The blocked driver shared by both SIMD kernels (see the header comment).
@@ -256,28 +268,37 @@ void sign_q8_simd(const PackedSigns& S, const Q8Rows& X, int32_t* P) {
     const int NI = gemv ? kNIGemv : kNIGemm, NR = gemv ? 1 : kNRGemm;
     const int64_t kc_words = gemv ? S.words_per_row : kQ8KC / 64;
     const int64_t blocks = (S.out + NI - 1) / NI;
-    parallel_chunks(blocks, [&](int64_t b0, int64_t b1) {
-        const int64_t i_begin = b0 * NI, i_end = std::min(S.out, b1 * NI);
-        int32_t sums[kNIGemv * kNRGemm];
-        for (int64_t w0 = 0; w0 < S.words_per_row; w0 += kc_words) {
-            const int64_t words = std::min(kc_words, S.words_per_row - w0);
-            for (int64_t i0 = i_begin; i0 < i_end; i0 += NI) {
-                const int ni = int(std::min<int64_t>(NI, i_end - i0));
-                for (int64_t r0 = 0; r0 < X.rows; r0 += NR) {
-                    const int nr = int(std::min<int64_t>(NR, X.rows - r0));
-                    const Q8Block B{S.bits.data() + i0 * S.words_per_row + w0, S.words_per_row,
-                                    X.q.data() + r0 * X.stride + 64 * w0, X.stride, words, sums};
-                    if (gemv) q8_block_dispatch<kNIGemv, 1, Wide>(ni, nr, B);
-                    else q8_block_dispatch<kNIGemm, kNRGemm, Wide>(ni, nr, B);
-                    for (int i = 0; i < ni; ++i)
-                        for (int r = 0; r < nr; ++r) {
-                            int32_t& out = P[(r0 + r) * S.out + i0 + i];
-                            out = w0 == 0 ? sums[i * nr + r] : out + sums[i * nr + r];
-                        }
+    parallel_chunks(
+        blocks,
+        [&](int64_t b0, int64_t b1) {
+            const int64_t i_begin = b0 * NI, i_end = std::min(S.out, b1 * NI);
+            int32_t sums[kNIGemv * kNRGemm];
+            for (int64_t w0 = 0; w0 < S.words_per_row; w0 += kc_words) {
+                const int64_t words = std::min(kc_words, S.words_per_row - w0);
+                for (int64_t i0 = i_begin; i0 < i_end; i0 += NI) {
+                    const int ni = int(std::min<int64_t>(NI, i_end - i0));
+                    for (int64_t r0 = 0; r0 < X.rows; r0 += NR) {
+                        const int nr = int(std::min<int64_t>(NR, X.rows - r0));
+                        const Q8Block B{S.bits.data() + i0 * S.words_per_row + w0,
+                                        S.words_per_row,
+                                        X.q.data() + r0 * X.stride + 64 * w0,
+                                        X.stride,
+                                        words,
+                                        sums};
+                        if (gemv)
+                            q8_block_dispatch<kNIGemv, 1, Wide>(ni, nr, B);
+                        else
+                            q8_block_dispatch<kNIGemm, kNRGemm, Wide>(ni, nr, B);
+                        for (int i = 0; i < ni; ++i)
+                            for (int r = 0; r < nr; ++r) {
+                                int32_t& out = P[(r0 + r) * S.out + i0 + i];
+                                out = w0 == 0 ? sums[i * nr + r] : out + sums[i * nr + r];
+                            }
+                    }
                 }
             }
-        }
-    }, NI * S.in * X.rows / 8);  // integer work: ~8x cheaper per product than sign_matmul's floats
+        },
+        NI * S.in * X.rows / 8);  // integer work: ~8x cheaper per product than sign_matmul's floats
 }
 
 #endif  // x86-64
@@ -288,7 +309,8 @@ void sign_q8_simd(const PackedSigns& S, const Q8Rows& X, int32_t* P) {
 inline void sign_matmul_q8_sums(const PackedSigns& S, const Q8Rows& X, int32_t* P, SignKernel k = sign_q8_kernel()) {
     BITGRAD_CHECK(X.in == S.in && X.stride == S.words_per_row * 64,
                   "sign_matmul_q8: activations of width " << X.in << " for signs [" << S.out << ", " << S.in << "]");
-    BITGRAD_CHECK(sign_q8_kernel_supported(k), "sign_matmul_q8: the " << sign_kernel_name(k) << " kernel is not supported by this CPU");
+    BITGRAD_CHECK(sign_q8_kernel_supported(k),
+                  "sign_matmul_q8: the " << sign_kernel_name(k) << " kernel is not supported by this CPU");
     if (X.rows == 0 || S.out == 0) return;
     switch (k) {
         case SignKernel::Reference: detail::sign_q8_reference(S, X, P); return;
@@ -302,7 +324,8 @@ inline void sign_matmul_q8_sums(const PackedSigns& S, const Q8Rows& X, int32_t* 
 }
 
 // y [rows, out] = xa [rows, in] S^T with xa rounded to int8 per row (header comment).
-inline void sign_matmul_q8(const PackedSigns& S, const float* xa, int64_t rows, float* y, SignKernel k = sign_q8_kernel()) {
+inline void sign_matmul_q8(const PackedSigns& S, const float* xa, int64_t rows, float* y,
+                           SignKernel k = sign_q8_kernel()) {
     BITGRAD_CHECK(rows >= 0, "sign_matmul_q8: rows = " << rows << " must be >= 0");
     const Q8Rows X = quantize_rows_q8(xa, rows, S.in);
     std::vector<int32_t> P(std::size_t(rows * S.out));

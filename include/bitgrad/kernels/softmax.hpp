@@ -30,8 +30,8 @@ T logsumexp_row(const T* x, int64_t n, T inv_temp = T(1)) {
 }
 
 struct LossRowWeights {
-    double ce = 0, ad = 0;   // weights of the two parts, including the 1/M and 1/N of their means
-    double inv_tau = 1;      // 1 / temperature of the AD part
+    double ce = 0, ad = 0;  // weights of the two parts, including the 1/M and 1/N of their means
+    double inv_tau = 1;     // 1 / temperature of the AD part
 };
 
 // Returns the row's loss; when grad != nullptr also writes d loss / d s into grad[0..n) (grad may
@@ -56,7 +56,8 @@ T loss_row(const T* s, const T* t, int64_t n, int32_t label, const LossRowWeight
     if (ce && ad && w.inv_tau == 1) {  // one softmax of s serves both parts
         for (int64_t c = 0; c < n; ++c) grad[c] = (gc + ga) * exp(s[c] - lse_s) - ga * exp(t[c] - lse_t);
     } else if (ce && ad) {
-        for (int64_t c = 0; c < n; ++c) grad[c] = gc * exp(s[c] - lse_s) + ga * (exp(s[c] * it - lse_st) - exp(t[c] * it - lse_t));
+        for (int64_t c = 0; c < n; ++c)
+            grad[c] = gc * exp(s[c] - lse_s) + ga * (exp(s[c] * it - lse_st) - exp(t[c] * it - lse_t));
     } else if (ce) {
         for (int64_t c = 0; c < n; ++c) grad[c] = gc * exp(s[c] - lse_s);
     } else if (ad) {

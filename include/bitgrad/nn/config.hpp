@@ -20,8 +20,8 @@ struct LlamaConfig {
     double rope_theta = 10000.0;
     double initializer_range = 0.02;
     int32_t bos_token_id = 1, eos_token_id = 2, pad_token_id = 0;
-    bool binarized = false;       // FBI-Linear in every decoder linear layer (lm_head stays dense)
-    Ste ste = Ste::Identity;      // straight-through estimator of the binarized layers
+    bool binarized = false;   // FBI-Linear in every decoder linear layer (lm_head stays dense)
+    Ste ste = Ste::Identity;  // straight-through estimator of the binarized layers
 
     int64_t head_dim() const { return hidden_size / num_attention_heads; }
 
@@ -29,19 +29,24 @@ struct LlamaConfig {
     // overflow-checked: a config whose count does not fit in 64 bits is refused, naming the sizes.
     int64_t num_parameters() const {
         const std::string what = "LlamaConfig (hidden_size " + std::to_string(hidden_size) + ", intermediate_size " +
-                                 std::to_string(intermediate_size) + ", num_hidden_layers " + std::to_string(num_hidden_layers) +
-                                 ", vocab_size " + std::to_string(vocab_size) + "): parameter count";
-        BITGRAD_CHECK(num_attention_heads > 0, "LlamaConfig: num_attention_heads = " << num_attention_heads << ", expected > 0");
+                                 std::to_string(intermediate_size) + ", num_hidden_layers " +
+                                 std::to_string(num_hidden_layers) + ", vocab_size " + std::to_string(vocab_size) +
+                                 "): parameter count";
+        BITGRAD_CHECK(num_attention_heads > 0,
+                      "LlamaConfig: num_attention_heads = " << num_attention_heads << ", expected > 0");
         const int64_t C = hidden_size, I = intermediate_size, q = num_attention_heads * (C / num_attention_heads),
                       kv = checked_mul(num_key_value_heads, C / num_attention_heads, what);
         // q, k, v, o, gate, up, down: [out, in]; FBI layers add 2 * in (alpha, beta).
-        int64_t layer = checked_mul(C, checked_add(checked_add(q, checked_mul(2, kv, what), what), q, what), what);  // q, k, v, o
-        layer = checked_add(layer, checked_mul(3, checked_mul(C, I, what), what), what);          // gate, up, down
-        if (binarized) layer = checked_add(layer, checked_mul(2, checked_add(checked_mul(6, C, what), I, what), what), what);
+        int64_t layer =
+            checked_mul(C, checked_add(checked_add(q, checked_mul(2, kv, what), what), q, what), what);  // q, k, v, o
+        layer = checked_add(layer, checked_mul(3, checked_mul(C, I, what), what), what);  // gate, up, down
+        if (binarized)
+            layer = checked_add(layer, checked_mul(2, checked_add(checked_mul(6, C, what), I, what), what), what);
         layer = checked_add(layer, checked_mul(2, C, what), what);  // the two norms
         int64_t total = checked_mul(num_hidden_layers, layer, what);
-        total = checked_add(total, checked_mul(2, checked_mul(vocab_size, C, what), what), what);  // embed_tokens, lm_head
-        return checked_add(total, C, what);                                                       // final norm
+        total =
+            checked_add(total, checked_mul(2, checked_mul(vocab_size, C, what), what), what);  // embed_tokens, lm_head
+        return checked_add(total, C, what);                                                    // final norm
     }
 
     // Floats one token's activations keep alive for backward (an estimate for memory checks): per
@@ -49,10 +54,12 @@ struct LlamaConfig {
     // (~8 C + 2 kv), gate/up/swiglu (3 I); plus logits, their gradient and teacher logits (3 V).
     int64_t activation_floats_per_token() const {
         const std::string what = "LlamaConfig: activation size";
-        BITGRAD_CHECK(num_attention_heads > 0, "LlamaConfig: num_attention_heads = " << num_attention_heads << ", expected > 0");
+        BITGRAD_CHECK(num_attention_heads > 0,
+                      "LlamaConfig: num_attention_heads = " << num_attention_heads << ", expected > 0");
         const int64_t kv = checked_mul(num_key_value_heads, hidden_size / num_attention_heads, what);
-        const int64_t layer = checked_add(checked_add(checked_mul(8, hidden_size, what), checked_mul(2, kv, what), what),
-                                          checked_mul(3, intermediate_size, what), what);
+        const int64_t layer =
+            checked_add(checked_add(checked_mul(8, hidden_size, what), checked_mul(2, kv, what), what),
+                        checked_mul(3, intermediate_size, what), what);
         return checked_add(checked_mul(num_hidden_layers, layer, what), checked_mul(3, vocab_size, what), what);
     }
 
@@ -72,11 +79,12 @@ struct LlamaConfig {
                       "LlamaConfig: hidden_size " << hidden_size << " is not divisible by num_attention_heads "
                                                   << num_attention_heads);
         BITGRAD_CHECK(num_attention_heads % num_key_value_heads == 0,
-                      "LlamaConfig: num_key_value_heads " << num_key_value_heads
-                                                          << " does not divide num_attention_heads " << num_attention_heads);
+                      "LlamaConfig: num_key_value_heads "
+                          << num_key_value_heads << " does not divide num_attention_heads " << num_attention_heads);
         BITGRAD_CHECK(head_dim() % 2 == 0, "LlamaConfig: head_dim " << head_dim() << " must be even for RoPE");
-        BITGRAD_CHECK(rms_norm_eps > 0 && rope_theta > 0,
-                      "LlamaConfig: rms_norm_eps " << rms_norm_eps << " and rope_theta " << rope_theta << " must be > 0");
+        BITGRAD_CHECK(rms_norm_eps > 0 && rope_theta > 0, "LlamaConfig: rms_norm_eps "
+                                                              << rms_norm_eps << " and rope_theta " << rope_theta
+                                                              << " must be > 0");
         (void)num_parameters();  // throws if the sizes overflow
         (void)activation_floats_per_token();
     }
@@ -85,16 +93,27 @@ struct LlamaConfig {
     static LlamaConfig preset(const std::string& name) {
         LlamaConfig c;
         if (name == "tiny") {
-            c.vocab_size = 64; c.hidden_size = 16; c.intermediate_size = 32; c.num_hidden_layers = 2;
-            c.num_attention_heads = 4; c.num_key_value_heads = 4; c.max_position_embeddings = 64;
+            c.vocab_size = 64;
+            c.hidden_size = 16;
+            c.intermediate_size = 32;
+            c.num_hidden_layers = 2;
+            c.num_attention_heads = 4;
+            c.num_key_value_heads = 4;
+            c.max_position_embeddings = 64;
         } else if (name == "130M") {
-            c.hidden_size = 768; c.intermediate_size = 2048; c.num_hidden_layers = 12;
+            c.hidden_size = 768;
+            c.intermediate_size = 2048;
+            c.num_hidden_layers = 12;
             c.num_attention_heads = c.num_key_value_heads = 12;
         } else if (name == "1.3B") {
-            c.hidden_size = 2048; c.intermediate_size = 5632; c.num_hidden_layers = 24;
+            c.hidden_size = 2048;
+            c.intermediate_size = 5632;
+            c.num_hidden_layers = 24;
             c.num_attention_heads = c.num_key_value_heads = 32;
         } else if (name == "7B") {
-            c.hidden_size = 4096; c.intermediate_size = 11008; c.num_hidden_layers = 32;
+            c.hidden_size = 4096;
+            c.intermediate_size = 11008;
+            c.num_hidden_layers = 32;
             c.num_attention_heads = c.num_key_value_heads = 32;
         } else {
             BITGRAD_CHECK(false, "LlamaConfig: unknown preset '" << name << "', expected tiny, 130M, 1.3B or 7B");

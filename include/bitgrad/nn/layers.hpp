@@ -10,7 +10,8 @@ template <class T>
 class Embedding : public Module<T> {
 public:
     Embedding(int64_t vocab, int64_t dim, Rng& rng, double init_std = 0.02)
-        : weight(this->register_parameter("weight", Tensor<T>::randn({vocab, dim}, rng, init_std), ParamKind::Embedding)) {}
+        : weight(this->register_parameter("weight", Tensor<T>::randn({vocab, dim}, rng, init_std),
+                                          ParamKind::Embedding)) {}
     Var<T> forward(const Tensor<int32_t>& ids) const { return embedding(ids, weight); }
     Var<T> weight;
 };

@@ -25,8 +25,10 @@ namespace bitgrad::nn {
 namespace detail {
 template <class Lin, class T>
 Lin make_linear(int64_t in, int64_t out, Rng& rng, const LlamaConfig& c) {
-    if constexpr (std::is_same_v<Lin, FBILinear<T>>) return Lin(in, out, rng, c.initializer_range, c.ste);
-    else return Lin(in, out, rng, c.initializer_range);
+    if constexpr (std::is_same_v<Lin, FBILinear<T>>)
+        return Lin(in, out, rng, c.initializer_range, c.ste);
+    else
+        return Lin(in, out, rng, c.initializer_range);
 }
 }  // namespace detail
 
@@ -38,7 +40,10 @@ public:
           k_proj(detail::make_linear<Lin, T>(c.hidden_size, c.num_key_value_heads * c.head_dim(), rng, c)),
           v_proj(detail::make_linear<Lin, T>(c.hidden_size, c.num_key_value_heads * c.head_dim(), rng, c)),
           o_proj(detail::make_linear<Lin, T>(c.num_attention_heads * c.head_dim(), c.hidden_size, rng, c)),
-          heads(c.num_attention_heads), kv_heads(c.num_key_value_heads), head_dim(c.head_dim()), rope_theta(c.rope_theta) {
+          heads(c.num_attention_heads),
+          kv_heads(c.num_key_value_heads),
+          head_dim(c.head_dim()),
+          rope_theta(c.rope_theta) {
         this->register_module("q_proj", q_proj);
         this->register_module("k_proj", k_proj);
         this->register_module("v_proj", v_proj);
@@ -71,7 +76,9 @@ public:
         this->register_module("up_proj", up_proj);
         this->register_module("down_proj", down_proj);
     }
-    Var<T> forward(const Var<T>& x) const { return down_proj.forward(swiglu(gate_proj.forward(x), up_proj.forward(x))); }
+    Var<T> forward(const Var<T>& x) const {
+        return down_proj.forward(swiglu(gate_proj.forward(x), up_proj.forward(x)));
+    }
 
     Lin gate_proj, up_proj, down_proj;
 };
@@ -80,7 +87,9 @@ template <class T, class Lin>
 class LlamaDecoderLayer : public Module<T> {
 public:
     LlamaDecoderLayer(const LlamaConfig& c, Rng& rng)
-        : self_attn(c, rng), mlp(c, rng), input_layernorm(c.hidden_size, c.rms_norm_eps),
+        : self_attn(c, rng),
+          mlp(c, rng),
+          input_layernorm(c.hidden_size, c.rms_norm_eps),
           post_attention_layernorm(c.hidden_size, c.rms_norm_eps) {
         this->register_module("self_attn", self_attn);
         this->register_module("mlp", mlp);
@@ -100,8 +109,8 @@ public:
 template <class T, class Lin>
 class LlamaModel : public Module<T> {
 public:
-    LlamaModel(const LlamaConfig& c, Rng& rng) : embed_tokens(c.vocab_size, c.hidden_size, rng, c.initializer_range),
-                                                norm(c.hidden_size, c.rms_norm_eps) {
+    LlamaModel(const LlamaConfig& c, Rng& rng)
+        : embed_tokens(c.vocab_size, c.hidden_size, rng, c.initializer_range), norm(c.hidden_size, c.rms_norm_eps) {
         this->register_module("embed_tokens", embed_tokens);
         for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
             layers.push_back(std::make_unique<LlamaDecoderLayer<T, Lin>>(c, rng));
@@ -129,17 +138,19 @@ public:
 
     // Weights from rng (seeded by the caller): Normal(0, initializer_range), norms at 1, FBI-Linear
     // scales by xnor initialisation.
-    LlamaForCausalLM(const LlamaConfig& c, Rng& rng) : config(checked(c)), model(config, rng),
-                                                       lm_head(c.hidden_size, c.vocab_size, rng, c.initializer_range) {
+    LlamaForCausalLM(const LlamaConfig& c, Rng& rng)
+        : config(checked(c)), model(config, rng), lm_head(c.hidden_size, c.vocab_size, rng, c.initializer_range) {
         this->register_module("model", model);
         this->register_module("lm_head", lm_head);
     }
 
     // ids [B, T] -> logits [B, T, vocab]
     Var<T> forward(const Tensor<int32_t>& ids, int64_t pos_offset = 0) const {
-        BITGRAD_CHECK(ids.ndim() == 2, "LlamaForCausalLM: ids have shape " << ids.shape() << ", expected [batch, time]");
+        BITGRAD_CHECK(ids.ndim() == 2,
+                      "LlamaForCausalLM: ids have shape " << ids.shape() << ", expected [batch, time]");
         BITGRAD_CHECK(pos_offset + ids.dim(1) <= config.max_position_embeddings,
-                      "LlamaForCausalLM: positions up to " << pos_offset + ids.dim(1) << " exceed max_position_embeddings "
+                      "LlamaForCausalLM: positions up to " << pos_offset + ids.dim(1)
+                                                           << " exceed max_position_embeddings "
                                                            << config.max_position_embeddings);
         return lm_head.forward(model.forward(ids, pos_offset));
     }
@@ -155,8 +166,9 @@ private:
         c.validate();
         const int64_t n = c.num_parameters();
         require_memory(uint64_t(checked_mul(n, int64_t(sizeof(T)), "model size")),
-                       "a model of " + std::to_string(n) + " parameters (hidden " + std::to_string(c.hidden_size) + ", " +
-                           std::to_string(c.num_hidden_layers) + " layers, vocab " + std::to_string(c.vocab_size) + ")");
+                       "a model of " + std::to_string(n) + " parameters (hidden " + std::to_string(c.hidden_size) +
+                           ", " + std::to_string(c.num_hidden_layers) + " layers, vocab " +
+                           std::to_string(c.vocab_size) + ")");
         return c;
     }
 };
@@ -164,6 +176,6 @@ private:
 template <class T>
 using FbiLlama = LlamaForCausalLM<T, FBILinear<T>>;  // the binarized student
 template <class T>
-using DenseLlama = LlamaForCausalLM<T, Linear<T>>;   // the full-precision teacher
+using DenseLlama = LlamaForCausalLM<T, Linear<T>>;  // the full-precision teacher
 
 }  // namespace bitgrad::nn

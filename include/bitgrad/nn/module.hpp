@@ -85,9 +85,11 @@ public:
         for (auto& p : params) {
             known[p.name] = true;
             auto it = dict.find(p.name);
-            if (it == dict.end()) missing += "\n  " + p.name + " " + p.var.shape().str();
+            if (it == dict.end())
+                missing += "\n  " + p.name + " " + p.var.shape().str();
             else if (it->second.shape() != p.var.shape())
-                mismatched += "\n  " + p.name + ": expected " + p.var.shape().str() + ", got " + it->second.shape().str();
+                mismatched +=
+                    "\n  " + p.name + ": expected " + p.var.shape().str() + ", got " + it->second.shape().str();
         }
         if (strict)
             for (auto& [name, t] : dict)

@@ -17,7 +17,10 @@ struct ParamStats {
     double bytes_fp16() const { return 2.0 * double(total); }
     double bytes_packed() const { return double(binary) / 8.0 + 2.0 * double(full_precision()); }
     double bits_per_param() const { return total ? 8.0 * bytes_packed() / double(total) : 0.0; }
-    void add(const ParamStats& o) { total += o.total; binary += o.binary; }
+    void add(const ParamStats& o) {
+        total += o.total;
+        binary += o.binary;
+    }
 };
 
 template <class T>

@@ -6,9 +6,9 @@
 #include <cmath>
 
 #include "bitgrad/autograd/var.hpp"
+#include "bitgrad/core/parallel.hpp"
 #include "bitgrad/kernels/activation.hpp"
 #include "bitgrad/kernels/exp.hpp"
-#include "bitgrad/core/parallel.hpp"
 
 namespace bitgrad {
 
@@ -17,28 +17,34 @@ Var<T> silu(const Var<T>& x) {
     Tensor<T> y(x.shape());
     const T* xp = x.value().data();
     T* yp = y.data();
-    parallel_chunks(y.numel(), [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) yp[i] = xp[i] * kernels::sigmoid(xp[i]);
-    }, 8);
+    parallel_chunks(
+        y.numel(),
+        [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) yp[i] = xp[i] * kernels::sigmoid(xp[i]);
+        },
+        8);
     return detail::record("silu", std::move(y), {x}, [x](const Tensor<T>& g) {
         auto* gx = detail::grad_sink(x);
         if (!gx) return;
         const T* xp = x.value().data();
         const T* gp = g.data();
         T* d = gx->data();
-        parallel_chunks(g.numel(), [&](int64_t b, int64_t e) {
-            for (int64_t i = b; i < e; ++i) {
-                T s = kernels::sigmoid(xp[i]);
-                d[i] += gp[i] * s * (T(1) + xp[i] * (T(1) - s));
-            }
-        }, 8);
+        parallel_chunks(
+            g.numel(),
+            [&](int64_t b, int64_t e) {
+                for (int64_t i = b; i < e; ++i) {
+                    T s = kernels::sigmoid(xp[i]);
+                    d[i] += gp[i] * s * (T(1) + xp[i] * (T(1) - s));
+                }
+            },
+            8);
     });
 }
 
 template <class T>
 Var<T> swiglu(const Var<T>& gate, const Var<T>& up) {
-    BITGRAD_CHECK(gate.shape() == up.shape(), "swiglu: gate " << gate.shape() << " and up " << up.shape()
-                                                              << " must have the same shape");
+    BITGRAD_CHECK(gate.shape() == up.shape(),
+                  "swiglu: gate " << gate.shape() << " and up " << up.shape() << " must have the same shape");
     Tensor<T> y(gate.shape());
     kernels::swiglu_rows(gate.value().data(), up.value().data(), y.data(), y.numel());
     return detail::record("swiglu", std::move(y), {gate, up}, [gate, up](const Tensor<T>& g) {
@@ -47,23 +53,26 @@ Var<T> swiglu(const Var<T>& gate, const Var<T>& up) {
         const T *ap = gate.value().data(), *bp = up.value().data(), *gp = g.data();
         T* da = ga ? ga->data() : nullptr;
         T* db = gb ? gb->data() : nullptr;
-        parallel_chunks(g.numel(), [&](int64_t b, int64_t e) {
-            // Three loops rather than tests inside one: each vectorizes.
-            if (da && db) {
-                for (int64_t i = b; i < e; ++i) {
-                    const T s = kernels::sigmoid(ap[i]);
-                    da[i] += gp[i] * bp[i] * s * (T(1) + ap[i] * (T(1) - s));
-                    db[i] += gp[i] * ap[i] * s;
+        parallel_chunks(
+            g.numel(),
+            [&](int64_t b, int64_t e) {
+                // Three loops rather than tests inside one: each vectorizes.
+                if (da && db) {
+                    for (int64_t i = b; i < e; ++i) {
+                        const T s = kernels::sigmoid(ap[i]);
+                        da[i] += gp[i] * bp[i] * s * (T(1) + ap[i] * (T(1) - s));
+                        db[i] += gp[i] * ap[i] * s;
+                    }
+                } else if (da) {
+                    for (int64_t i = b; i < e; ++i) {
+                        const T s = kernels::sigmoid(ap[i]);
+                        da[i] += gp[i] * bp[i] * s * (T(1) + ap[i] * (T(1) - s));
+                    }
+                } else if (db) {
+                    for (int64_t i = b; i < e; ++i) db[i] += gp[i] * ap[i] * kernels::sigmoid(ap[i]);
                 }
-            } else if (da) {
-                for (int64_t i = b; i < e; ++i) {
-                    const T s = kernels::sigmoid(ap[i]);
-                    da[i] += gp[i] * bp[i] * s * (T(1) + ap[i] * (T(1) - s));
-                }
-            } else if (db) {
-                for (int64_t i = b; i < e; ++i) db[i] += gp[i] * ap[i] * kernels::sigmoid(ap[i]);
-            }
-        }, 8);
+            },
+            8);
     });
 }
 

@@ -13,13 +13,13 @@ namespace bitgrad {
 template <class T>
 Var<T> attention(const Var<T>& q, const Var<T>& k, const Var<T>& v, bool causal = true) {
     const Shape &qs = q.shape(), &ks = k.shape();
-    BITGRAD_CHECK(qs.ndim() == 4 && ks.ndim() == 4, "attention: q " << qs << " and k " << ks
-                                                                    << " must be [batch, time, heads, head_dim]");
+    BITGRAD_CHECK(qs.ndim() == 4 && ks.ndim() == 4,
+                  "attention: q " << qs << " and k " << ks << " must be [batch, time, heads, head_dim]");
     BITGRAD_CHECK(v.shape() == ks, "attention: v " << v.shape() << " must have k's shape " << ks);
-    BITGRAD_CHECK(qs[0] == ks[0] && qs[3] == ks[3], "attention: q " << qs << " and k " << ks
-                                                                    << " must agree on batch and head_dim");
-    BITGRAD_CHECK(ks[2] > 0 && qs[2] % ks[2] == 0, "attention: " << qs[2] << " query heads are not a multiple of "
-                                                                 << ks[2] << " key/value heads");
+    BITGRAD_CHECK(qs[0] == ks[0] && qs[3] == ks[3],
+                  "attention: q " << qs << " and k " << ks << " must agree on batch and head_dim");
+    BITGRAD_CHECK(ks[2] > 0 && qs[2] % ks[2] == 0,
+                  "attention: " << qs[2] << " query heads are not a multiple of " << ks[2] << " key/value heads");
     BITGRAD_CHECK(!causal || ks[1] >= qs[1], "attention: causal with " << ks[1] << " keys for " << qs[1]
                                                                        << " queries; expected at least as many keys");
     const kernels::AttentionDims d{qs[0], qs[1], ks[1], qs[2], ks[2], qs[3], causal};

@@ -21,9 +21,9 @@ struct BroadcastPlan {
             int ia = i - (nd - a.ndim()), ib = i - (nd - b.ndim());
             ad[i] = ia >= 0 ? a[ia] : 1;
             bd[i] = ib >= 0 ? b[ib] : 1;
-            BITGRAD_CHECK(ad[i] == bd[i] || ad[i] == 1 || bd[i] == 1,
-                          op << ": shapes " << a << " and " << b << " do not broadcast (axis " << i << ": " << ad[i]
-                             << " vs " << bd[i] << ")");
+            BITGRAD_CHECK(ad[i] == bd[i] || ad[i] == 1 || bd[i] == 1, op << ": shapes " << a << " and " << b
+                                                                         << " do not broadcast (axis " << i << ": "
+                                                                         << ad[i] << " vs " << bd[i] << ")");
             out.push_back(std::max(ad[i], bd[i]));
         }
         int64_t sa = 1, sb = 1;
@@ -59,8 +59,10 @@ struct BroadcastPlan {
             row_offsets(r, oa, ob);
             for (int64_t j = 0; j < L; ++j) body(r * L + j, oa + j * sa, ob + j * sb);
         };
-        if (parallel) parallel_for(R, row, L);
-        else for (int64_t r = 0; r < R; ++r) row(r);
+        if (parallel)
+            parallel_for(R, row, L);
+        else
+            for (int64_t r = 0; r < R; ++r) row(r);
     }
 };
 

@@ -22,7 +22,10 @@ void accumulate_binary_grad(const BroadcastPlan& plan, const Tensor<T>& g, Tenso
     T* s = sink.data();
     if (in_shape == plan.out) {  // no broadcast: a flat loop, in parallel
         const int64_t n = g.numel();
-        if (!other) parallel_chunks(n, [&](int64_t b, int64_t e) { for (int64_t i = b; i < e; ++i) s[i] += sign * gp[i]; });
+        if (!other)
+            parallel_chunks(n, [&](int64_t b, int64_t e) {
+                for (int64_t i = b; i < e; ++i) s[i] += sign * gp[i];
+            });
         else if (which == 0)  // other is b, possibly broadcast
             plan.for_each([&](int64_t o, int64_t, int64_t ib) { s[o] += gp[o] * other[ib]; }, true);
         else
@@ -44,7 +47,9 @@ Tensor<T> broadcast_apply(const BroadcastPlan& plan, const Tensor<T>& a, const T
     const T *ap = a.data(), *bp = b.data();
     T* yp = y.data();
     if (a.shape() == b.shape())
-        parallel_chunks(y.numel(), [&](int64_t s, int64_t e) { for (int64_t i = s; i < e; ++i) yp[i] = f(ap[i], bp[i]); });
+        parallel_chunks(y.numel(), [&](int64_t s, int64_t e) {
+            for (int64_t i = s; i < e; ++i) yp[i] = f(ap[i], bp[i]);
+        });
     else
         plan.for_each([&](int64_t o, int64_t ia, int64_t ib) { yp[o] = f(ap[ia], bp[ib]); }, true);
     return y;
@@ -60,10 +65,14 @@ Var<T> add(const Var<T>& a, const Var<T>& b) {
     return detail::record("add", std::move(y), {a, b}, [sa = a.slot(), sb = b.slot(), plan](const Tensor<T>& g) {
         // Without broadcasting the gradient passes through: the residual adds of a transformer
         // hand g to one input without a copy.
-        if (sa->shape == plan.out) detail::accumulate_grad(sa, g);
-        else if (auto* ga = detail::grad_sink(sa)) detail::accumulate_binary_grad(plan, g, *ga, sa->shape, 0, T(1), (const T*)nullptr);
-        if (sb->shape == plan.out) detail::accumulate_grad(sb, g);
-        else if (auto* gb = detail::grad_sink(sb)) detail::accumulate_binary_grad(plan, g, *gb, sb->shape, 1, T(1), (const T*)nullptr);
+        if (sa->shape == plan.out)
+            detail::accumulate_grad(sa, g);
+        else if (auto* ga = detail::grad_sink(sa))
+            detail::accumulate_binary_grad(plan, g, *ga, sa->shape, 0, T(1), (const T*)nullptr);
+        if (sb->shape == plan.out)
+            detail::accumulate_grad(sb, g);
+        else if (auto* gb = detail::grad_sink(sb))
+            detail::accumulate_binary_grad(plan, g, *gb, sb->shape, 1, T(1), (const T*)nullptr);
     });
 }
 
@@ -72,8 +81,10 @@ Var<T> sub(const Var<T>& a, const Var<T>& b) {
     detail::BroadcastPlan plan("sub", a.shape(), b.shape());
     Tensor<T> y = detail::broadcast_apply(plan, a.value(), b.value(), [](T x, T z) { return x - z; });
     return detail::record("sub", std::move(y), {a, b}, [sa = a.slot(), sb = b.slot(), plan](const Tensor<T>& g) {
-        if (auto* ga = detail::grad_sink(sa)) detail::accumulate_binary_grad(plan, g, *ga, sa->shape, 0, T(1), (const T*)nullptr);
-        if (auto* gb = detail::grad_sink(sb)) detail::accumulate_binary_grad(plan, g, *gb, sb->shape, 1, T(-1), (const T*)nullptr);
+        if (auto* ga = detail::grad_sink(sa))
+            detail::accumulate_binary_grad(plan, g, *ga, sa->shape, 0, T(1), (const T*)nullptr);
+        if (auto* gb = detail::grad_sink(sb))
+            detail::accumulate_binary_grad(plan, g, *gb, sb->shape, 1, T(-1), (const T*)nullptr);
     });
 }
 
@@ -82,8 +93,10 @@ Var<T> mul(const Var<T>& a, const Var<T>& b) {
     detail::BroadcastPlan plan("mul", a.shape(), b.shape());
     Tensor<T> y = detail::broadcast_apply(plan, a.value(), b.value(), [](T x, T z) { return x * z; });
     return detail::record("mul", std::move(y), {a, b}, [a, b, plan](const Tensor<T>& g) {
-        if (auto* ga = detail::grad_sink(a)) detail::accumulate_binary_grad(plan, g, *ga, a.shape(), 0, T(1), b.value().data());
-        if (auto* gb = detail::grad_sink(b)) detail::accumulate_binary_grad(plan, g, *gb, b.shape(), 1, T(1), a.value().data());
+        if (auto* ga = detail::grad_sink(a))
+            detail::accumulate_binary_grad(plan, g, *ga, a.shape(), 0, T(1), b.value().data());
+        if (auto* gb = detail::grad_sink(b))
+            detail::accumulate_binary_grad(plan, g, *gb, b.shape(), 1, T(1), a.value().data());
     });
 }
 
@@ -96,8 +109,17 @@ Var<T> scale(const Var<T>& x, T s) {
     });
 }
 
-template <class T> Var<T> operator+(const Var<T>& a, const Var<T>& b) { return add(a, b); }
-template <class T> Var<T> operator-(const Var<T>& a, const Var<T>& b) { return sub(a, b); }
-template <class T> Var<T> operator*(const Var<T>& a, const Var<T>& b) { return mul(a, b); }
+template <class T>
+Var<T> operator+(const Var<T>& a, const Var<T>& b) {
+    return add(a, b);
+}
+template <class T>
+Var<T> operator-(const Var<T>& a, const Var<T>& b) {
+    return sub(a, b);
+}
+template <class T>
+Var<T> operator*(const Var<T>& a, const Var<T>& b) {
+    return mul(a, b);
+}
 
 }  // namespace bitgrad

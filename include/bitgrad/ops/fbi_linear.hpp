@@ -22,8 +22,8 @@
 #include <type_traits>
 
 #include "bitgrad/autograd/var.hpp"
-#include "bitgrad/core/precision.hpp"
 #include "bitgrad/core/parallel.hpp"
+#include "bitgrad/core/precision.hpp"
 #include "bitgrad/kernels/fbi.hpp"
 #include "bitgrad/kernels/gemm.hpp"
 #include "bitgrad/ops/sign.hpp"
@@ -38,7 +38,8 @@ void sign_gemm(const T* A, int64_t rows, int64_t k, const T* W, int64_t out, int
     const int64_t n = transposed ? out : in;
     if constexpr (std::is_same_v<T, float>) {
         if (matmul_precision() == Precision::BF16) {
-            kernels::gemm_bf16(rows, n, k, 1.f, kernels::Bf16Operand::f32(A, k), kernels::Bf16Operand::sign_of(W, in, transposed), 0.f, C, n);
+            kernels::gemm_bf16(rows, n, k, 1.f, kernels::Bf16Operand::f32(A, k),
+                               kernels::Bf16Operand::sign_of(W, in, transposed), 0.f, C, n);
             return;
         }
     }
@@ -55,61 +56,74 @@ Var<T> fbi_linear(const Var<T>& x, const Var<T>& W, const Var<T>& alpha, const V
     const int64_t out = W.dim(0), in = W.dim(1), rows = xs.rows();
     BITGRAD_CHECK(xs.ndim() >= 1 && xs[-1] == in,
                   "fbi_linear: x has shape " << xs << ", expected last dim " << in << " to match W " << W.shape());
-    BITGRAD_CHECK(alpha.shape() == (Shape{1, in}) && beta.shape() == (Shape{1, in}),
-                  "fbi_linear: alpha " << alpha.shape() << " and beta " << beta.shape() << " must be [1, " << in << "]");
+    BITGRAD_CHECK(
+        alpha.shape() == (Shape{1, in}) && beta.shape() == (Shape{1, in}),
+        "fbi_linear: alpha " << alpha.shape() << " and beta " << beta.shape() << " must be [1, " << in << "]");
     const T *xp = x.value().data(), *a = alpha.value().data(), *b = beta.value().data();
     Tensor<T> xa({rows, in});
     kernels::scale_columns(xp, a, xa.data(), rows, in);
     Tensor<T> y(xs.with_last(out));
     detail::sign_gemm(xa.data(), rows, in, W.value().data(), out, in, /*transposed=*/true, y.data());
     T* yp = y.data();
-    parallel_for(rows, [&](int64_t n) {
-        T xb = 0;  // x[n, :] . beta
-        for (int64_t j = 0; j < in; ++j) xb += xp[n * in + j] * b[j];
-        for (int64_t i = 0; i < out; ++i) yp[n * out + i] += xb;
-    }, in + out);
-    return detail::record("fbi_linear", std::move(y), {x, W, alpha, beta},
-                          [x, W, alpha, beta, ste, rows, out, in](const Tensor<T>& g) {
-        auto* gx = detail::grad_sink(x);
-        auto *gW = detail::grad_sink(W), *ga = detail::grad_sink(alpha), *gb = detail::grad_sink(beta);
-        const T *xp = x.value().data(), *a = alpha.value().data(), *b = beta.value().data(), *gp = g.data();
-        Tensor<T> r(Shape{rows});  // rowsum(g)
-        parallel_for(rows, [&](int64_t n) {
-            T s = 0;
-            for (int64_t i = 0; i < out; ++i) s += gp[n * out + i];
-            r[n] = s;
-        }, out);
-        if (gx || ga) {
-            Tensor<T> u({rows, in});
-            detail::sign_gemm(gp, rows, out, W.value().data(), out, in, /*transposed=*/false, u.data());
-            if (ga) kernels::column_dots(xp, u.data(), false, ga->data(), rows, in);
-            if (gx) {
-                T* d = gx->data();
-                const T* up = u.data();
-                parallel_for(rows, [&](int64_t n) {
-                    for (int64_t j = 0; j < in; ++j) d[n * in + j] += up[n * in + j] * a[j] + r[n] * b[j];
-                }, in);
+    parallel_for(
+        rows,
+        [&](int64_t n) {
+            T xb = 0;  // x[n, :] . beta
+            for (int64_t j = 0; j < in; ++j) xb += xp[n * in + j] * b[j];
+            for (int64_t i = 0; i < out; ++i) yp[n * out + i] += xb;
+        },
+        in + out);
+    return detail::record(
+        "fbi_linear", std::move(y), {x, W, alpha, beta}, [x, W, alpha, beta, ste, rows, out, in](const Tensor<T>& g) {
+            auto* gx = detail::grad_sink(x);
+            auto *gW = detail::grad_sink(W), *ga = detail::grad_sink(alpha), *gb = detail::grad_sink(beta);
+            const T *xp = x.value().data(), *a = alpha.value().data(), *b = beta.value().data(), *gp = g.data();
+            Tensor<T> r(Shape{rows});  // rowsum(g)
+            parallel_for(
+                rows,
+                [&](int64_t n) {
+                    T s = 0;
+                    for (int64_t i = 0; i < out; ++i) s += gp[n * out + i];
+                    r[n] = s;
+                },
+                out);
+            if (gx || ga) {
+                Tensor<T> u({rows, in});
+                detail::sign_gemm(gp, rows, out, W.value().data(), out, in, /*transposed=*/false, u.data());
+                if (ga) kernels::column_dots(xp, u.data(), false, ga->data(), rows, in);
+                if (gx) {
+                    T* d = gx->data();
+                    const T* up = u.data();
+                    parallel_for(
+                        rows,
+                        [&](int64_t n) {
+                            for (int64_t j = 0; j < in; ++j) d[n * in + j] += up[n * in + j] * a[j] + r[n] * b[j];
+                        },
+                        in);
+                }
             }
-        }
-        if (gb) kernels::column_dots(xp, r.data(), true, gb->data(), rows, in);
-        if (!gW) return;
-        Tensor<T> xa({rows, in});
-        kernels::scale_columns(xp, a, xa.data(), rows, in);
-        if (ste == Ste::Identity) {  // ste' = 1: accumulate the GEMM straight into dW
-            kernels::gemm(true, false, out, in, rows, T(1), gp, out, xa.data(), in, T(1), gW->data(), in);
-            return;
-        }
-        Tensor<T> Ga({out, in});  // G * alpha
-        kernels::gemm(true, false, out, in, rows, T(1), gp, out, xa.data(), in, T(0), Ga.data(), in);
-        const T *w = W.value().data(), *ga_p = Ga.data();
-        T* dW = gW->data();
-        parallel_chunks(out * in, [&](int64_t s, int64_t e) {
-            if (ste == Ste::Clipped)
-                for (int64_t k = s; k < e; ++k) dW[k] += ste_derivative(Ste::Clipped, w[k]) * ga_p[k];
-            else
-                for (int64_t k = s; k < e; ++k) dW[k] += ste_derivative(Ste::ApproxSign, w[k]) * ga_p[k];
-        }, 4);
-    });
+            if (gb) kernels::column_dots(xp, r.data(), true, gb->data(), rows, in);
+            if (!gW) return;
+            Tensor<T> xa({rows, in});
+            kernels::scale_columns(xp, a, xa.data(), rows, in);
+            if (ste == Ste::Identity) {  // ste' = 1: accumulate the GEMM straight into dW
+                kernels::gemm(true, false, out, in, rows, T(1), gp, out, xa.data(), in, T(1), gW->data(), in);
+                return;
+            }
+            Tensor<T> Ga({out, in});  // G * alpha
+            kernels::gemm(true, false, out, in, rows, T(1), gp, out, xa.data(), in, T(0), Ga.data(), in);
+            const T *w = W.value().data(), *ga_p = Ga.data();
+            T* dW = gW->data();
+            parallel_chunks(
+                out * in,
+                [&](int64_t s, int64_t e) {
+                    if (ste == Ste::Clipped)
+                        for (int64_t k = s; k < e; ++k) dW[k] += ste_derivative(Ste::Clipped, w[k]) * ga_p[k];
+                    else
+                        for (int64_t k = s; k < e; ++k) dW[k] += ste_derivative(Ste::ApproxSign, w[k]) * ga_p[k];
+                },
+                4);
+        });
 }
 
 }  // namespace bitgrad

@@ -42,17 +42,18 @@ struct TeacherLogits {
     // From final hidden states [N, C] and an lm_head [V, C]: one GEMM per block.
     static TeacherLogits from_hidden(Tensor<T> hidden, Tensor<T> weight) {
         const int64_t C = hidden.shape().last(), N = hidden.shape().rows(), V = weight.dim(0);
-        BITGRAD_CHECK(weight.ndim() == 2 && weight.dim(1) == C, "TeacherLogits: lm_head " << weight.shape() << " does not match hidden "
-                                                                                          << hidden.shape());
+        BITGRAD_CHECK(weight.ndim() == 2 && weight.dim(1) == C,
+                      "TeacherLogits: lm_head " << weight.shape() << " does not match hidden " << hidden.shape());
         return {N, V, [hidden, weight, C, V](int64_t r0, int64_t r1, T* out) {
-                    kernels::gemm(false, true, r1 - r0, V, C, T(1), hidden.data() + r0 * C, C, weight.data(), C, T(0), out, V);
+                    kernels::gemm(false, true, r1 - r0, V, C, T(1), hidden.data() + r0 * C, C, weight.data(), C, T(0),
+                                  out, V);
                 }};
     }
 };
 
 template <class T>
 struct LossTargets {
-    Tensor<int32_t> labels;           // [N] next tokens (CE); may be undefined when ce_weight == 0
+    Tensor<int32_t> labels;  // [N] next tokens (CE); may be undefined when ce_weight == 0
     double ce_weight = 1, ad_weight = 0, temperature = 1;
     int32_t ignore_index = -100;
     const TeacherLogits<T>* teacher = nullptr;  // needed when ad_weight != 0
@@ -67,10 +68,12 @@ template <class T>
 Var<T> lm_head_loss(const Var<T>& h, const Var<T>& W, const LossTargets<T>& tg) {
     const Shape& hs = h.shape();
     BITGRAD_CHECK(W.shape().ndim() == 2 && hs.ndim() >= 1 && hs[-1] == W.dim(1),
-                  "lm_head_loss: hidden " << hs << " and lm_head " << W.shape() << " do not match (expected [..., C] and [V, C])");
+                  "lm_head_loss: hidden " << hs << " and lm_head " << W.shape()
+                                          << " do not match (expected [..., C] and [V, C])");
     const int64_t N = hs.rows(), C = W.dim(1), V = W.dim(0);
     const bool ce = tg.ce_weight != 0, ad = tg.ad_weight != 0;
-    BITGRAD_CHECK(!ce || tg.labels.numel() == N, "lm_head_loss: " << tg.labels.numel() << " labels for " << N << " rows");
+    BITGRAD_CHECK(!ce || tg.labels.numel() == N,
+                  "lm_head_loss: " << tg.labels.numel() << " labels for " << N << " rows");
     BITGRAD_CHECK(!ad || (tg.teacher && tg.teacher->rows == N && tg.teacher->vocab == V),
                   "lm_head_loss: the AD loss needs teacher logits of " << N << " rows x " << V << " classes");
     BITGRAD_CHECK(tg.temperature > 0, "lm_head_loss: temperature " << tg.temperature << " must be > 0");
@@ -79,7 +82,8 @@ Var<T> lm_head_loss(const Var<T>& h, const Var<T>& W, const LossTargets<T>& tg) 
         for (int64_t n = 0; n < N; ++n) {
             const int32_t l = tg.labels[n];
             if (l == tg.ignore_index) continue;
-            BITGRAD_CHECK(l >= 0 && l < V, "lm_head_loss: label " << l << " at row " << n << " is outside [0, " << V << ")");
+            BITGRAD_CHECK(l >= 0 && l < V,
+                          "lm_head_loss: label " << l << " at row " << n << " is outside [0, " << V << ")");
             ++valid;
         }
     kernels::LossRowWeights w;
@@ -91,7 +95,9 @@ Var<T> lm_head_loss(const Var<T>& h, const Var<T>& W, const LossTargets<T>& tg) 
     Tensor<T> dh = need_dh ? Tensor<T>({N, C}) : Tensor<T>();
     Tensor<T> dW = need_dW && !eager ? Tensor<T>({V, C}) : Tensor<T>();
     T* dW_out = eager ? detail::grad_sink(W)->data() : (need_dW ? dW.data() : nullptr);
-    const int64_t rb = std::max<int64_t>(1, std::min(N, tg.block_rows > 0 ? tg.block_rows : std::max<int64_t>(64, (int64_t(1) << 23) / std::max<int64_t>(V, 1))));
+    const int64_t rb = std::max<int64_t>(
+        1, std::min(N, tg.block_rows > 0 ? tg.block_rows
+                                         : std::max<int64_t>(64, (int64_t(1) << 23) / std::max<int64_t>(V, 1))));
     Tensor<T> S({rb, V}), Tt = ad ? Tensor<T>({rb, V}) : Tensor<T>();
     std::vector<T> row_loss(std::size_t(N), T(0));
     const T *hp = h.value().data(), *wp = W.value().data();
@@ -102,11 +108,14 @@ Var<T> lm_head_loss(const Var<T>& h, const Var<T>& W, const LossTargets<T>& tg) 
         T* sp = S.data();
         const T* tp = ad ? Tt.data() : nullptr;
         const bool grads = need_dh || need_dW;
-        parallel_for(nb, [&](int64_t i) {
-            const int32_t label = ce && tg.labels[r0 + i] != tg.ignore_index ? tg.labels[r0 + i] : -1;
-            row_loss[std::size_t(r0 + i)] = kernels::loss_row(sp + i * V, tp ? tp + i * V : nullptr, V, label, w,
-                                                              grads ? sp + i * V : (T*)nullptr);
-        }, 3 * V);
+        parallel_for(
+            nb,
+            [&](int64_t i) {
+                const int32_t label = ce && tg.labels[r0 + i] != tg.ignore_index ? tg.labels[r0 + i] : -1;
+                row_loss[std::size_t(r0 + i)] = kernels::loss_row(sp + i * V, tp ? tp + i * V : nullptr, V, label, w,
+                                                                  grads ? sp + i * V : (T*)nullptr);
+            },
+            3 * V);
         if (need_dh) kernels::gemm(false, false, nb, C, V, T(1), sp, V, wp, C, T(0), dh.data() + r0 * C, C);
         if (need_dW) {
             const T alpha = eager ? T(*tg.eager_weight_grad_scale) : T(1), beta = eager || r0 > 0 ? T(1) : T(0);
@@ -116,19 +125,23 @@ Var<T> lm_head_loss(const Var<T>& h, const Var<T>& W, const LossTargets<T>& tg) 
     T total = 0;
     for (T l : row_loss) total += l;  // fixed order: deterministic
     const std::optional<double> eager_scale = eager ? tg.eager_weight_grad_scale : std::nullopt;
-    return detail::record("lm_head_loss", Tensor<T>::scalar(total), {h, W}, [sh = h.slot(), sw = W.slot(), dh, dW, eager_scale](const Tensor<T>& g) {
-        const T s = g[0];
-        BITGRAD_CHECK(!eager_scale || s == T(*eager_scale), "lm_head_loss: backward seed " << s << ", but the weight gradient was added "
-                                                              "during the forward pass for seed " << *eager_scale);
-        if (auto* gh = detail::grad_sink(sh); gh && dh.defined()) gh->flat() += s * dh.flat();
-        if (auto* gw = detail::grad_sink(sw); gw && dW.defined()) {
-            T* d = gw->data();
-            const T* src = dW.data();
-            parallel_chunks(dW.numel(), [&](int64_t b, int64_t e) {
-                for (int64_t i = b; i < e; ++i) d[i] += s * src[i];
-            });
-        }
-    });
+    return detail::record("lm_head_loss", Tensor<T>::scalar(total), {h, W},
+                          [sh = h.slot(), sw = W.slot(), dh, dW, eager_scale](const Tensor<T>& g) {
+                              const T s = g[0];
+                              BITGRAD_CHECK(!eager_scale || s == T(*eager_scale),
+                                            "lm_head_loss: backward seed " << s
+                                                                           << ", but the weight gradient was added "
+                                                                              "during the forward pass for seed "
+                                                                           << *eager_scale);
+                              if (auto* gh = detail::grad_sink(sh); gh && dh.defined()) gh->flat() += s * dh.flat();
+                              if (auto* gw = detail::grad_sink(sw); gw && dW.defined()) {
+                                  T* d = gw->data();
+                                  const T* src = dW.data();
+                                  parallel_chunks(dW.numel(), [&](int64_t b, int64_t e) {
+                                      for (int64_t i = b; i < e; ++i) d[i] += s * src[i];
+                                  });
+                              }
+                          });
 }
 
 }  // namespace bitgrad

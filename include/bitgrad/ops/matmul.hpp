@@ -15,11 +15,11 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b) {
     const Shape &as = a.shape(), &bs = b.shape();
     BITGRAD_CHECK(as.ndim() >= 2 && bs.ndim() >= 2, "matmul: a " << as << " and b " << bs << " need at least 2 dims");
     const int64_t M = as[-2], K = as[-1], N = bs[-1];
-    BITGRAD_CHECK(bs[-2] == K, "matmul: a " << as << " x b " << bs << ": inner dims " << K << " and " << bs[-2]
-                                            << " must match");
+    BITGRAD_CHECK(bs[-2] == K,
+                  "matmul: a " << as << " x b " << bs << ": inner dims " << K << " and " << bs[-2] << " must match");
     const bool shared_b = bs.ndim() == 2;
-    BITGRAD_CHECK(shared_b || as.ndim() == bs.ndim(), "matmul: batch dims of a " << as << " and b " << bs
-                                                                                 << " must match (or b must be 2-D)");
+    BITGRAD_CHECK(shared_b || as.ndim() == bs.ndim(),
+                  "matmul: batch dims of a " << as << " and b " << bs << " must match (or b must be 2-D)");
     int64_t batch = 1;
     Shape out;
     for (int i = 0; i < as.ndim() - 2; ++i) {
@@ -41,8 +41,8 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b) {
                               ga->data() + i * M * K, K);
         if (auto* gb = detail::grad_sink(b))
             for (int64_t i = 0; i < batch; ++i)
-                kernels::gemm(true, false, K, N, M, T(1), a.value().data() + i * M * K, K, g.data() + i * M * N, N, T(1),
-                              gb->data() + i * sb, N);
+                kernels::gemm(true, false, K, N, M, T(1), a.value().data() + i * M * K, K, g.data() + i * M * N, N,
+                              T(1), gb->data() + i * sb, N);
     });
 }
 

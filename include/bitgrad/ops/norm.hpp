@@ -28,23 +28,29 @@ Var<T> rms_norm(const Var<T>& x, const Var<T>& w, T eps = T(1e-5)) {
         const T *xp = x.value().data(), *wp = w.value().data(), *gp = g.data();
         const int nt = num_threads();
         std::vector<Tensor<T>> dw_parts;
-        if (gw) for (int t = 0; t < nt; ++t) dw_parts.push_back(Tensor<T>::zeros(Shape{C}));
-        parallel_chunks(N, [&](int64_t n0, int64_t n1) {
-            T* dw = gw ? dw_parts[thread_index()].data() : nullptr;
-            for (int64_t n = n0; n < n1; ++n) {
-                const T *xr = xp + n * C, *gr = gp + n * C;
-                const T rn = r[n];
-                if (gx) {
-                    T dot = 0;  // mean_c(u * xh)
-                    for (int64_t c = 0; c < C; ++c) dot += gr[c] * wp[c] * xr[c] * rn;
-                    dot /= T(C);
-                    T* dx = gx->data() + n * C;
-                    for (int64_t c = 0; c < C; ++c) dx[c] += rn * (gr[c] * wp[c] - xr[c] * rn * dot);
+        if (gw)
+            for (int t = 0; t < nt; ++t) dw_parts.push_back(Tensor<T>::zeros(Shape{C}));
+        parallel_chunks(
+            N,
+            [&](int64_t n0, int64_t n1) {
+                T* dw = gw ? dw_parts[thread_index()].data() : nullptr;
+                for (int64_t n = n0; n < n1; ++n) {
+                    const T *xr = xp + n * C, *gr = gp + n * C;
+                    const T rn = r[n];
+                    if (gx) {
+                        T dot = 0;  // mean_c(u * xh)
+                        for (int64_t c = 0; c < C; ++c) dot += gr[c] * wp[c] * xr[c] * rn;
+                        dot /= T(C);
+                        T* dx = gx->data() + n * C;
+                        for (int64_t c = 0; c < C; ++c) dx[c] += rn * (gr[c] * wp[c] - xr[c] * rn * dot);
+                    }
+                    if (dw)
+                        for (int64_t c = 0; c < C; ++c) dw[c] += gr[c] * xr[c] * rn;
                 }
-                if (dw) for (int64_t c = 0; c < C; ++c) dw[c] += gr[c] * xr[c] * rn;
-            }
-        }, C);
-        if (gw) for (const auto& part : dw_parts) gw->flat() += part.flat();
+            },
+            C);
+        if (gw)
+            for (const auto& part : dw_parts) gw->flat() += part.flat();
     });
 }
 

@@ -29,20 +29,27 @@ Var<T> sum_axis_scaled(const char* op, const Var<T>& x, int axis_in, bool keepdi
     Tensor<T> y = Tensor<T>::zeros(out_shape);
     const T* xp = x.value().data();
     T* yp = y.data();
-    parallel_for(sp.outer, [&](int64_t o) {
-        for (int64_t k = 0; k < sp.n; ++k)
-            for (int64_t i = 0; i < sp.inner; ++i) yp[o * sp.inner + i] += xp[(o * sp.n + k) * sp.inner + i];
-        for (int64_t i = 0; i < sp.inner; ++i) yp[o * sp.inner + i] *= factor;
-    }, sp.n * sp.inner);
+    parallel_for(
+        sp.outer,
+        [&](int64_t o) {
+            for (int64_t k = 0; k < sp.n; ++k)
+                for (int64_t i = 0; i < sp.inner; ++i) yp[o * sp.inner + i] += xp[(o * sp.n + k) * sp.inner + i];
+            for (int64_t i = 0; i < sp.inner; ++i) yp[o * sp.inner + i] *= factor;
+        },
+        sp.n * sp.inner);
     return record(op, std::move(y), {x}, [x, sp, factor](const Tensor<T>& g) {
         auto* gx = grad_sink(x);
         if (!gx) return;
         T* gp = gx->data();
         const T* gy = g.data();
-        parallel_for(sp.outer, [&](int64_t o) {
-            for (int64_t k = 0; k < sp.n; ++k)
-                for (int64_t i = 0; i < sp.inner; ++i) gp[(o * sp.n + k) * sp.inner + i] += factor * gy[o * sp.inner + i];
-        }, sp.n * sp.inner);
+        parallel_for(
+            sp.outer,
+            [&](int64_t o) {
+                for (int64_t k = 0; k < sp.n; ++k)
+                    for (int64_t i = 0; i < sp.inner; ++i)
+                        gp[(o * sp.n + k) * sp.inner + i] += factor * gy[o * sp.inner + i];
+            },
+            sp.n * sp.inner);
     });
 }
 }  // namespace detail

@@ -14,7 +14,6 @@
 
 namespace bitgrad {
 
-
 template <class T>
 Var<T> rope(const Var<T>& x, double theta = 10000.0, int64_t offset = 0) {
     const Shape& s = x.shape();

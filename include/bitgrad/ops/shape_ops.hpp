@@ -26,20 +26,31 @@ void transpose_axes(const Tensor<T>& x, int a, int b, Tensor<T>& out, bool accum
     // Element strides of x, permuted into output axis order.
     std::array<int64_t, kMaxDims> xs{}, perm_stride{};
     int64_t st = 1;
-    for (int i = nd - 1; i >= 0; --i) { xs[i] = st; st *= s[i]; }
+    for (int i = nd - 1; i >= 0; --i) {
+        xs[i] = st;
+        st *= s[i];
+    }
     for (int i = 0; i < nd; ++i) perm_stride[i] = xs[i == a ? b : (i == b ? a : i)];
     const Shape& os = out.shape();
     const int64_t L = nd ? os[nd - 1] : 1, R = out.numel() / std::max<int64_t>(L, 1);
     const T* xp = x.data();
     T* op = out.data();
-    parallel_for(R, [&](int64_t r) {
-        int64_t off = 0, rem = r;
-        for (int i = nd - 2; i >= 0; --i) { off += (rem % os[i]) * perm_stride[i]; rem /= os[i]; }
-        const int64_t inner = nd ? perm_stride[nd - 1] : 1;
-        T* dst = op + r * L;
-        if (accumulate) for (int64_t j = 0; j < L; ++j) dst[j] += xp[off + j * inner];
-        else for (int64_t j = 0; j < L; ++j) dst[j] = xp[off + j * inner];
-    }, L);
+    parallel_for(
+        R,
+        [&](int64_t r) {
+            int64_t off = 0, rem = r;
+            for (int i = nd - 2; i >= 0; --i) {
+                off += (rem % os[i]) * perm_stride[i];
+                rem /= os[i];
+            }
+            const int64_t inner = nd ? perm_stride[nd - 1] : 1;
+            T* dst = op + r * L;
+            if (accumulate)
+                for (int64_t j = 0; j < L; ++j) dst[j] += xp[off + j * inner];
+            else
+                for (int64_t j = 0; j < L; ++j) dst[j] = xp[off + j * inner];
+        },
+        L);
 }
 }  // namespace kernels
 

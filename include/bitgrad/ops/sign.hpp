@@ -29,7 +29,8 @@ struct SteName {
     Ste ste;
     const char* name;
 };
-inline constexpr SteName kSteNames[] = {{Ste::Identity, "identity"}, {Ste::Clipped, "clipped"}, {Ste::ApproxSign, "approx_sign"}};
+inline constexpr SteName kSteNames[] = {
+    {Ste::Identity, "identity"}, {Ste::Clipped, "clipped"}, {Ste::ApproxSign, "approx_sign"}};
 
 inline const char* ste_name(Ste s) {
     for (const auto& e : kSteNames)
@@ -46,11 +47,15 @@ inline std::optional<Ste> parse_ste(std::string_view name) {
 inline std::string ste_choices() {
     std::string s;
     const std::size_t n = std::size(kSteNames);
-    for (std::size_t i = 0; i < n; ++i) s += std::string(i == 0 ? "" : (i + 1 == n ? " or " : ", ")) + kSteNames[i].name;
+    for (std::size_t i = 0; i < n; ++i)
+        s += std::string(i == 0 ? "" : (i + 1 == n ? " or " : ", ")) + kSteNames[i].name;
     return s;
 }
 
-template <class T> inline T sign_value(T x) { return x >= T(0) ? T(1) : T(-1); }
+template <class T>
+inline T sign_value(T x) {
+    return x >= T(0) ? T(1) : T(-1);
+}
 
 // The surrogate's value and derivative, for tests and for users studying the estimators.
 template <class T>
@@ -77,7 +82,9 @@ Var<T> sign(const Var<T>& x, Ste ste = Ste::Identity) {
     Tensor<T> y(x.shape());
     const T* xp = x.value().data();
     T* yp = y.data();
-    parallel_chunks(y.numel(), [&](int64_t b, int64_t e) { for (int64_t i = b; i < e; ++i) yp[i] = sign_value(xp[i]); });
+    parallel_chunks(y.numel(), [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) yp[i] = sign_value(xp[i]);
+    });
     return detail::record("sign", std::move(y), {x}, [x, ste](const Tensor<T>& g) {
         auto* gx = detail::grad_sink(x);
         if (!gx) return;

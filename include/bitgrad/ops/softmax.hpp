@@ -7,32 +7,37 @@
 #include <limits>
 
 #include "bitgrad/autograd/var.hpp"
+#include "bitgrad/core/parallel.hpp"
 #include "bitgrad/kernels/exp.hpp"
 #include "bitgrad/kernels/softmax.hpp"
-#include "bitgrad/core/parallel.hpp"
 
 namespace bitgrad {
-
 
 template <class T>
 Var<T> softmax(const Var<T>& x) {
     const int64_t C = x.shape().last(), N = x.shape().rows();
     Tensor<T> y(x.shape());
     const T* xp = x.value().data();
-    parallel_for(N, [&](int64_t n) {
-        const T lse = kernels::logsumexp_row(xp + n * C, C);
-        for (int64_t c = 0; c < C; ++c) y[n * C + c] = kernels::exp(xp[n * C + c] - lse);
-    }, C);
+    parallel_for(
+        N,
+        [&](int64_t n) {
+            const T lse = kernels::logsumexp_row(xp + n * C, C);
+            for (int64_t c = 0; c < C; ++c) y[n * C + c] = kernels::exp(xp[n * C + c] - lse);
+        },
+        C);
     return detail::record("softmax", y, {x}, [x, y, N, C](const Tensor<T>& g) {
         auto* gx = detail::grad_sink(x);
         if (!gx) return;
-        parallel_for(N, [&](int64_t n) {
-            const T *yr = y.data() + n * C, *gr = g.data() + n * C;
-            T dot = 0;
-            for (int64_t c = 0; c < C; ++c) dot += gr[c] * yr[c];
-            T* d = gx->data() + n * C;
-            for (int64_t c = 0; c < C; ++c) d[c] += yr[c] * (gr[c] - dot);
-        }, C);
+        parallel_for(
+            N,
+            [&](int64_t n) {
+                const T *yr = y.data() + n * C, *gr = g.data() + n * C;
+                T dot = 0;
+                for (int64_t c = 0; c < C; ++c) dot += gr[c] * yr[c];
+                T* d = gx->data() + n * C;
+                for (int64_t c = 0; c < C; ++c) d[c] += yr[c] * (gr[c] - dot);
+            },
+            C);
     });
 }
 
@@ -41,20 +46,26 @@ Var<T> log_softmax(const Var<T>& x) {
     const int64_t C = x.shape().last(), N = x.shape().rows();
     Tensor<T> y(x.shape());
     const T* xp = x.value().data();
-    parallel_for(N, [&](int64_t n) {
-        const T lse = kernels::logsumexp_row(xp + n * C, C);
-        for (int64_t c = 0; c < C; ++c) y[n * C + c] = xp[n * C + c] - lse;
-    }, C);
+    parallel_for(
+        N,
+        [&](int64_t n) {
+            const T lse = kernels::logsumexp_row(xp + n * C, C);
+            for (int64_t c = 0; c < C; ++c) y[n * C + c] = xp[n * C + c] - lse;
+        },
+        C);
     return detail::record("log_softmax", y, {x}, [x, y, N, C](const Tensor<T>& g) {
         auto* gx = detail::grad_sink(x);
         if (!gx) return;
-        parallel_for(N, [&](int64_t n) {
-            const T *yr = y.data() + n * C, *gr = g.data() + n * C;
-            T gsum = 0;
-            for (int64_t c = 0; c < C; ++c) gsum += gr[c];
-            T* d = gx->data() + n * C;
-            for (int64_t c = 0; c < C; ++c) d[c] += gr[c] - kernels::exp(yr[c]) * gsum;
-        }, C);
+        parallel_for(
+            N,
+            [&](int64_t n) {
+                const T *yr = y.data() + n * C, *gr = g.data() + n * C;
+                T gsum = 0;
+                for (int64_t c = 0; c < C; ++c) gsum += gr[c];
+                T* d = gx->data() + n * C;
+                for (int64_t c = 0; c < C; ++c) d[c] += gr[c] - kernels::exp(yr[c]) * gsum;
+            },
+            C);
     });
 }
 

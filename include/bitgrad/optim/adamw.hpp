@@ -79,16 +79,20 @@ public:
                 const T* gr = p.var.grad().data();
                 T *mp = m.data(), *vp = v.data();
                 const T b1 = T(opt_.beta1), b2 = T(opt_.beta2), eps = T(opt_.eps);
-                const T step_size = T(lr / bc1), inv_sqrt_bc2 = T(1 / std::sqrt(bc2)), decay = T(1 - lr * g.weight_decay);
+                const T step_size = T(lr / bc1), inv_sqrt_bc2 = T(1 / std::sqrt(bc2)),
+                        decay = T(1 - lr * g.weight_decay);
                 const T gs = T(grad_scale);
-                parallel_chunks(p.var.numel(), [&](int64_t b, int64_t e) {
-                    for (int64_t i = b; i < e; ++i) {
-                        const T gi = gs * gr[i];
-                        mp[i] = b1 * mp[i] + (T(1) - b1) * gi;
-                        vp[i] = b2 * vp[i] + (T(1) - b2) * gi * gi;
-                        w[i] = w[i] * decay - step_size * mp[i] / (std::sqrt(vp[i]) * inv_sqrt_bc2 + eps);
-                    }
-                }, 8);
+                parallel_chunks(
+                    p.var.numel(),
+                    [&](int64_t b, int64_t e) {
+                        for (int64_t i = b; i < e; ++i) {
+                            const T gi = gs * gr[i];
+                            mp[i] = b1 * mp[i] + (T(1) - b1) * gi;
+                            vp[i] = b2 * vp[i] + (T(1) - b2) * gi * gi;
+                            w[i] = w[i] * decay - step_size * mp[i] / (std::sqrt(vp[i]) * inv_sqrt_bc2 + eps);
+                        }
+                    },
+                    8);
             }
         }
     }

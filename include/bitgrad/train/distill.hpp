@@ -64,8 +64,8 @@ inline Teacher<float> frozen_teacher(const infer::FrozenLlama& model) {
 struct StepOptions {
     Loss loss = Loss::CE;
     double temperature = 1.0;
-    double loss_scale = 1.0;                 // the backward seed: 1 / grad_accum, so micro-batches average
-    Precision precision = Precision::FP32;   // of the matrix products (teacher, student, loss)
+    double loss_scale = 1.0;                // the backward seed: 1 / grad_accum, so micro-batches average
+    Precision precision = Precision::FP32;  // of the matrix products (teacher, student, loss)
 };
 
 namespace detail {
@@ -80,7 +80,8 @@ inline void profile_phase(const char* name) {
 template <class T, class Student>
 double distill_step(const Student& student, const Teacher<T>* teacher, const Tensor<int32_t>& inputs,
                     const Tensor<int32_t>& labels, const StepOptions& o) {
-    BITGRAD_CHECK(o.loss == Loss::CE || (teacher && *teacher), "distill_step: loss " << loss_name(o.loss) << " needs a teacher");
+    BITGRAD_CHECK(o.loss == Loss::CE || (teacher && *teacher),
+                  "distill_step: loss " << loss_name(o.loss) << " needs a teacher");
     PrecisionScope precision(o.precision);
     TeacherLogits<T> teacher_logits;
     if (o.loss != Loss::CE) {

@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
+#include "bitgrad/core/json.hpp"
 #include "bitgrad/data/token_shard.hpp"
 #include "bitgrad/io/checkpoint.hpp"
-#include "bitgrad/core/json.hpp"
 #include "bitgrad/nn/llama.hpp"
 #include "bitgrad/optim/adamw.hpp"
 #include "bitgrad/optim/schedule.hpp"
@@ -41,9 +41,9 @@ struct TrainOptions {
     double clip_norm = 1.0;
     Loss loss = Loss::CE;
     double temperature = 1.0;
-    Precision precision = Precision::FP32;  // of the matrix products; default_precision() picks bf16 where native
+    Precision precision = Precision::FP32;   // of the matrix products; default_precision() picks bf16 where native
     int64_t log_every = 10, save_every = 0;  // 0: save only at the end
-    int64_t eval_every = 0;                  // steps between calls of Trainer::validate (0: none); also after the last step
+    int64_t eval_every = 0;  // steps between calls of Trainer::validate (0: none); also after the last step
     int keep_last = 2;
     int max_nonfinite = 5;
     uint64_t seed = 1234;
@@ -56,8 +56,8 @@ struct StepLog {
     int64_t skipped_total = 0;
     bool skipped = false;
     bool has_flips = false;
-    FlipRates flips;         // fractions of binarized weights whose sign changed ...
-    int64_t flip_steps = 0;  // ... over the last flip_steps optimizer steps
+    FlipRates flips;            // fractions of binarized weights whose sign changed ...
+    int64_t flip_steps = 0;     // ... over the last flip_steps optimizer steps
     bool has_val_loss = false;  // set on the steps Trainer::validate ran (every eval_every and the last)
     double val_loss = 0;
 };
@@ -73,9 +73,14 @@ class Trainer {
 public:
     // teacher: empty for Loss::CE; train::llama_teacher(model) for a bitgrad teacher.
     Trainer(Student& student, Teacher<T> teacher, const data::TokenShard& shard, TrainOptions opt)
-        : student_(student), teacher_(std::move(teacher)), opt_(checked(student, opt)),
-          optimizer_(optim::param_groups(student.named_parameters(), opt.adamw.weight_decay, opt.decay_norms_and_scales), opt.adamw),
-          sampler_(shard, opt.batch, opt.seq_len + 1, opt.seed), flips_(student) {
+        : student_(student),
+          teacher_(std::move(teacher)),
+          opt_(checked(student, opt)),
+          optimizer_(
+              optim::param_groups(student.named_parameters(), opt.adamw.weight_decay, opt.decay_norms_and_scales),
+              opt.adamw),
+          sampler_(shard, opt.batch, opt.seq_len + 1, opt.seed),
+          flips_(student) {
         BITGRAD_CHECK(opt.loss == Loss::CE || teacher_, "Trainer: loss " << loss_name(opt.loss) << " needs a teacher");
         schedule_ = {opt.adamw.lr, opt.min_lr, opt.warmup_steps, opt.steps};
     }
@@ -98,18 +103,21 @@ public:
         const auto state = load_json(dir / "trainer_state.json");
         auto field = [&](const char* key, auto example) { return json_field<decltype(example)>(state, key, where); };
         const int threads = field("threads", int());
-        BITGRAD_CHECK(threads == num_threads(), where << ": saved with " << threads << " threads, now running with " << num_threads()
-                                                      << "; results would differ in the last bits. Set OMP_NUM_THREADS=" << threads);
+        BITGRAD_CHECK(threads == num_threads(),
+                      where << ": saved with " << threads << " threads, now running with " << num_threads()
+                            << "; results would differ in the last bits. Set OMP_NUM_THREADS=" << threads);
         const std::string loss = field("loss", std::string());
-        BITGRAD_CHECK(loss == loss_name(opt_.loss), where << ": saved with loss " << loss << ", now " << loss_name(opt_.loss));
+        BITGRAD_CHECK(loss == loss_name(opt_.loss),
+                      where << ": saved with loss " << loss << ", now " << loss_name(opt_.loss));
         const std::string precision = json_field_or<std::string>(state, "precision", "fp32", where);
         BITGRAD_CHECK(precision == precision_name(opt_.precision),
                       where << ": saved with --precision " << precision << ", now " << precision_name(opt_.precision)
                             << "; resume with the same precision (the run would not continue the same way)");
-        const int64_t batch = field("batch", int64_t()), seq_len = field("seq_len", int64_t()), accum = field("grad_accum", int64_t());
+        const int64_t batch = field("batch", int64_t()), seq_len = field("seq_len", int64_t()),
+                      accum = field("grad_accum", int64_t());
         BITGRAD_CHECK(batch == opt_.batch && seq_len == opt_.seq_len && accum == opt_.grad_accum,
-                      where << ": saved with batch " << batch << " x seq_len " << seq_len << " x grad_accum " << accum << ", now "
-                            << opt_.batch << " x " << opt_.seq_len << " x " << opt_.grad_accum
+                      where << ": saved with batch " << batch << " x seq_len " << seq_len << " x grad_accum " << accum
+                            << ", now " << opt_.batch << " x " << opt_.seq_len << " x " << opt_.grad_accum
                             << "; resume with the same --batch, --seq and --accum");
         const int64_t step = field("step", int64_t()), optimizer_step = field("optimizer_step", int64_t());
         const auto sampler_state = field("sampler_rng", Rng::State());
@@ -146,8 +154,8 @@ public:
                                 {"sampler_rng", sampler_.state()},
                                 {"skipped_steps", skipped_total_},
                                 {"losses", losses_}};
-        auto dir = io::save_checkpoint(std::filesystem::path(opt_.out_dir) / "checkpoints", step_, student_, student_.config,
-                                       optimizer_, state, opt_.keep_last);
+        auto dir = io::save_checkpoint(std::filesystem::path(opt_.out_dir) / "checkpoints", step_, student_,
+                                       student_.config, optimizer_, state, opt_.keep_last);
         last_saved_ = {step_, dir};
         if (on_event) on_event("saved checkpoint " + dir.string());
         return dir;
@@ -165,7 +173,8 @@ public:
             ++step_;
             student_.clear_grad();  // (already clear, unless a previous run() stopped half-way)
             double loss_sum = 0;
-            for (int64_t micro = 0; micro < opt_.grad_accum; ++micro) loss_sum += micro_step() / double(opt_.grad_accum);
+            for (int64_t micro = 0; micro < opt_.grad_accum; ++micro)
+                loss_sum += micro_step() / double(opt_.grad_accum);
             tokens_since_log += opt_.batch * opt_.seq_len * opt_.grad_accum;
             const double gnorm = optim::grad_norm(params);
             const double lr = schedule_(step_);
@@ -177,10 +186,10 @@ public:
                 ++skipped_total_;
                 ++consecutive_nonfinite;
                 BITGRAD_CHECK(consecutive_nonfinite < opt_.max_nonfinite,
-                              "training stopped at step " << step_ << ": " << consecutive_nonfinite
-                                                          << " optimizer steps in a row had a non-finite loss or gradient (loss "
-                                                          << loss_sum << ", grad norm " << gnorm
-                                                          << "). Lower the learning rate or check the data");
+                              "training stopped at step "
+                                  << step_ << ": " << consecutive_nonfinite
+                                  << " optimizer steps in a row had a non-finite loss or gradient (loss " << loss_sum
+                                  << ", grad norm " << gnorm << "). Lower the learning rate or check the data");
             }
             // The gradients go back to the system until the next backward: the next forward's
             // activations then need no memory on top of them (the step's peak drops by their size).
@@ -232,16 +241,18 @@ private:
     // activations of one micro-batch (nn::LlamaConfig::activation_floats_per_token).
     static TrainOptions checked(const Student& student, const TrainOptions& opt) {
         BITGRAD_CHECK(opt.steps > 0 && opt.grad_accum > 0 && opt.batch > 0 && opt.seq_len > 0 && opt.log_every > 0,
-                      "Trainer: steps " << opt.steps << ", batch " << opt.batch << ", seq_len " << opt.seq_len << ", grad_accum "
-                                        << opt.grad_accum << " and log_every " << opt.log_every << " must be > 0");
-        BITGRAD_CHECK(opt.eval_every >= 0, "Trainer: eval_every " << opt.eval_every << " must be >= 0 (0: no validation)");
+                      "Trainer: steps " << opt.steps << ", batch " << opt.batch << ", seq_len " << opt.seq_len
+                                        << ", grad_accum " << opt.grad_accum << " and log_every " << opt.log_every
+                                        << " must be > 0");
+        BITGRAD_CHECK(opt.eval_every >= 0,
+                      "Trainer: eval_every " << opt.eval_every << " must be >= 0 (0: no validation)");
         const std::string what = "Trainer: memory estimate";
         const int64_t tokens = checked_mul(opt.batch, opt.seq_len, what);
         int64_t floats = checked_mul(3, student.config.num_parameters(), what);
         floats = checked_add(floats, checked_mul(tokens, student.config.activation_floats_per_token(), what), what);
         require_memory(uint64_t(checked_mul(floats, int64_t(sizeof(T)), what)),
-                       "training with batch " + std::to_string(opt.batch) + " x seq_len " + std::to_string(opt.seq_len) +
-                           " (gradients, AdamW moments and activations)");
+                       "training with batch " + std::to_string(opt.batch) + " x seq_len " +
+                           std::to_string(opt.seq_len) + " (gradients, AdamW moments and activations)");
         return opt;
     }
 
