@@ -373,15 +373,13 @@ static int cmd_distill(int argc, char** argv) {
     nn::DenseLlama<float> teacher(tconfig, rng);
     io::load_model_weights(tdir, teacher);
     teacher.eval();
-    // The student takes the teacher's shape unless size flags say otherwise.
-    nn::LlamaConfig config = r["preset"].as<std::string>() == "custom" && !r.count("layers") && !r.count("hidden")
-                                 ? tconfig
-                                 : model_config(r, tconfig.vocab_size, r["seq"].as<int64_t>());
+    // The student takes the teacher's shape unless size flags say otherwise; --ste always applies.
+    const bool own_shape = r["preset"].as<std::string>() != "custom" || r.count("layers") || r.count("hidden") ||
+                           r.count("intermediate") || r.count("heads") || r.count("kv-heads");
+    const nn::LlamaConfig flags = model_config(r, tconfig.vocab_size, r["seq"].as<int64_t>());
+    nn::LlamaConfig config = own_shape ? flags : tconfig;
     config.max_position_embeddings = std::max(config.max_position_embeddings, r["seq"].as<int64_t>());
-    config.ste = model_config(r, tconfig.vocab_size, r["seq"].as<int64_t>()).ste;
-    BITGRAD_CHECK(config.vocab_size == tconfig.vocab_size, "the student's vocabulary ("
-                                                               << config.vocab_size << ") differs from the teacher's ("
-                                                               << tconfig.vocab_size << ", " << tdir.string() << ")");
+    config.ste = flags.ste;
     return run_training<nn::FbiLlama<float>>(r, config, train::llama_teacher<float>(teacher),
                                              l == "ad" ? train::Loss::AD : train::Loss::Mixed);
 }

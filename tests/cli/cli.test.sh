@@ -43,6 +43,15 @@ expect 0 "final model"              "$bitgrad" train --data data --out run "${co
 expect 0 "final model"              "$bitgrad" train --data data --out bin "${common[@]}" --binarized
 expect 0 '"perplexity":[0-9]'       "$bitgrad" eval --model run/final --data data --json --seq 16
 expect 0 '"perplexity":[0-9]'       "$bitgrad" eval --unigram --data data --json
+# validation loss every 2 steps and after the last: steps 2, 4 and 5
+short=(--batch 2 --seq 16 --layers 1 --hidden 16 --intermediate 32 --heads 2 --log-every 1 --seed 3)
+expect 0 "step +4/5 .*val [0-9.]+ \(ppl [0-9.]+\)" "$bitgrad" train --data data --out ev "${short[@]}" --steps 5 --eval-every 2 --binarized
+n_val=$(grep -c '"val_loss"' ev/metrics.jsonl)
+if [ "$n_val" != 3 ]; then
+  echo "FAIL: ev/metrics.jsonl has $n_val records with val_loss, expected 3 (steps 2, 4, 5)"
+  failures=$((failures + 1))
+fi
+expect 2 "--eval-every and --eval-windows must be >= 0" "$bitgrad" train --data data --out x "${short[@]}" --eval-every -1
 expect 0 "resumed from .*step-00000003" "$bitgrad" train --data data --out run "${common[@]}" --resume
 expect 0 "final model"              "$bitgrad" distill --data data --teacher run/final --out st "${common[@]}" --loss mixed
 expect 0 "."                        "$bitgrad" generate --model bin/final --data data --tokens 5 --prompt "the"
