@@ -14,8 +14,8 @@
 # Everything it downloads or writes lives in ./runs/ (ignored by git).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-teacher_steps=1600 student_steps=600 eval_every=50
-if [ "${1:-}" = "--quick" ]; then teacher_steps=40 student_steps=30 eval_every=10; fi
+teacher_steps=1600 student_steps=600 eval_every=50 log_every=50
+if [ "${1:-}" = "--quick" ]; then teacher_steps=40 student_steps=30 eval_every=10 log_every=10; fi
 bash scripts/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target bitgrad_cli
@@ -34,7 +34,7 @@ fi
 echo "== prepare"
 [ -f "$runs/data/val.bin" ] || $bitgrad prepare --text "$text" --out "$runs/data" --vocab 4096 2>&1 | grep -v '^sentencepiece_trainer'
 
-common=(--data "$runs/data" --batch 16 --seq 128 --log-every 50 --eval-every "$eval_every" --seed 1234)
+common=(--data "$runs/data" --batch 16 --seq 128 --log-every "$log_every" --eval-every "$eval_every" --seed 1234)
 teacher_shape=(--layers 4 --hidden 256 --intermediate 688 --heads 4)
 student_shape=(--layers 4 --hidden 128 --intermediate 352 --heads 4)
 student=("${common[@]}" "${student_shape[@]}" --steps "$student_steps" --lr 3e-3 --min-lr 3e-4 --warmup 30)
@@ -109,7 +109,7 @@ plot '$runs/teacher/val.dat' using (\$1/1e6):2 with lines lw 2 dt 2 lc rgb '#444
      '$runs/bin-ad/val.dat' using (\$1/1e6):2 with lines lw 2 lc rgb '#2ca02c' title '$(name_of bin-ad)', \
      '$runs/bin-mixed/val.dat' using (\$1/1e6):2 with lines lw 2 lc rgb '#9467bd' title '$(name_of bin-mixed)'
 set output '$runs/flip-rate.svg'
-set title 'Flip rate of the 1-bit students: share of 1-bit weights whose sign changed in the last 50 steps'
+set title 'Flip rate of the 1-bit students: share of 1-bit weights whose sign changed in the last $log_every steps'
 set xlabel 'optimizer step'
 set ylabel 'flip rate (%)'
 set logscale y
