@@ -1,5 +1,5 @@
 // bitgrad: the command-line program. Subcommands:
-//   prepare   text -> SentencePiece BPE tokenizer + train/validation token shards
+//   prepare   text -> SentencePiece BPE tokenizer (or --tokenizer) + train/validation token shards
 //   train     train a model with cross-entropy (full precision, or --binarized FBI-LLM)
 //   distill   distill a binarized student from scratch from a teacher checkpoint (AD loss)
 //   eval      validation perplexity and bits per byte
@@ -77,13 +77,19 @@ static V positive(const cxxopts::ParseResult& r, const char* name) {
 
 // ---------------------------------------------------------------- prepare
 static int cmd_prepare(int argc, char** argv) {
-    cxxopts::Options o("bitgrad prepare", "Train a BPE tokenizer and write token shards");
+    cxxopts::Options o("bitgrad prepare",
+                       "Split a text into training and validation parts, train a BPE tokenizer on the first (or take "
+                       "--tokenizer) and write both as token shards");
     o.add_options()("text", "input text file (UTF-8)", cxxopts::value<std::string>())(
         "out", "output directory", cxxopts::value<std::string>())("vocab", "vocabulary size",
                                                                   cxxopts::value<int>()->default_value("4096"))(
         "holdout-every",
         "hold out every chapter whose number is a multiple of N (lines 'CHAPTER N.'); 0: last 10% of the text",
-        cxxopts::value<int>()->default_value("10"))("h,help", "help");
+        cxxopts::value<int>()->default_value("10"))(
+        "tokenizer",
+        "an existing SentencePiece .model to use instead of training one (e.g. the LLaMA-2 tokenizer of "
+        "scripts/fetch_llama2_tokenizer.sh); copied into --out",
+        cxxopts::value<std::string>())("h,help", "help");
     auto r = o.parse(argc, argv);
     if (r.count("help")) {
         std::cout << o.help() << "\n";
@@ -92,6 +98,10 @@ static int cmd_prepare(int argc, char** argv) {
     if (!r.count("text") || !r.count("out")) throw UsageError("prepare needs --text and --out");
     const fs::path text_path = existing_file(r, "text"), out = output_dir(r, "out");
     const int vocab = positive<int>(r, "vocab"), every = r["holdout-every"].as<int>();
+    if (r.count("tokenizer") && r.count("vocab"))
+        throw UsageError("--vocab and --tokenizer exclude each other (the tokenizer's vocabulary is used)");
+    const fs::path given_tokenizer = r.count("tokenizer") ? existing_file(r, "tokenizer") : fs::path();
+    if (!given_tokenizer.empty()) data::Tokenizer{given_tokenizer.string()};  // not a SentencePiece model: stop here
     if (every < 0) throw UsageError("--holdout-every must be >= 0, got " + std::to_string(every));
     const std::string text = read_text(text_path);
     std::string train, val;
@@ -130,7 +140,12 @@ static int cmd_prepare(int argc, char** argv) {
     write_text_atomic(out / "val.txt", val);
     std::printf("prepare: %zu train bytes, %zu validation bytes (%d chapters seen)\n", train.size(), val.size(),
                 chapters);
-    data::train_bpe_tokenizer((out / "train.txt").string(), (out / "tokenizer").string(), vocab, num_threads());
+    if (given_tokenizer.empty()) {
+        data::train_bpe_tokenizer((out / "train.txt").string(), (out / "tokenizer").string(), vocab, num_threads());
+    } else {
+        write_text_atomic(out / "tokenizer.model", read_text(given_tokenizer));
+        std::printf("prepare: tokenizer %s\n", given_tokenizer.c_str());
+    }
     data::Tokenizer tok((out / "tokenizer.model").string());
     for (auto [name, part] : {std::pair{"train", &train}, std::pair{"val", &val}}) {
         std::vector<uint32_t> ids;

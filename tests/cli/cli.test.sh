@@ -39,6 +39,14 @@ PY
 
 common=(--steps 3 --batch 2 --seq 16 --layers 1 --hidden 16 --intermediate 32 --heads 2 --log-every 1 --seed 3)
 expect 0 "train.bin"                "$bitgrad" prepare --text text.txt --out data --vocab 300
+# an existing tokenizer (here the one just trained): the same shards, byte for byte
+expect 0 "prepare: tokenizer data/tokenizer.model" "$bitgrad" prepare --text text.txt --out data2 --tokenizer data/tokenizer.model
+if ! cmp -s data/train.bin data2/train.bin || ! cmp -s data/val.bin data2/val.bin; then
+  echo "FAIL: prepare --tokenizer data/tokenizer.model wrote other shards than the tokenizer's own prepare"
+  failures=$((failures + 1))
+fi
+expect 1 "cannot load tokenizer text.txt"          "$bitgrad" prepare --text text.txt --out data3 --tokenizer text.txt
+expect 2 "--vocab and --tokenizer exclude each other" "$bitgrad" prepare --text text.txt --out data3 --tokenizer data/tokenizer.model --vocab 300
 expect 0 "final model"              "$bitgrad" train --data data --out run "${common[@]}"
 expect 0 "final model"              "$bitgrad" train --data data --out bin "${common[@]}" --binarized
 expect 0 '"perplexity":[0-9]'       "$bitgrad" eval --model run/final --data data --json --seq 16
