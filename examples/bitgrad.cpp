@@ -414,6 +414,63 @@ static int with_model(const fs::path& dir, F&& f) {
     return f(m);
 }
 
+// eval --text: FBI-LLM's perplexity protocol (eval::paper_perplexity) on a text file, tokenized
+// whole with a BOS first, as Hugging Face's tokenizer(text) does; a packed file runs packed.
+static int eval_text(const cxxopts::ParseResult& r) {
+    if (!r.count("model") || (!r.count("data") && !r.count("tokenizer")))
+        throw UsageError("eval --text needs --model and a tokenizer (--data or --tokenizer)");
+    const fs::path text_path = existing_file(r, "text");
+    const fs::path tokenizer_path =
+        r.count("tokenizer") ? existing_file(r, "tokenizer") : existing_dir(r, "data") / "tokenizer.model";
+    const kernels::SignActivations activations = activations_option(r);
+    const std::string text = read_text(text_path);
+    const data::Tokenizer tok(tokenizer_path.string());
+    std::vector<int32_t> tokens{tok.bos_id()};
+    for (int id : tok.encode(text)) tokens.push_back(id);
+    const bool tty = isatty(STDERR_FILENO);
+    auto progress = [&](int64_t done, int64_t total) {
+        if (tty)
+            std::fprintf(stderr, "\rwindow %lld/%lld%s", (long long)done, (long long)total, done == total ? "\n" : "");
+    };
+    auto report = [&](const eval::PerplexityResult& res, int64_t seq, const char* how) {
+        // The scored tokens stand for the whole text: bits per byte = nll * tokens of the text / (ln 2 * bytes).
+        const double bpb = res.nll * double(tokens.size()) / (std::log(2.0) * double(text.size()));
+        if (r.count("json"))
+            std::printf("%s\n", nlohmann::json({{"model", r["model"].as<std::string>()},
+                                                {"text", text_path.string()},
+                                                {"protocol", "fbi-llm"},
+                                                {"seq", seq},
+                                                {"windows", res.tokens / (seq - 1)},
+                                                {"tokens_in_text", tokens.size()},
+                                                {"tokens_scored", res.tokens},
+                                                {"perplexity", res.perplexity},
+                                                {"bits_per_byte", bpb},
+                                                {"run", how}})
+                                    .dump()
+                                    .c_str());
+        else
+            std::printf(
+                "perplexity %.3f, bits per byte %.4f: %lld windows of %lld tokens, %lld of the text's %zu tokens "
+                "scored (%s)\n",
+                res.perplexity, bpb, (long long)(res.tokens / (seq - 1)), (long long)seq, (long long)res.tokens,
+                tokens.size(), how);
+    };
+    std::error_code ec;
+    if (fs::is_regular_file(r["model"].as<std::string>(), ec)) {
+        const infer::PackedLlama m = infer::load_packed(r["model"].as<std::string>());
+        const kernels::SignActivationsScope scope(activations);
+        const int64_t seq = r.count("seq") ? positive<int64_t>(r, "seq") : m.config().max_position_embeddings;
+        report(eval::decoder_paper_perplexity(m, tokens, seq, progress), seq,
+               activations == kernels::SignActivations::Int8 ? "packed, int8 activations" : "packed");
+        return 0;
+    }
+    return with_model(existing_dir(r, "model"), [&](auto& m) {
+        const int64_t seq = r.count("seq") ? positive<int64_t>(r, "seq") : m.config.max_position_embeddings;
+        report(eval::paper_perplexity(m, tokens, seq, 1, progress), seq, "float checkpoint");
+        return 0;
+    });
+}
+
 static int cmd_eval(int argc, char** argv) {
     cxxopts::Options o("bitgrad eval", "Validation perplexity and bits per byte");
     o.add_options()("model", "model directory, or a packed model file (bitgrad pack)", cxxopts::value<std::string>())(
@@ -422,14 +479,19 @@ static int cmd_eval(int argc, char** argv) {
         "activations", "packed model: float or int8 (as generate)",
         cxxopts::value<std::string>()->default_value("float"))(
         "unigram", "instead of a model: the unigram baseline (add-one smoothed token frequencies of train.bin)")(
-        "h,help", "help");
+        "text",
+        "instead of val.bin: any text file, with FBI-LLM's protocol (windows of --seq tokens, default the model's "
+        "context; docs/evaluation.md)",
+        cxxopts::value<std::string>())("tokenizer", "with --text: the SentencePiece model (default: --data's)",
+                                       cxxopts::value<std::string>())("h,help", "help");
     auto r = o.parse(argc, argv);
     if (r.count("help")) {
         std::cout << o.help() << "\n";
         return 0;
     }
+    if (r.count("text")) return eval_text(r);
     if ((!r.count("model") && !r.count("unigram")) || !r.count("data"))
-        throw UsageError("eval needs --data and --model (or --unigram)");
+        throw UsageError("eval needs --data and --model (or --unigram, or --text)");
     const fs::path data_dir = existing_dir(r, "data");
     const int64_t seq = positive<int64_t>(r, "seq");
     const kernels::SignActivations activations = activations_option(r);

@@ -73,6 +73,11 @@ expect 0 "decode 4 tokens: [0-9.]+ tok/s, [0-9]+ threads, int8 activations" "$bi
 expect 2 "--activations must be float or int8, not int4" "$bitgrad" generate --model bin.packed.safetensors --data data --activations int4
 expect 0 '"packed":true.*"perplexity":[0-9]|"perplexity":[0-9].*"packed":true' "$bitgrad" eval --model bin.packed.safetensors --data data --json --seq 16
 expect 0 "packed.*int8 tables, int8 activations" "$bitgrad" eval --model bin.q8.safetensors --data data --seq 16 --activations int8
+# FBI-LLM's perplexity protocol on a text file: float checkpoint and packed file
+expect 0 '"protocol":"fbi-llm".*"tokens_scored":[1-9]' "$bitgrad" eval --model run/final --text text.txt --data data --json
+expect 0 "perplexity [0-9.]+, bits per byte [0-9.]+: [0-9]+ windows of 8 tokens.*packed" "$bitgrad" eval --model bin.packed.safetensors --text text.txt --tokenizer data/tokenizer.model --seq 8
+expect 1 "seq_len 4096 must be in \\[2, max_position_embeddings = 16\\]" "$bitgrad" eval --model run/final --text text.txt --data data --seq 4096
+expect 2 "eval --text needs --model and a tokenizer" "$bitgrad" eval --model run/final --text text.txt
 expect 2 "--tables must be bf16 or int8, not fp8" "$bitgrad" pack --model bin/final --out x.safetensors --tables fp8
 expect 1 "binarized.* is false; pack needs an FBI-LLM" "$bitgrad" pack --model run/final --out x.safetensors
 expect 1 "__metadata__.format is \"pt\"" "$bitgrad" generate --model bin/final/model.safetensors --data data

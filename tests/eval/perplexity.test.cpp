@@ -32,6 +32,54 @@ TEST_CASE("perplexity uses non-overlapping windows and equals exp(mean NLL) comp
     CHECK(r.bits_per_byte(100.0) == doctest::Approx(nll / (std::log(2.0) * 100.0)).epsilon(1e-12));
 }
 
+TEST_CASE("paper protocol: windows of T tokens - the T - 1 next tokens of each scored - the rest dropped") {
+    std::vector<int32_t> ids;
+    for (int32_t i = 0; i < 53; ++i) ids.push_back((i * 7 + 1) % 64);
+    Rng rng(2);
+    nn::DenseLlama<double> model(nn::LlamaConfig::preset("tiny"), rng);
+    const int64_t T = 8;  // 53 / 8 = 6 windows (5 tokens dropped), 7 scored in each
+    const auto r = eval::paper_perplexity(model, ids, T, /*batch=*/4);
+    CHECK(r.tokens == 42);
+    double nll = 0;
+    for (int64_t w = 0; w < 6; ++w) {
+        Tensor<int32_t> in({1, T});
+        for (int64_t t = 0; t < T; ++t) in[t] = ids[std::size_t(w * T + t)];
+        const auto logits = model.forward(in).value();
+        for (int64_t t = 0; t + 1 < T; ++t) {
+            double m = -1e300, sum = 0;
+            for (int64_t c = 0; c < 64; ++c) m = std::max(m, logits[t * 64 + c]);
+            for (int64_t c = 0; c < 64; ++c) sum += std::exp(logits[t * 64 + c] - m);
+            nll += m + std::log(sum) - logits[t * 64 + ids[std::size_t(w * T + t + 1)]];
+        }
+    }
+    CHECK(r.nll == doctest::Approx(nll / 42).epsilon(1e-12));
+    CHECK(r.perplexity == doctest::Approx(std::exp(nll / 42)).epsilon(1e-12));
+    CHECK(eval::paper_perplexity(model, ids, T, /*batch=*/1).nll == doctest::Approx(r.nll).epsilon(1e-12));
+
+    // Refusals name the problem.
+    std::vector<int32_t> bad = ids;
+    bad[17] = 64;
+    CHECK_THROWS_WITH_AS(eval::paper_perplexity(model, bad, T), doctest::Contains("token 17 is 64"), Error);
+    CHECK_THROWS_WITH_AS(eval::paper_perplexity(model, std::vector<int32_t>(5, 1), T),
+                         doctest::Contains("fewer than one window of 8"), Error);
+    CHECK_THROWS_WITH_AS(eval::paper_perplexity(model, ids, 65), doctest::Contains("max_position_embeddings = 64"),
+                         Error);
+}
+
+TEST_CASE("paper protocol through the packed decoder matches the float model") {
+    std::vector<int32_t> ids;
+    for (int32_t i = 0; i < 100; ++i) ids.push_back((i * 11 + 5) % 64);
+    Rng rng(3);
+    nn::FbiLlama<float> model(nn::LlamaConfig::preset("tiny"), rng);
+    const infer::PackedLlama packed(model);
+    const auto dense = eval::paper_perplexity(model, ids, 16, 2),
+               fast = eval::decoder_paper_perplexity(packed, ids, 16);
+    CHECK(fast.tokens == dense.tokens);
+    CHECK(fast.tokens == 6 * 15);
+    // fp16 alpha/beta and bf16 tables: close, not equal.
+    CHECK(fast.nll == doctest::Approx(dense.nll).epsilon(2e-3));
+}
+
 TEST_CASE("perplexity refuses a shard tokenized with a larger vocabulary than the model's") {
     testing::TempDir dir("ppl-vocab");
     data::write_token_shard(dir / "v.bin", {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 65);

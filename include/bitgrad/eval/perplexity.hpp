@@ -1,7 +1,12 @@
 #pragma once
-// Perplexity over a token shard with non-overlapping windows (as FBI-LLM evaluates WikiText-2/C4):
-// windows of seq_len + 1 tokens advancing by seq_len, every token after the first predicted once.
-//   nll = mean over predicted tokens of -log p(token | prefix in its window)
+// Perplexity with non-overlapping windows, each run from an empty context. Two protocols:
+//   perplexity / decoder_perplexity (bitgrad's, over a token shard): windows of seq_len + 1 tokens
+//     advancing by seq_len, so every token after the first is predicted exactly once;
+//   paper_perplexity / decoder_paper_perplexity (FBI-LLM's eval.py, after GPTQ and SparseGPT):
+//     n = tokens / seq_len windows of seq_len tokens (the rest dropped), the seq_len - 1 next
+//     tokens of each window scored. eval.py's exp(sum_w mean_w * seq_len / (n * seq_len)) is
+//     exp of the mean over all scored tokens, since every window scores as many.
+//   nll = mean over scored tokens of -log p(token | prefix in its window)
 //   perplexity = exp(nll);   bits per byte = nll * tokens / (ln 2 * bytes of the text)
 #include <algorithm>
 #include <cmath>
@@ -73,6 +78,59 @@ PerplexityResult perplexity(const Model& model, const data::TokenShard& shard, i
     return r;
 }
 
+namespace detail {
+// -log softmax(z)[target] in double, for a row of V logits.
+template <class T>
+double row_nll(const T* z, int64_t V, int32_t target) {
+    double m = double(z[0]), sum = 0;
+    for (int64_t v = 1; v < V; ++v) m = std::max(m, double(z[v]));
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(double(z[v]) - m);
+    return m + std::log(sum) - double(z[target]);
+}
+
+// The number of paper-protocol windows, after checking there is one and every id is < vocab_size.
+inline int64_t paper_windows(const std::vector<int32_t>& tokens, int64_t seq_len, int64_t vocab_size,
+                             int64_t max_position_embeddings) {
+    BITGRAD_CHECK(seq_len >= 2 && seq_len <= max_position_embeddings,
+                  "perplexity: seq_len " << seq_len << " must be in [2, max_position_embeddings = "
+                                         << max_position_embeddings << "]");
+    BITGRAD_CHECK(int64_t(tokens.size()) >= seq_len,
+                  "perplexity: " << tokens.size() << " tokens, fewer than one window of " << seq_len);
+    for (std::size_t i = 0; i < tokens.size(); ++i)
+        BITGRAD_CHECK(
+            tokens[i] >= 0 && tokens[i] < vocab_size,
+            "perplexity: token " << i << " is " << tokens[i] << ", outside the model's vocabulary of " << vocab_size);
+    return int64_t(tokens.size()) / seq_len;
+}
+}  // namespace detail
+
+// FBI-LLM's protocol (header comment) for a training-side model, batch windows at a time.
+template <class Model>
+PerplexityResult paper_perplexity(const Model& model, const std::vector<int32_t>& tokens, int64_t seq_len,
+                                  int64_t batch = 1, const std::function<void(int64_t, int64_t)>& progress = nullptr) {
+    BITGRAD_CHECK(batch > 0, "perplexity: batch " << batch << " must be > 0");
+    const int64_t V = model.config.vocab_size;
+    const int64_t windows = detail::paper_windows(tokens, seq_len, V, model.config.max_position_embeddings);
+    NoGrad no_grad;
+    double total = 0;
+    for (int64_t w0 = 0; w0 < windows; w0 += batch) {
+        const int64_t B = std::min(batch, windows - w0);
+        Tensor<int32_t> inputs({B, seq_len});
+        std::copy_n(tokens.data() + w0 * seq_len, B * seq_len, inputs.data());
+        const auto out = model.forward(inputs);  // logits [B, T, V]
+        const auto* logits = out.value().data();
+        for (int64_t b = 0; b < B; ++b)
+            for (int64_t t = 0; t + 1 < seq_len; ++t)
+                total += detail::row_nll(logits + (b * seq_len + t) * V, V, inputs[b * seq_len + t + 1]);
+        if (progress) progress(w0 + B, windows);
+    }
+    PerplexityResult r;
+    r.tokens = windows * (seq_len - 1);
+    r.nll = total / double(r.tokens);
+    r.perplexity = std::exp(r.nll);
+    return r;
+}
+
 // The same windows and the same definition for an inference decoder (infer::PackedLlama,
 // infer::DenseFbiDecoder): each window is one prefill on an empty KV cache that returns the logits
 // of every position; the cross-entropy is summed in double. This measures what packing changes
@@ -95,18 +153,37 @@ PerplexityResult decoder_perplexity(const Decoder& decoder, const data::TokenSha
         shard.copy(uint64_t(w * seq_len), uint64_t(seq_len + 1), window.data());
         cache.clear();
         decoder.forward(window.data(), seq_len, cache, logits.data(), seq_len);
-        for (int64_t t = 0; t < seq_len; ++t) {  // -log softmax(logits[t])[window[t + 1]]
-            const float* z = logits.data() + t * V;
-            double m = z[0], sum = 0;
-            for (int64_t v = 1; v < V; ++v) m = std::max(m, double(z[v]));
-            for (int64_t v = 0; v < V; ++v) sum += std::exp(double(z[v]) - m);
-            total += m + std::log(sum) - double(z[window[std::size_t(t + 1)]]);
-        }
+        for (int64_t t = 0; t < seq_len; ++t)
+            total += detail::row_nll(logits.data() + t * V, V, window[std::size_t(t + 1)]);
         if (progress) progress(w + 1, windows);
     }
     PerplexityResult r;
     r.tokens = windows * seq_len;
     r.nll = r.tokens ? total / double(r.tokens) : 0;
+    r.perplexity = std::exp(r.nll);
+    return r;
+}
+
+// FBI-LLM's protocol for an inference decoder: one prefill per window returning every position's logits.
+template <class Decoder>
+PerplexityResult decoder_paper_perplexity(const Decoder& decoder, const std::vector<int32_t>& tokens, int64_t seq_len,
+                                          const std::function<void(int64_t, int64_t)>& progress = nullptr) {
+    const auto& c = decoder.config();
+    const int64_t V = c.vocab_size;
+    const int64_t windows = detail::paper_windows(tokens, seq_len, V, c.max_position_embeddings);
+    infer::KvCache cache(c, seq_len);
+    std::vector<float> logits(std::size_t(seq_len * V));
+    double total = 0;
+    for (int64_t w = 0; w < windows; ++w) {
+        const int32_t* window = tokens.data() + w * seq_len;
+        cache.clear();
+        decoder.forward(window, seq_len, cache, logits.data(), seq_len);
+        for (int64_t t = 0; t + 1 < seq_len; ++t) total += detail::row_nll(logits.data() + t * V, V, window[t + 1]);
+        if (progress) progress(w + 1, windows);
+    }
+    PerplexityResult r;
+    r.tokens = windows * (seq_len - 1);
+    r.nll = total / double(r.tokens);
     r.perplexity = std::exp(r.nll);
     return r;
 }
