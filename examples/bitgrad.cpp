@@ -367,7 +367,9 @@ static int cmd_train(int argc, char** argv) {
 static int cmd_distill(int argc, char** argv) {
     cxxopts::Options o("bitgrad distill", "Distill a binarized student from a teacher");
     add_training_options(o);
-    o.add_options()("teacher", "teacher model directory (config.json + model.safetensors)",
+    o.add_options()("teacher",
+                    "teacher model directory: config.json + model.safetensors, or Hugging Face's sharded layout "
+                    "(model.safetensors.index.json; F32, F16 or BF16)",
                     cxxopts::value<std::string>())("loss",
                                                    "ad (soft cross-entropy to the teacher), mixed (0.5 CE + 0.5 AD)",
                                                    cxxopts::value<std::string>()->default_value("ad"));
@@ -386,7 +388,7 @@ static int cmd_distill(int argc, char** argv) {
     BITGRAD_CHECK(!tconfig.binarized, tdir << ": the teacher must be a full-precision model");
     Rng rng(0);
     nn::DenseLlama<float> teacher(tconfig, rng);
-    io::load_model_weights(tdir, teacher);
+    io::load_hf_weights(tdir, teacher, tconfig.tie_word_embeddings);  // bitgrad's or Hugging Face's layout
     teacher.eval();
     // The student takes the teacher's shape unless size flags say otherwise; --ste always applies.
     const bool own_shape = r["preset"].as<std::string>() != "custom" || r.count("layers") || r.count("hidden") ||

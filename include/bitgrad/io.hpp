@@ -1,4 +1,5 @@
 #pragma once
 #include "bitgrad/io/checkpoint.hpp"
 #include "bitgrad/io/config_json.hpp"
+#include "bitgrad/io/hf_checkpoint.hpp"
 #include "bitgrad/io/safetensors.hpp"

@@ -62,6 +62,40 @@ fi
 expect 2 "--eval-every and --eval-windows must be >= 0" "$bitgrad" train --data data --out x "${short[@]}" --eval-every -1
 expect 0 "resumed from .*step-00000003" "$bitgrad" train --data data --out run "${common[@]}" --resume
 expect 0 "final model"              "$bitgrad" distill --data data --teacher run/final --out st "${common[@]}" --loss mixed
+# a teacher in Hugging Face's layout: BF16 tensors in two shards with model.safetensors.index.json
+python3 - <<'PY'
+import json, os, struct
+os.makedirs("hf", exist_ok=True)
+raw = open("run/final/model.safetensors", "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n])
+data = raw[8 + n:]
+names = sorted(k for k in header if k != "__metadata__")
+shards = [names[: len(names) // 2], names[len(names) // 2:]]
+weight_map = {}
+for i, part in enumerate(shards):
+    file = f"model-0000{i + 1}-of-00002.safetensors"
+    head, body, offset = {}, b"", 0
+    for name in part:
+        b, e = header[name]["data_offsets"]
+        floats = struct.unpack(f"<{(e - b) // 4}f", data[b:e])
+        words = [struct.unpack("<I", struct.pack("<f", f))[0] for f in floats]
+        halves = [((w + 0x7FFF + ((w >> 16) & 1)) >> 16) & 0xFFFF for w in words]  # round to nearest even
+        blob = struct.pack(f"<{len(halves)}H", *halves)
+        head[name] = {"dtype": "BF16", "shape": header[name]["shape"], "data_offsets": [offset, offset + len(blob)]}
+        body += blob
+        offset += len(blob)
+        weight_map[name] = file
+    text = json.dumps(head).encode()
+    text += b" " * (-len(text) % 8)
+    open(f"hf/{file}", "wb").write(struct.pack("<Q", len(text)) + text + body)
+json.dump({"metadata": {}, "weight_map": weight_map}, open("hf/model.safetensors.index.json", "w"))
+config = json.load(open("run/final/config.json"))
+config = {k: v for k, v in config.items() if not k.startswith("bitgrad_")}
+config["torch_dtype"] = "bfloat16"
+json.dump(config, open("hf/config.json", "w"))
+PY
+expect 0 "final model"              "$bitgrad" distill --data data --teacher hf --out st-hf "${common[@]}"
 expect 0 "."                        "$bitgrad" generate --model bin/final --data data --tokens 5 --prompt "the"
 expect 0 "Total params"             "$bitgrad" info --model bin/final
 expect 0 "packed MB|packed [0-9.]+ MB" "$bitgrad" pack --model bin/final --out bin.packed.safetensors

@@ -24,6 +24,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -82,7 +83,7 @@ std::vector<std::pair<std::string, Tensor<T>>> model_tensors(const nn::Module<T>
 template <class T>
 void save_model(const std::filesystem::path& dir, const nn::Module<T>& model, const nn::LlamaConfig& config) {
     ensure_directory(dir);
-    save_config(dir / "config.json", config);
+    save_config(dir / "config.json", config, std::is_same_v<T, double> ? "float64" : "float32");
     save_safetensors(dir / "model.safetensors", model_tensors(model), {{"format", "pt"}});
 }
 

@@ -12,7 +12,8 @@
 
 namespace bitgrad::io {
 
-inline nlohmann::ordered_json config_to_json(const nn::LlamaConfig& c) {
+// torch_dtype: what the weights file holds ("float32" for bitgrad's float models, "float64" for double).
+inline nlohmann::ordered_json config_to_json(const nn::LlamaConfig& c, const std::string& torch_dtype = "float32") {
     return {{"architectures", {"LlamaForCausalLM"}},
             {"model_type", "llama"},
             {"vocab_size", c.vocab_size},
@@ -26,20 +27,39 @@ inline nlohmann::ordered_json config_to_json(const nn::LlamaConfig& c) {
             {"rope_theta", c.rope_theta},
             {"initializer_range", c.initializer_range},
             {"hidden_act", "silu"},
-            {"tie_word_embeddings", false},
+            {"tie_word_embeddings", c.tie_word_embeddings},
             {"bos_token_id", c.bos_token_id},
             {"eos_token_id", c.eos_token_id},
             {"pad_token_id", c.pad_token_id},
-            {"torch_dtype", "float32"},
+            {"torch_dtype", torch_dtype},
             {"bitgrad_binarized", c.binarized},
             {"bitgrad_ste", ste_name(c.ste)}};
 }
 
 // Absent optional keys take Hugging Face LlamaConfig's defaults (rms_norm_eps 1e-6, rope_theta
-// 10000, num_key_value_heads = num_attention_heads, max_position_embeddings 2048).
+// 10000, num_key_value_heads = num_attention_heads, max_position_embeddings 2048,
+// tie_word_embeddings false). What bitgrad cannot run is refused, naming the field: another
+// architecture or model_type, an activation other than SiLU, rope_scaling, attention or MLP biases.
 inline nn::LlamaConfig config_from_json(const nlohmann::json& j, const std::string& where) {
     BITGRAD_CHECK(j.is_object(), where << ": expected a JSON object");
+    if (j.contains("architectures") && !j["architectures"].is_null()) {
+        const auto archs = json_field<std::vector<std::string>>(j, "architectures", where);
+        BITGRAD_CHECK(archs.size() == 1 && archs[0] == "LlamaForCausalLM",
+                      where << ": field \"architectures\" is " << j["architectures"].dump()
+                            << ", expected [\"LlamaForCausalLM\"] (bitgrad runs LLaMA models only)");
+    }
+    const std::string model_type = json_field_or<std::string>(j, "model_type", "llama", where);
+    BITGRAD_CHECK(model_type == "llama",
+                  where << ": field \"model_type\" is \"" << model_type << "\", expected \"llama\"");
+    const std::string act = json_field_or<std::string>(j, "hidden_act", "silu", where);
+    BITGRAD_CHECK(act == "silu", where << ": field \"hidden_act\" is \"" << act << "\", expected \"silu\" (SwiGLU)");
+    BITGRAD_CHECK(!j.contains("rope_scaling") || j["rope_scaling"].is_null(),
+                  where << ": field \"rope_scaling\" is set; bitgrad implements plain RoPE only (rope_theta)");
+    for (const char* key : {"attention_bias", "mlp_bias"})
+        BITGRAD_CHECK(!json_field_or<bool>(j, key, false, where),
+                      where << ": field \"" << key << "\" is true; bitgrad's LLaMA layers have no biases");
     nn::LlamaConfig c;
+    c.tie_word_embeddings = json_field_or<bool>(j, "tie_word_embeddings", false, where);
     c.vocab_size = json_field<int64_t>(j, "vocab_size", where);
     c.hidden_size = json_field<int64_t>(j, "hidden_size", where);
     c.intermediate_size = json_field<int64_t>(j, "intermediate_size", where);
@@ -65,8 +85,9 @@ inline nn::LlamaConfig config_from_json(const nlohmann::json& j, const std::stri
     return c;
 }
 
-inline void save_config(const std::filesystem::path& path, const nn::LlamaConfig& c) {
-    write_text_atomic(path, config_to_json(c).dump(2) + "\n");
+inline void save_config(const std::filesystem::path& path, const nn::LlamaConfig& c,
+                        const std::string& torch_dtype = "float32") {
+    write_text_atomic(path, config_to_json(c, torch_dtype).dump(2) + "\n");
 }
 
 inline nn::LlamaConfig load_config(const std::filesystem::path& path) {

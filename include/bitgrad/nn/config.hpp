@@ -20,8 +20,9 @@ struct LlamaConfig {
     double rope_theta = 10000.0;
     double initializer_range = 0.02;
     int32_t bos_token_id = 1, eos_token_id = 2, pad_token_id = 0;
-    bool binarized = false;   // FBI-Linear in every decoder linear layer (lm_head stays dense)
-    Ste ste = Ste::Identity;  // straight-through estimator of the binarized layers
+    bool tie_word_embeddings = false;  // a checkpoint may omit lm_head.weight: it is the embedding
+    bool binarized = false;            // FBI-Linear in every decoder linear layer (lm_head stays dense)
+    Ste ste = Ste::Identity;           // straight-through estimator of the binarized layers
 
     int64_t head_dim() const { return hidden_size / num_attention_heads; }
 
