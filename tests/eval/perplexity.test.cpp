@@ -4,6 +4,26 @@
 
 using namespace bitgrad;
 
+namespace {
+// By hand: the summed -log softmax of window w's first `scored` positions, each predicting the next
+// token of ids (a window of T tokens from w * T, run alone through the 64-token tiny model).
+template <class Id>
+double hand_window_nll(const nn::DenseLlama<double>& model, const std::vector<Id>& ids, int64_t w, int64_t T,
+                       int64_t scored) {
+    Tensor<int32_t> in({1, T});
+    for (int64_t t = 0; t < T; ++t) in[t] = int32_t(ids[std::size_t(w * T + t)]);
+    const auto logits = model.forward(in).value();
+    double nll = 0;
+    for (int64_t t = 0; t < scored; ++t) {
+        double m = -1e300, sum = 0;
+        for (int64_t c = 0; c < 64; ++c) m = std::max(m, logits[t * 64 + c]);
+        for (int64_t c = 0; c < 64; ++c) sum += std::exp(logits[t * 64 + c] - m);
+        nll += m + std::log(sum) - logits[t * 64 + int64_t(ids[std::size_t(w * T + t + 1)])];
+    }
+    return nll;
+}
+}  // namespace
+
 TEST_CASE("perplexity uses non-overlapping windows and equals exp(mean NLL) computed by hand") {
     testing::TempDir dir("ppl");
     std::vector<uint32_t> ids;
@@ -16,17 +36,7 @@ TEST_CASE("perplexity uses non-overlapping windows and equals exp(mean NLL) comp
     auto r = eval::perplexity(model, shard, T, /*batch=*/4);
     CHECK(r.tokens == 48);
     double nll = 0;
-    for (int64_t w = 0; w < 6; ++w) {
-        Tensor<int32_t> in({1, T});
-        for (int64_t t = 0; t < T; ++t) in[t] = int32_t(ids[std::size_t(w * T + t)]);
-        auto logits = model.forward(in).value();
-        for (int64_t t = 0; t < T; ++t) {
-            double m = -1e300, s = 0;
-            for (int64_t c = 0; c < 64; ++c) m = std::max(m, logits[t * 64 + c]);
-            for (int64_t c = 0; c < 64; ++c) s += std::exp(logits[t * 64 + c] - m);
-            nll += m + std::log(s) - logits[t * 64 + ids[std::size_t(w * T + t + 1)]];
-        }
-    }
+    for (int64_t w = 0; w < 6; ++w) nll += hand_window_nll(model, ids, w, T, /*scored=*/T);  // T + 1 tokens a window
     CHECK(r.nll == doctest::Approx(nll / 48).epsilon(1e-12));
     CHECK(r.perplexity == doctest::Approx(std::exp(nll / 48)).epsilon(1e-12));
     CHECK(r.bits_per_byte(100.0) == doctest::Approx(nll / (std::log(2.0) * 100.0)).epsilon(1e-12));
@@ -41,17 +51,7 @@ TEST_CASE("paper protocol: windows of T tokens - the T - 1 next tokens of each s
     const auto r = eval::paper_perplexity(model, ids, T, /*batch=*/4);
     CHECK(r.tokens == 42);
     double nll = 0;
-    for (int64_t w = 0; w < 6; ++w) {
-        Tensor<int32_t> in({1, T});
-        for (int64_t t = 0; t < T; ++t) in[t] = ids[std::size_t(w * T + t)];
-        const auto logits = model.forward(in).value();
-        for (int64_t t = 0; t + 1 < T; ++t) {
-            double m = -1e300, sum = 0;
-            for (int64_t c = 0; c < 64; ++c) m = std::max(m, logits[t * 64 + c]);
-            for (int64_t c = 0; c < 64; ++c) sum += std::exp(logits[t * 64 + c] - m);
-            nll += m + std::log(sum) - logits[t * 64 + ids[std::size_t(w * T + t + 1)]];
-        }
-    }
+    for (int64_t w = 0; w < 6; ++w) nll += hand_window_nll(model, ids, w, T, /*scored=*/T - 1);
     CHECK(r.nll == doctest::Approx(nll / 42).epsilon(1e-12));
     CHECK(r.perplexity == doctest::Approx(std::exp(nll / 42)).epsilon(1e-12));
     CHECK(eval::paper_perplexity(model, ids, T, /*batch=*/1).nll == doctest::Approx(r.nll).epsilon(1e-12));
