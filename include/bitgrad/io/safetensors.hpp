@@ -179,7 +179,7 @@ inline SafetensorsReader::SafetensorsReader(const std::string& path, const char*
         if (event == nlohmann::json::parse_event_t::key && depth == 1 &&
             !seen.insert(parsed.template get<std::string>()).second)
             duplicate = parsed.template get<std::string>();
-        return detail::json_depth_guard(depth, event, path);
+        return bitgrad::detail::json_depth_guard(depth, event, path);
     };
     try {
         header = nlohmann::json::parse(d + 8, d + 8 + n, on_key);
