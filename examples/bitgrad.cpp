@@ -7,10 +7,14 @@
 //   generate  sample text (temperature / top-k / top-p / repetition penalty, seeded); from a packed
 //             file it streams tokens and reports prefill and decode tokens/s
 //   info      model summary (parameters, 1-bit share, storage)
+//   export    a model in Hugging Face's layout (safetensors and/or pytorch_model.bin; float32, bf16, fp16)
+//   convert   a PyTorch pytorch_model.bin (FBI-LLM's releases) -> model.safetensors, without running pickle code
+//   zeroshot  multiple-choice accuracy as lm-evaluation-harness 0.4.2 computes it (acc, acc_norm)
 // Run `bitgrad <command> --help` for the options. Bad options exit with code 2 before any work.
 #include <unistd.h>
 
 #include <charconv>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cxxopts.hpp>
@@ -372,7 +376,11 @@ static int cmd_distill(int argc, char** argv) {
                     "(model.safetensors.index.json; F32, F16 or BF16)",
                     cxxopts::value<std::string>())("loss",
                                                    "ad (soft cross-entropy to the teacher), mixed (0.5 CE + 0.5 AD)",
-                                                   cxxopts::value<std::string>()->default_value("ad"));
+                                                   cxxopts::value<std::string>()->default_value("ad"))(
+        "teacher-storage",
+        "how the teacher is held: auto (bf16 when its files hold F16/BF16 tensors, else float), bf16 (2 bytes a "
+        "weight, its products in bf16), float (4 bytes a weight)",
+        cxxopts::value<std::string>()->default_value("auto"));
     auto r = o.parse(argc, argv);
     if (r.count("help")) {
         std::cout << o.help() << "\n";
@@ -380,16 +388,31 @@ static int cmd_distill(int argc, char** argv) {
     }
     if (!r.count("data") || !r.count("out") || !r.count("teacher"))
         throw UsageError("distill needs --data, --out and --teacher");
-    const std::string l = r["loss"].as<std::string>();
+    const std::string l = r["loss"].as<std::string>(), storage = r["teacher-storage"].as<std::string>();
     if (l != "ad" && l != "mixed") throw UsageError("--loss " + l + ": expected ad or mixed");
+    if (storage != "auto" && storage != "bf16" && storage != "float")
+        throw UsageError("--teacher-storage " + storage + ": expected auto, bf16 or float");
     existing_dir(r, "data");
     const fs::path tdir = existing_dir(r, "teacher");
     auto tconfig = io::load_config(tdir / "config.json");
     BITGRAD_CHECK(!tconfig.binarized, tdir << ": the teacher must be a full-precision model");
-    Rng rng(0);
-    nn::DenseLlama<float> teacher(tconfig, rng);
-    io::load_hf_weights(tdir, teacher, tconfig.tie_word_embeddings);  // bitgrad's or Hugging Face's layout
-    teacher.eval();
+    // bitgrad's layout or Hugging Face's; a half-precision teacher stays in half precision.
+    const io::HfCheckpoint files(tdir);
+    std::unique_ptr<infer::FrozenLlama> frozen;
+    std::unique_ptr<nn::DenseLlama<float>> dense;
+    train::Teacher<float> teacher;
+    if (storage == "bf16" || (storage == "auto" && files.half_precision())) {
+        frozen = std::make_unique<infer::FrozenLlama>(infer::FrozenLlama::load(files, tconfig));
+        teacher = train::frozen_teacher(*frozen);
+        std::printf("teacher: %s, weights in bf16 (%.1f MB)\n", tdir.c_str(), double(frozen->bytes()) / 1e6);
+    } else {
+        Rng rng(0);
+        dense = std::make_unique<nn::DenseLlama<float>>(tconfig, rng);
+        io::load_hf_weights(tdir, *dense, tconfig.tie_word_embeddings);
+        dense->eval();
+        teacher = train::llama_teacher<float>(*dense);
+        std::printf("teacher: %s, weights in float (%.1f MB)\n", tdir.c_str(), double(dense->num_parameters()) * 4e-6);
+    }
     // The student takes the teacher's shape unless size flags say otherwise; --ste always applies.
     const bool own_shape = r["preset"].as<std::string>() != "custom" || r.count("layers") || r.count("hidden") ||
                            r.count("intermediate") || r.count("heads") || r.count("kv-heads");
@@ -397,7 +420,7 @@ static int cmd_distill(int argc, char** argv) {
     nn::LlamaConfig config = own_shape ? flags : tconfig;
     config.max_position_embeddings = std::max(config.max_position_embeddings, r["seq"].as<int64_t>());
     config.ste = flags.ste;
-    return run_training<nn::FbiLlama<float>>(r, config, train::llama_teacher<float>(teacher),
+    return run_training<nn::FbiLlama<float>>(r, config, std::move(teacher),
                                              l == "ad" ? train::Loss::AD : train::Loss::Mixed);
 }
 
@@ -406,13 +429,14 @@ template <class F>
 static int with_model(const fs::path& dir, F&& f) {
     auto config = io::load_config(dir / "config.json");
     Rng rng(0);
+    // bitgrad's model directories and Hugging Face's (shards, F16 / BF16 exports) alike.
     if (config.binarized) {
         nn::FbiLlama<float> m(config, rng);
-        io::load_model_weights(dir, m);
+        io::load_hf_weights(dir, m, config.tie_word_embeddings);
         return f(m);
     }
     nn::DenseLlama<float> m(config, rng);
-    io::load_model_weights(dir, m);
+    io::load_hf_weights(dir, m, config.tie_word_embeddings);
     return f(m);
 }
 
@@ -589,7 +613,7 @@ static int cmd_pack(int argc, char** argv) {
                   dir.string() << "/config.json: \"binarized\" is false; pack needs an FBI-LLM (binarized) model");
     Rng rng(0);
     nn::FbiLlama<float> model(config, rng);
-    io::load_model_weights(dir, model);
+    io::load_hf_weights(dir, model, config.tie_word_embeddings);
     const infer::PackedLlama packed(model, tables);
     infer::save_packed(out, packed, {{"source", dir.string()}});
     // The packed file is read back and run against the float model on a probe sequence, so a
@@ -630,6 +654,209 @@ static int cmd_pack(int argc, char** argv) {
         double(stats.bytes_fp32()) / double(fs::file_size(out)), (long long)n, diff, diff / std::max(scale, 1e-30),
         diff_q8, diff_q8 / std::max(scale, 1e-30));
     return 0;
+}
+
+// convert: PyTorch state dicts (FBI-LLM's released pytorch_model.bin) -> a safetensors model
+// directory bitgrad reads, without running any of the pickle (io/torch_checkpoint.hpp).
+static int cmd_convert(int argc, char** argv) {
+    cxxopts::Options o(
+        "bitgrad convert",
+        "pytorch_model.bin (torch.save's zip + pickle) -> model.safetensors, never executing the pickle");
+    o.add_options()("in",
+                    "a .bin file, or a directory: every *.bin in it (shards, as FBI-LLM's eval.py loads them) and its "
+                    "config.json",
+                    cxxopts::value<std::string>())("out", "model directory to write", cxxopts::value<std::string>())(
+        "h,help", "help");
+    auto r = o.parse(argc, argv);
+    if (r.count("help")) {
+        std::cout << o.help() << "\n";
+        return 0;
+    }
+    if (!r.count("in") || !r.count("out")) throw UsageError("convert needs --in and --out");
+    const fs::path in = r["in"].as<std::string>(), out = output_dir(r, "out");
+    std::error_code ec;
+    std::vector<fs::path> inputs;
+    std::optional<fs::path> config_path;
+    if (fs::is_directory(in, ec)) {
+        for (const auto& e : fs::directory_iterator(in))
+            if (e.path().extension() == ".bin" && e.is_regular_file()) inputs.push_back(e.path());
+        std::sort(inputs.begin(), inputs.end());
+        if (inputs.empty()) throw UsageError("--in " + in.string() + ": no .bin files in this directory");
+        if (fs::is_regular_file(in / "config.json", ec)) config_path = in / "config.json";
+    } else if (fs::is_regular_file(in, ec)) {
+        inputs.push_back(in);
+    } else {
+        throw UsageError("--in " + in.string() + ": no such file or directory");
+    }
+    ensure_directory(out);
+    const int64_t n = io::convert_torch_to_safetensors(inputs, out / "model.safetensors");
+    std::printf("converted %zu file(s), %lld tensors -> %s (%.2f MB)\n", inputs.size(), (long long)n,
+                (out / "model.safetensors").c_str(), double(fs::file_size(out / "model.safetensors")) / 1e6);
+    if (!config_path) {
+        std::printf("no config.json next to the input: copy the model's into %s to use it\n", out.c_str());
+        return 0;
+    }
+    // FBI-LLM's config.json is a plain LlamaConfig: the wscale tensors are what say it is binarized.
+    auto config = load_json(*config_path);
+    const io::SafetensorsReader converted((out / "model.safetensors").string());
+    const bool wscale = std::any_of(converted.entries().begin(), converted.entries().end(), [](const auto& e) {
+        return e.name.size() > 7 && e.name.compare(e.name.size() - 7, 7, ".wscale") == 0;
+    });
+    if (wscale && !config.contains("bitgrad_binarized")) config["bitgrad_binarized"] = true;
+    write_text_atomic(out / "config.json", config.dump(2) + "\n");
+    return with_model(out, [&](const auto& m) {  // loads what was written, strictly
+        const auto stats = nn::param_stats(m);
+        std::printf("%s loads as a %s LLaMA: %lld layers, hidden %lld, %.1fM parameters\n", out.c_str(),
+                    m.config.binarized ? "binarized (FBI-LLM)" : "full-precision",
+                    (long long)m.config.num_hidden_layers, (long long)m.config.hidden_size, double(stats.total) / 1e6);
+        return 0;
+    });
+}
+
+// zeroshot: multiple-choice accuracy as lm-evaluation-harness 0.4.2 computes it
+// (eval/multiple_choice.hpp); items from bitgrad's JSONL or converted from a task's official file.
+static int cmd_zeroshot(int argc, char** argv) {
+    cxxopts::Options o("bitgrad zeroshot",
+                       "Zero-shot multiple choice (acc, acc_norm) as lm-evaluation-harness 0.4.2 scores it");
+    o.add_options()("model", "model directory, or a packed model file (bitgrad pack)", cxxopts::value<std::string>())(
+        "tokenizer", "SentencePiece model (default: --data's tokenizer.model)", cxxopts::value<std::string>())(
+        "data", "prepare's directory (for its tokenizer)", cxxopts::value<std::string>())(
+        "items", "items in bitgrad's JSONL ({context, choices, gold} or {contexts, continuation, gold} a line)",
+        cxxopts::value<std::string>())("task",
+                                       "with --in: piqa, hellaswag, winogrande, arc_easy, arc_challenge, boolq "
+                                       "or openbookqa",
+                                       cxxopts::value<std::string>())(
+        "in", "the task's official JSONL file (e.g. PIQA's valid.jsonl)", cxxopts::value<std::string>())(
+        "labels", "PIQA: the labels file (valid-labels.lst) when the records hold no label",
+        cxxopts::value<std::string>())("write-items", "write the converted items to this JSONL file",
+                                       cxxopts::value<std::string>())("limit", "score the first N items only (0: all)",
+                                                                      cxxopts::value<int64_t>()->default_value("0"))(
+        "batch", "requests a forward (float checkpoints)", cxxopts::value<int64_t>()->default_value("8"))(
+        "activations", "packed model: float or int8 (as generate)",
+        cxxopts::value<std::string>()->default_value("float"))("json", "print one JSON line")("h,help", "help");
+    auto r = o.parse(argc, argv);
+    if (r.count("help")) {
+        std::cout << o.help() << "\n";
+        return 0;
+    }
+    if (r.count("items") == r.count("in"))
+        throw UsageError("zeroshot needs --items FILE, or --task NAME with --in OFFICIAL_FILE");
+    if (r.count("in") && !r.count("task")) throw UsageError("--in needs --task (which layout the file has)");
+    if (r.count("task")) try {
+            eval::mc_task(r["task"].as<std::string>());  // known? (the message lists them)
+        } catch (const Error& e) { throw UsageError(e.what()); }
+    if (r["limit"].as<int64_t>() < 0) throw UsageError("--limit must be >= 0");
+    const kernels::SignActivations activations = activations_option(r);
+    std::vector<eval::MultipleChoiceItem> items =
+        r.count("items") ? eval::read_mc_items(existing_file(r, "items").string())
+                         : eval::convert_mc_task(r["task"].as<std::string>(), existing_file(r, "in").string(),
+                                                 r.count("labels") ? existing_file(r, "labels").string() : "");
+    if (r.count("write-items")) {
+        eval::write_mc_items(r["write-items"].as<std::string>(), items);
+        std::printf("wrote %zu items to %s\n", items.size(), r["write-items"].as<std::string>().c_str());
+        if (!r.count("model")) return 0;  // a conversion only
+    }
+    if (!r.count("model") || (!r.count("data") && !r.count("tokenizer")))
+        throw UsageError("zeroshot needs --model and a tokenizer (--data or --tokenizer)");
+    if (r["limit"].as<int64_t>() > 0 && size_t(r["limit"].as<int64_t>()) < items.size())
+        items.resize(size_t(r["limit"].as<int64_t>()));
+    const fs::path tokenizer_path =
+        r.count("tokenizer") ? existing_file(r, "tokenizer") : existing_dir(r, "data") / "tokenizer.model";
+    const data::Tokenizer tok(tokenizer_path.string());
+    const eval::Tokenizer encode = [&tok](const std::string& text) {
+        const std::vector<int> ids = tok.encode(text);
+        return std::vector<int32_t>(ids.begin(), ids.end());
+    };
+    eval::MultipleChoiceOptions options;
+    options.prefix_token = tok.bos_id();  // before an empty context, as lm-eval does (none of the seven tasks has one)
+    const bool tty = isatty(STDERR_FILENO);
+    auto progress = [&](int64_t done, int64_t total) {
+        if (tty)
+            std::fprintf(stderr, "\ritem %lld/%lld%s", (long long)done, (long long)total, done == total ? "\n" : "");
+    };
+    const std::string task =
+        r.count("task") ? r["task"].as<std::string>() : fs::path(r["items"].as<std::string>()).stem().string();
+    const bool show_norm = !r.count("task") || eval::mc_task(task).acc_norm;
+    auto report = [&](const eval::MultipleChoiceResult& res, const char* how, double seconds) {
+        nlohmann::ordered_json j = {{"task", task},
+                                    {"model", r["model"].as<std::string>()},
+                                    {"n", res.n},
+                                    {"acc", res.acc},
+                                    {"acc_stderr", res.acc_stderr}};
+        if (res.has_acc_norm && show_norm) {
+            j["acc_norm"] = res.acc_norm;
+            j["acc_norm_stderr"] = res.acc_norm_stderr;
+        }
+        j["run"] = how;
+        j["seconds"] = seconds;
+        if (r.count("json")) {
+            std::printf("%s\n", j.dump().c_str());
+            return;
+        }
+        std::printf("%s: acc %.4f +- %.4f", task.c_str(), res.acc, res.acc_stderr);
+        if (res.has_acc_norm && show_norm) std::printf(", acc_norm %.4f +- %.4f", res.acc_norm, res.acc_norm_stderr);
+        std::printf(" (%lld items, %s, %.1f s)\n", (long long)res.n, how, seconds);
+    };
+    const auto start = std::chrono::steady_clock::now();
+    auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+    std::error_code ec;
+    if (fs::is_regular_file(r["model"].as<std::string>(), ec)) {
+        const infer::PackedLlama m = infer::load_packed(r["model"].as<std::string>());
+        const kernels::SignActivationsScope scope(activations);
+        const auto res = eval::evaluate_multiple_choice(items, encode, eval::decoder_scorer(m), options, progress);
+        report(res, activations == kernels::SignActivations::Int8 ? "packed, int8 activations" : "packed", seconds());
+        return 0;
+    }
+    const int64_t batch = positive<int64_t>(r, "batch");
+    return with_model(existing_dir(r, "model"), [&](auto& m) {
+        const auto res = eval::evaluate_multiple_choice(items, encode, eval::nn_scorer(m, batch), options, progress);
+        report(res, "float checkpoint", seconds());
+        return 0;
+    });
+}
+
+// export: a bitgrad model directory -> Hugging Face's layout, as FBI-LLM's reference code and
+// transformers read it (docs/interop.md lists the tensor names).
+static int cmd_export(int argc, char** argv) {
+    cxxopts::Options o(
+        "bitgrad export",
+        "Write a model in Hugging Face's layout: config.json + model.safetensors and/or pytorch_model.bin");
+    o.add_options()("model", "bitgrad model directory (final/ or checkpoints/step-N)", cxxopts::value<std::string>())(
+        "out", "directory to write", cxxopts::value<std::string>())(
+        "dtype", "float32 (the latent weights exactly, as FBI-LLM trains them), bfloat16 or float16",
+        cxxopts::value<std::string>()->default_value("float32"))(
+        "format", "safetensors, pytorch (pytorch_model.bin, torch.save's layout) or both",
+        cxxopts::value<std::string>()->default_value("both"))(
+        "tokenizer", "SentencePiece model to copy as tokenizer.model (e.g. prepare's DATA/tokenizer.model)",
+        cxxopts::value<std::string>())("h,help", "help");
+    auto r = o.parse(argc, argv);
+    if (r.count("help")) {
+        std::cout << o.help() << "\n";
+        return 0;
+    }
+    if (!r.count("model") || !r.count("out")) throw UsageError("export needs --model and --out");
+    const auto dtype = io::parse_hf_dtype(r["dtype"].as<std::string>());
+    if (!dtype) throw UsageError("--dtype " + r["dtype"].as<std::string>() + ": expected float32, bfloat16 or float16");
+    const auto format = io::parse_hf_format(r["format"].as<std::string>());
+    if (!format)
+        throw UsageError("--format " + r["format"].as<std::string>() + ": expected safetensors, pytorch or both");
+    const fs::path dir = existing_dir(r, "model"), out = output_dir(r, "out");
+    const std::optional<fs::path> tokenizer =
+        r.count("tokenizer") ? std::optional(existing_file(r, "tokenizer")) : std::nullopt;
+    return with_model(dir, [&](const auto& m) {
+        io::save_hf_model(out, m, m.config, *dtype, *format);
+        if (tokenizer) write_text_atomic(out / "tokenizer.model", read_text(*tokenizer));
+        std::printf("exported %s -> %s (%s", dir.c_str(), out.c_str(), io::torch_dtype_name(*dtype));
+        for (const char* f : {"config.json", "model.safetensors", "pytorch_model.bin", "tokenizer.model"}) {
+            std::error_code ec;
+            if (fs::exists(out / f, ec)) {
+                const double bytes = double(fs::file_size(out / f));
+                std::printf(", %s %.1f %s", f, bytes < 1e6 ? bytes / 1e3 : bytes / 1e6, bytes < 1e6 ? "kB" : "MB");
+            }
+        }
+        std::printf(")\n");
+        return 0;
+    });
 }
 
 static int cmd_generate(int argc, char** argv) {
@@ -760,7 +987,8 @@ static int cmd_info(int argc, char** argv) {
 
 int main(int argc, char** argv) {
     const std::string usage =
-        "usage: bitgrad {prepare|train|distill|eval|pack|generate|info} [options]  (--help on each)\n";
+        "usage: bitgrad {prepare|train|distill|eval|pack|generate|info|export|convert|zeroshot} [options]  (--help on "
+        "each)\n";
     if (argc < 2) {
         std::fprintf(stderr, "%s", usage.c_str());
         return 2;
@@ -774,6 +1002,9 @@ int main(int argc, char** argv) {
         if (cmd == "pack") return cmd_pack(argc - 1, argv + 1);
         if (cmd == "generate") return cmd_generate(argc - 1, argv + 1);
         if (cmd == "info") return cmd_info(argc - 1, argv + 1);
+        if (cmd == "export") return cmd_export(argc - 1, argv + 1);
+        if (cmd == "zeroshot") return cmd_zeroshot(argc - 1, argv + 1);
+        if (cmd == "convert") return cmd_convert(argc - 1, argv + 1);
         std::fprintf(stderr, "unknown command '%s'\n%s", cmd.c_str(), usage.c_str());
         return 2;
     } catch (const UsageError& e) {

@@ -95,7 +95,32 @@ config = {k: v for k, v in config.items() if not k.startswith("bitgrad_")}
 config["torch_dtype"] = "bfloat16"
 json.dump(config, open("hf/config.json", "w"))
 PY
-expect 0 "final model"              "$bitgrad" distill --data data --teacher hf --out st-hf "${common[@]}"
+expect 0 "teacher: hf, weights in bf16" "$bitgrad" distill --data data --teacher hf --out st-hf "${common[@]}"
+expect 0 "teacher: hf, weights in float" "$bitgrad" distill --data data --teacher hf --out st-hf2 "${common[@]}" --teacher-storage float
+expect 2 "--teacher-storage fp8: expected auto, bf16 or float" "$bitgrad" distill --data data --teacher hf --out x --teacher-storage fp8
+# export to Hugging Face's layout; the bf16 export is a model directory bitgrad reads again
+expect 0 "exported bin/final -> exp \(float32, config.json .*model.safetensors .*pytorch_model.bin .*tokenizer.model" "$bitgrad" export --model bin/final --out exp --tokenizer data/tokenizer.model
+expect 0 "exported bin/final -> exp16 \(bfloat16" "$bitgrad" export --model bin/final --out exp16 --dtype bfloat16 --format safetensors
+expect 0 '"perplexity":[0-9]' "$bitgrad" eval --model exp16 --data data --json --seq 16
+expect 1 "exp/model.safetensors exists and this export does not write it" "$bitgrad" export --model bin/final --out exp --format pytorch
+# convert: the export's pytorch_model.bin back to safetensors gives the same file, byte for byte;
+# a directory laid out like an FBI-LLM release (plain LlamaConfig, no bitgrad keys) loads as binarized
+mkdir -p fbi && cp exp/pytorch_model.bin fbi/ && python3 -c "
+import json
+c = json.load(open('exp/config.json'))
+json.dump({k: v for k, v in c.items() if not k.startswith('bitgrad_')}, open('fbi/config.json', 'w'))"
+expect 0 "converted 1 file\(s\), [0-9]+ tensors -> conv/model.safetensors" "$bitgrad" convert --in exp/pytorch_model.bin --out conv
+if ! cmp -s exp/model.safetensors conv/model.safetensors; then
+  echo "FAIL: convert of exp/pytorch_model.bin differs from exp/model.safetensors"
+  failures=$((failures + 1))
+fi
+expect 0 "fbi-conv loads as a binarized \(FBI-LLM\) LLaMA" "$bitgrad" convert --in fbi --out fbi-conv
+expect 0 '"perplexity":[0-9]' "$bitgrad" eval --model fbi-conv --data data --json --seq 16
+head -c 3000 exp/pytorch_model.bin > cut.bin
+expect 1 "cut.bin: " "$bitgrad" convert --in cut.bin --out x
+expect 2 "--in nofile.bin: no such file or directory" "$bitgrad" convert --in nofile.bin --out x
+expect 2 "--dtype int8: expected float32, bfloat16 or float16" "$bitgrad" export --model bin/final --out x --dtype int8
+expect 2 "--format onnx: expected safetensors, pytorch or both" "$bitgrad" export --model bin/final --out x --format onnx
 expect 0 "."                        "$bitgrad" generate --model bin/final --data data --tokens 5 --prompt "the"
 expect 0 "Total params"             "$bitgrad" info --model bin/final
 expect 0 "packed MB|packed [0-9.]+ MB" "$bitgrad" pack --model bin/final --out bin.packed.safetensors
@@ -107,6 +132,26 @@ expect 0 "decode 4 tokens: [0-9.]+ tok/s, [0-9]+ threads, int8 activations" "$bi
 expect 2 "--activations must be float or int8, not int4" "$bitgrad" generate --model bin.packed.safetensors --data data --activations int4
 expect 0 '"packed":true.*"perplexity":[0-9]|"perplexity":[0-9].*"packed":true' "$bitgrad" eval --model bin.packed.safetensors --data data --json --seq 16
 expect 0 "packed.*int8 tables, int8 activations" "$bitgrad" eval --model bin.q8.safetensors --data data --seq 16 --activations int8
+# zero-shot multiple choice: an ordinary item and a partial-scoring one, float and packed
+cat > items.jsonl <<'EOF'
+{"context": "Question: where does the whale swim?\nAnswer:", "choices": ["in the sea", "in the desert"], "gold": 0}
+{"contexts": ["the whale swam in the sea", "the whale swam in the sand"], "continuation": "and dived.", "gold": 0}
+EOF
+expect 0 "items: acc [01][.][0-9]+ \+- [0-9.]+ \(2 items, float checkpoint" "$bitgrad" zeroshot --model run/final --data data --items items.jsonl
+expect 0 '"task":"items","model":"bin.packed.safetensors","n":2,"acc":[0-9.]+,"acc_stderr":[0-9.]+,"run":"packed"' "$bitgrad" zeroshot --model bin.packed.safetensors --data data --items items.jsonl --json
+# PIQA's official layout + labels file -> items, exactly as lm-eval 0.4.2's piqa.yaml builds them
+printf '{"goal": "To open a jar", "sol1": "twist the lid", "sol2": "eat the lid"}\n' > piqa.jsonl
+echo 0 > piqa-labels.lst
+expect 0 "wrote 1 items to piqa-items.jsonl" "$bitgrad" zeroshot --task piqa --in piqa.jsonl --labels piqa-labels.lst --write-items piqa-items.jsonl
+if [ "$(cat piqa-items.jsonl)" != '{"context":"Question: To open a jar\nAnswer:","choices":["twist the lid","eat the lid"],"gold":0}' ]; then
+  echo "FAIL: piqa-items.jsonl holds: $(cat piqa-items.jsonl)"
+  failures=$((failures + 1))
+fi
+expect 0 "piqa: acc [01][.][0-9]+ \+- [0-9.na]+, acc_norm [01][.][0-9]+" "$bitgrad" zeroshot --model run/final --data data --task piqa --in piqa.jsonl --labels piqa-labels.lst
+printf '{"context": "a", "choices": ["b", "c"], "gold": 0}\n{"context": "a", "choices": ["b"], "gold": 0}\n' > bad-items.jsonl
+expect 1 'bad-items.jsonl:2: field "choices" has 1 entries, expected at least 2' "$bitgrad" zeroshot --model run/final --data data --items bad-items.jsonl
+expect 2 "unknown task 'mmlu', expected one of: boolq, piqa" "$bitgrad" zeroshot --task mmlu --in piqa.jsonl --write-items x.jsonl
+expect 2 "zeroshot needs --items FILE, or --task NAME with --in OFFICIAL_FILE" "$bitgrad" zeroshot --model run/final --data data
 # FBI-LLM's perplexity protocol on a text file: float checkpoint and packed file
 expect 0 '"protocol":"fbi-llm".*"tokens_scored":[1-9]' "$bitgrad" eval --model run/final --text text.txt --data data --json
 expect 0 "perplexity [0-9.]+, bits per byte [0-9.]+: [0-9]+ windows of 8 tokens.*packed" "$bitgrad" eval --model bin.packed.safetensors --text text.txt --tokenizer data/tokenizer.model --seq 8

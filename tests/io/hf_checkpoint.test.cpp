@@ -170,3 +170,103 @@ TEST_CASE("HF config.json: what bitgrad cannot run is refused naming the field")
     CHECK(written["tie_word_embeddings"] == true);
     CHECK(written["torch_dtype"] == "float64");
 }
+
+TEST_CASE("HF checkpoint: a BF16 teacher loads into FrozenLlama with its stored bits - no float copy") {
+    testing::TempDir dir("hf-frozen");
+    auto c = nn::LlamaConfig::preset("tiny");
+    c.num_key_value_heads = 2;
+    Rng rng(11);
+    nn::DenseLlama<float> source(c, rng);
+    std::vector<std::vector<bf16>> storage;
+    write_bf16_sharded(dir.path, source, false, storage);
+    const io::HfCheckpoint checkpoint(dir.path);
+    CHECK(checkpoint.half_precision());
+    const auto frozen = infer::FrozenLlama::load(checkpoint, c);
+    // The same model frozen from its float weights rounds each to the same bf16: equal bytes, equal outputs.
+    const infer::FrozenLlama reference(source);
+    CHECK(frozen.bytes() == reference.bytes());
+    Tensor<int32_t> ids({2, 5});
+    for (int64_t i = 0; i < ids.numel(); ++i) ids[i] = int32_t((7 * i + 3) % c.vocab_size);
+    const auto h = frozen.hidden_states(ids), h_ref = reference.hidden_states(ids);
+    CHECK(max_abs_diff(h, h_ref) == 0);
+    Tensor<float> logits({10, c.vocab_size}), logits_ref({10, c.vocab_size});
+    frozen.logits(h.data(), 10, logits.data());
+    reference.logits(h_ref.data(), 10, logits_ref.data());
+    CHECK(max_abs_diff(logits, logits_ref) == 0);
+}
+
+TEST_CASE("HF checkpoint: FrozenLlama::load is strict about names and ties the lm_head when told") {
+    testing::TempDir dir("hf-frozen-strict");
+    const auto c = nn::LlamaConfig::preset("tiny");
+    Rng rng(12);
+    nn::DenseLlama<float> source(c, rng);
+    std::vector<std::vector<bf16>> storage;
+    write_bf16_sharded(dir.path, source, /*drop_lm_head=*/true, storage);
+    CHECK_THROWS_WITH_AS(infer::FrozenLlama::load(io::HfCheckpoint(dir.path), c),
+                         doctest::Contains("tensor lm_head.weight is missing"), Error);
+    auto tied = c;
+    tied.tie_word_embeddings = true;
+    const auto frozen = infer::FrozenLlama::load(io::HfCheckpoint(dir.path), tied);
+    Tensor<int32_t> ids({1, 4});
+    for (int64_t i = 0; i < 4; ++i) ids[i] = int32_t(i + 1);
+    const auto h = frozen.hidden_states(ids);
+    Tensor<float> logits({4, c.vocab_size});
+    frozen.logits(h.data(), 4, logits.data());
+    for (int64_t r = 0; r < 4; ++r)  // lm_head row v is the embedding row v, in bf16
+        for (int64_t v = 0; v < c.vocab_size; v += 17) {
+            double dot = 0;
+            for (int64_t k = 0; k < c.hidden_size; ++k)
+                dot += double(round_to_bf16(h[r * c.hidden_size + k])) *
+                       double(round_to_bf16(source.model.embed_tokens.weight.value()[v * c.hidden_size + k]));
+            CHECK(logits[r * c.vocab_size + v] == doctest::Approx(dot).epsilon(1e-4));
+        }
+    // A binarized student's files hold wscale / wbias: not a full-precision LLaMA.
+    testing::TempDir fbi_dir("hf-frozen-fbi");
+    auto fc = c;
+    fc.binarized = true;
+    nn::FbiLlama<float> student(fc, rng);
+    io::save_hf_model(fbi_dir.path, student, fc);
+    CHECK_THROWS_WITH_AS(infer::FrozenLlama::load(io::HfCheckpoint(fbi_dir.path), c),
+                         doctest::Contains("wbias is not part of a full-precision LLaMA"), Error);
+}
+
+TEST_CASE("HF export: F32 BF16 and F16 files hold each weight rounded once and config.json says which") {
+    const auto c = nn::LlamaConfig::preset("tiny");
+    auto fc = c;
+    fc.binarized = true;
+    Rng rng(13);
+    nn::FbiLlama<float> student(fc, rng);
+    for (io::HfDtype dtype : {io::HfDtype::F32, io::HfDtype::BF16, io::HfDtype::F16}) {
+        CAPTURE(io::torch_dtype_name(dtype));
+        testing::TempDir dir("hf-export");
+        io::save_hf_model(dir.path, student, fc, dtype);
+        CHECK(load_json(dir / "config.json")["torch_dtype"] == io::torch_dtype_name(dtype));
+        const io::SafetensorsReader reader((dir / "model.safetensors").string());
+        const auto params = student.named_parameters();
+        REQUIRE(reader.entries().size() == params.size());
+        Rng other(14);
+        nn::FbiLlama<float> loaded(io::load_config(dir / "config.json"), other);
+        io::load_hf_weights(dir.path, loaded, false);
+        const auto back = loaded.named_parameters();
+        for (std::size_t i = 0; i < params.size(); ++i) {
+            CHECK(reader.at(params[i].name).dtype == io::safetensors_dtype_name(dtype));
+            for (int64_t k = 0; k < params[i].var.numel(); ++k) {
+                const float x = params[i].var.value()[k];
+                const float expected = dtype == io::HfDtype::F32    ? x
+                                       : dtype == io::HfDtype::BF16 ? round_to_bf16(x)
+                                                                    : to_float(to_fp16(x));
+                REQUIRE(back[i].var.value()[k] == expected);
+                if (x != 0) REQUIRE(std::signbit(back[i].var.value()[k]) == std::signbit(x));  // signs survive
+            }
+        }
+    }
+    // float16 cannot hold 1e5: refused by tensor name, nothing written.
+    testing::TempDir dir("hf-export-f16");
+    student.model.norm.weight.value()[3] = 1e5f;
+    CHECK_THROWS_WITH_AS(io::save_hf_model(dir.path, student, fc, io::HfDtype::F16),
+                         doctest::Contains("tensor model.norm.weight holds 100000 at flat index 3"), Error);
+    CHECK(!std::filesystem::exists(dir / "model.safetensors"));
+    CHECK(io::parse_hf_dtype("bf16") == io::HfDtype::BF16);
+    CHECK(io::parse_hf_dtype("float16") == io::HfDtype::F16);
+    CHECK(!io::parse_hf_dtype("int8"));
+}

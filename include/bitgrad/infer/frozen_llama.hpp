@@ -6,14 +6,19 @@
 //   infer::FrozenLlama teacher(dense_model);          // converts a trained nn::DenseLlama<float>
 //   Tensor<float> h = teacher.hidden_states(ids);      // [B*T, C], after the final norm
 //   teacher.logits(h.data(), rows, out);               // out [rows, V] = h lm_head^T
+//   auto big = FrozenLlama::load(io::HfCheckpoint(dir), config);  // straight from a checkpoint's files
 //
 // Every product runs in kernels::gemm_bf16 with the bf16 weight as one operand: the same numbers
 // as the nn model with its weights rounded to bf16 under Precision::BF16 (tested), up to the order
 // of float sums. Attention, norms, RoPE and SwiGLU run in float.
+#include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "bitgrad/core/bf16.hpp"
 #include "bitgrad/core/tensor.hpp"
+#include "bitgrad/io/hf_checkpoint.hpp"
 #include "bitgrad/kernels/activation.hpp"
 #include "bitgrad/kernels/attention.hpp"
 #include "bitgrad/kernels/gemm_bf16.hpp"
@@ -28,6 +33,7 @@ struct FrozenLinear {
     Tensor<bf16> weight;
 
     FrozenLinear() = default;
+    explicit FrozenLinear(Tensor<bf16> w) : weight(std::move(w)) {}
     explicit FrozenLinear(const Tensor<float>& w) : weight(w.shape()) {
         const float* src = w.data();
         bf16* dst = weight.data();
@@ -65,6 +71,52 @@ public:
         }
         norm_ = m.model.norm.weight.value().clone();
         lm_head_ = FrozenLinear(m.lm_head.weight.value());
+    }
+
+    // From a checkpoint's files (bitgrad's or Hugging Face's layout), one tensor at a time: a BF16
+    // matrix is kept as stored, F32 / F64 / F16 ones are rounded to bf16, so a 1.1B teacher never
+    // exists in float. Names and shapes are strict: every tensor of the config's LLaMA must be
+    // there and no other (lm_head.weight may be absent when tie_word_embeddings is set: the
+    // embedding then serves as the lm_head).
+    static FrozenLlama load(const io::HfCheckpoint& checkpoint, const nn::LlamaConfig& config) {
+        BITGRAD_CHECK(!config.binarized, checkpoint.dir().string()
+                                             << ": a binarized model cannot be frozen in bf16 (pack it instead)");
+        config.validate();
+        const int64_t C = config.hidden_size, I = config.intermediate_size, V = config.vocab_size,
+                      Q = config.num_attention_heads * config.head_dim(),
+                      KV = config.num_key_value_heads * config.head_dim();
+        std::set<std::string> used;
+        auto matrix = [&](const std::string& name, Shape shape) {
+            used.insert(name);
+            return FrozenLinear(checkpoint.read_bf16(name, &shape));
+        };
+        auto vector = [&](const std::string& name) {
+            used.insert(name);
+            const Shape shape{C};
+            return checkpoint.read<float>(name, &shape);
+        };
+        FrozenLlama m;
+        m.config_ = config;
+        m.embed_ = matrix("model.embed_tokens.weight", {V, C});
+        for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+            const std::string p = "model.layers." + std::to_string(i) + ".";
+            m.layers_.push_back(
+                {vector(p + "input_layernorm.weight"), vector(p + "post_attention_layernorm.weight"),
+                 matrix(p + "self_attn.q_proj.weight", {Q, C}), matrix(p + "self_attn.k_proj.weight", {KV, C}),
+                 matrix(p + "self_attn.v_proj.weight", {KV, C}), matrix(p + "self_attn.o_proj.weight", {C, Q}),
+                 matrix(p + "mlp.gate_proj.weight", {I, C}), matrix(p + "mlp.up_proj.weight", {I, C}),
+                 matrix(p + "mlp.down_proj.weight", {C, I})});
+        }
+        m.norm_ = vector("model.norm.weight");
+        if (config.tie_word_embeddings && !checkpoint.contains("lm_head.weight"))
+            m.lm_head_ = m.embed_;  // shares the bf16 storage
+        else
+            m.lm_head_ = matrix("lm_head.weight", {V, C});
+        for (const auto& name : checkpoint.names())
+            BITGRAD_CHECK(used.count(name), checkpoint.dir().string()
+                                                << ": tensor " << name << " is not part of a full-precision LLaMA with "
+                                                << config.num_hidden_layers << " layers (config.json)");
+        return m;
     }
 
     const nn::LlamaConfig& config() const { return config_; }
@@ -127,6 +179,7 @@ public:
     void logits(const float* hidden, int64_t rows, float* out) const { lm_head_.forward(hidden, rows, out); }
 
 private:
+    FrozenLlama() = default;
     struct Layer {
         Tensor<float> n1, n2;
         FrozenLinear q, k, v, o, gate, up, down;

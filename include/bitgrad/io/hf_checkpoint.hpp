@@ -9,19 +9,32 @@
 // "tie_word_embeddings": true (the lm_head is then the embedding), and the rotary inverse
 // frequencies some older exports store ("...rotary_emb.inv_freq", recomputed here, so ignored).
 // bitgrad's own model directories are read the same way (one F32 model.safetensors).
+//
+//   HfCheckpoint ckpt(dir);            every shard mapped and checked; tensors read one at a time
+//   load_hf_weights(dir, model, tie)   into a float or double nn model
+//   infer::FrozenLlama::load(ckpt, c)  into bf16 storage (a half-precision teacher stays half)
+//   save_hf_model(dir, model, config, dtype, format)   the way back: F32 / BF16 / F16 weights in
+//                                      model.safetensors and/or pytorch_model.bin, and config.json
+// pytorch_model.bin files (FBI-LLM's releases) are read by io/torch_checkpoint.hpp (bitgrad convert).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "bitgrad/core/bf16.hpp"
 #include "bitgrad/core/fp16.hpp"
 #include "bitgrad/core/json.hpp"
+#include "bitgrad/io/config_json.hpp"
 #include "bitgrad/io/safetensors.hpp"
+#include "bitgrad/io/torch_checkpoint.hpp"
 #include "bitgrad/nn/module.hpp"
 
 namespace bitgrad::io {
@@ -91,36 +104,241 @@ inline std::vector<std::string> checkpoint_files(const std::filesystem::path& di
     BITGRAD_CHECK(!files.empty(), where << ": weight_map is empty");
     return files;
 }
+
+// Refuses a tensor holding NaN or Inf: a NaN model only prints "perplexity nan" or garbage text.
+template <class T>
+void check_finite(const Tensor<T>& t, const std::string& file, const std::string& name) {
+    int64_t bad = 0, first = -1;
+    for (int64_t i = 0; i < t.numel(); ++i)
+        if (!std::isfinite(double(t[i])) && bad++ == 0) first = i;
+    BITGRAD_CHECK(bad == 0, file << ": tensor " << name << " holds " << bad
+                                 << " non-finite values (NaN or Inf; the first at flat index " << first << ", value "
+                                 << double(t[first]) << "): the model diverged or the file is damaged");
+}
 }  // namespace detail
+
+// An opened checkpoint directory (header comment): every shard mapped and validated, the index
+// checked against the shards, each tensor in exactly one shard. Tensors are then read one at a
+// time, so a loader holds at most one converted tensor beyond what it keeps.
+class HfCheckpoint {
+public:
+    explicit HfCheckpoint(const std::filesystem::path& dir) : dir_(dir) {
+        std::map<std::string, std::string> weight_map;
+        for (const auto& f : detail::checkpoint_files(dir, weight_map))
+            readers_[f] = std::make_unique<SafetensorsReader>((dir / f).string());
+        for (const auto& [name, file] : weight_map)
+            BITGRAD_CHECK(readers_.at(file)->find(name), (dir / "model.safetensors.index.json").string()
+                                                             << ": weight_map puts " << name << " in " << file
+                                                             << ", which has no such tensor");
+        for (const auto& [file, reader] : readers_)
+            for (const auto& e : reader->entries()) {
+                if (detail::is_rotary_inv_freq(e.name)) continue;
+                BITGRAD_CHECK(!tensors_.count(e.name), dir.string()
+                                                           << ": tensor " << e.name << " is in two shard files");
+                tensors_[e.name] = {reader.get(), &e};
+            }
+    }
+
+    const std::filesystem::path& dir() const { return dir_; }
+    // Tensor names, sorted (rotary inv_freq left out).
+    std::vector<std::string> names() const {
+        std::vector<std::string> out;
+        for (const auto& kv : tensors_) out.push_back(kv.first);
+        return out;
+    }
+    bool contains(const std::string& name) const { return tensors_.count(name) > 0; }
+    const SafetensorsReader::Entry& entry(const std::string& name) const { return *located(name).second; }
+    // True when some tensor is stored in F16 or BF16.
+    bool half_precision() const {
+        for (const auto& kv : tensors_)
+            if (kv.second.second->dtype == "F16" || kv.second.second->dtype == "BF16") return true;
+        return false;
+    }
+
+    // The tensor as T (float or double), its shape checked against `expected` when given; non-finite
+    // values are refused.
+    template <class T>
+    Tensor<T> read(const std::string& name, const Shape* expected = nullptr) const {
+        const auto [reader, e] = located(name);
+        check_shape(*reader, *e, expected);
+        Tensor<T> t = read_as_float<T>(*reader, *e);
+        detail::check_finite(t, reader->path(), name);
+        return t;
+    }
+    // The tensor in bf16: the stored bits when it is BF16, rounded to nearest even otherwise.
+    Tensor<bf16> read_bf16(const std::string& name, const Shape* expected = nullptr) const {
+        const auto [reader, e] = located(name);
+        check_shape(*reader, *e, expected);
+        if (e->dtype != "BF16") {
+            const Tensor<float> f = read<float>(name);
+            Tensor<bf16> t(f.shape());
+            for (int64_t i = 0; i < f.numel(); ++i) t[i] = to_bf16(f[i]);
+            return t;
+        }
+        Tensor<bf16> t(e->shape);
+        if (e->end > e->begin) std::memcpy(t.data(), reader->bytes(*e), e->end - e->begin);
+        for (int64_t i = 0; i < t.numel(); ++i)
+            if ((t[i].bits & 0x7f80u) == 0x7f80u) {  // every exponent bit set: Inf or NaN
+                Tensor<float> f({t.numel()});
+                for (int64_t k = 0; k < t.numel(); ++k) f[k] = to_float(t[k]);
+                detail::check_finite(f, reader->path(), name);  // throws, counting them
+            }
+        return t;
+    }
+
+private:
+    std::pair<const SafetensorsReader*, const SafetensorsReader::Entry*> located(const std::string& name) const {
+        const auto it = tensors_.find(name);
+        BITGRAD_CHECK(it != tensors_.end(), dir_.string() << ": tensor " << name << " is missing");
+        return it->second;
+    }
+    static void check_shape(const SafetensorsReader& reader, const SafetensorsReader::Entry& e, const Shape* expected) {
+        if (expected)
+            BITGRAD_CHECK(e.shape == *expected, reader.path() << ": tensor " << e.name << ": shape " << e.shape
+                                                              << ", expected " << *expected);
+    }
+
+    std::filesystem::path dir_;
+    std::map<std::string, std::unique_ptr<SafetensorsReader>> readers_;
+    std::map<std::string, std::pair<const SafetensorsReader*, const SafetensorsReader::Entry*>> tensors_;
+};
 
 // Loads dir's weights (header comment) into model. Non-finite values are refused, naming the tensor.
 template <class T>
 void load_hf_weights(const std::filesystem::path& dir, nn::Module<T>& model, bool tie_word_embeddings) {
-    std::map<std::string, std::string> weight_map;
-    const std::vector<std::string> files = detail::checkpoint_files(dir, weight_map);
-    std::map<std::string, std::unique_ptr<SafetensorsReader>> readers;
-    for (const auto& f : files) readers[f] = std::make_unique<SafetensorsReader>((dir / f).string());
-    for (const auto& [name, file] : weight_map)
-        BITGRAD_CHECK(readers.at(file)->find(name), (dir / "model.safetensors.index.json").string()
-                                                        << ": weight_map puts " << name << " in " << file
-                                                        << ", which has no such tensor");
+    const HfCheckpoint checkpoint(dir);
     nn::StateDict<T> dict;
-    for (const auto& [file, reader] : readers)
-        for (const auto& e : reader->entries()) {
-            if (detail::is_rotary_inv_freq(e.name)) continue;
-            BITGRAD_CHECK(!dict.count(e.name), dir.string() << ": tensor " << e.name << " is in two shard files");
-            Tensor<T> t = read_as_float<T>(*reader, e);
-            for (int64_t i = 0; i < t.numel(); ++i)
-                BITGRAD_CHECK(std::isfinite(double(t[i])), reader->path() << ": tensor " << e.name
-                                                                          << " holds a non-finite value at flat index "
-                                                                          << i << ": the file is damaged");
-            dict.emplace(e.name, std::move(t));
-        }
+    for (const auto& name : checkpoint.names()) dict.emplace(name, checkpoint.read<T>(name));
     if (tie_word_embeddings && !dict.count("lm_head.weight") && dict.count("model.embed_tokens.weight"))
         dict.emplace("lm_head.weight", dict.at("model.embed_tokens.weight").clone());
     try {
         model.load_state_dict(dict);
     } catch (const Error& e) { BITGRAD_CHECK(false, dir.string() << ": " << e.what()); }
+}
+
+// ---------------------------------------------------------------- writing
+// The element types a checkpoint is written in. F32 keeps the latent weights exactly (what the
+// FBI-LLM reference code trains and loads); BF16 and F16 halve the file (a dense teacher, or a
+// student whose signs survive any rounding: bf16 and fp16 keep the sign of every nonzero float).
+enum class HfDtype { F32, BF16, F16 };
+
+inline const char* torch_dtype_name(HfDtype d) {
+    return d == HfDtype::F32 ? "float32" : (d == HfDtype::BF16 ? "bfloat16" : "float16");
+}
+inline const char* safetensors_dtype_name(HfDtype d) {
+    return d == HfDtype::F32 ? "F32" : (d == HfDtype::BF16 ? "BF16" : "F16");
+}
+// "float32" / "bfloat16" / "float16" (torch's names) or "f32" / "bf16" / "f16".
+inline std::optional<HfDtype> parse_hf_dtype(std::string_view s) {
+    for (HfDtype d : {HfDtype::F32, HfDtype::BF16, HfDtype::F16}) {
+        std::string shortname = safetensors_dtype_name(d);
+        std::transform(shortname.begin(), shortname.end(), shortname.begin(), [](char c) { return char(c | 0x20); });
+        if (s == torch_dtype_name(d) || s == shortname) return d;
+    }
+    return std::nullopt;
+}
+
+// A model's parameters as blobs of one dtype, in named_parameters() order; `storage` owns the
+// converted bytes (F32 from a float model points at the weights themselves). Values that F16
+// cannot hold (|x| > 65504) are refused, naming the tensor: they would become infinities.
+template <class T>
+std::vector<SafetensorsBlob> model_blobs(const nn::Module<T>& model, HfDtype dtype,
+                                         std::vector<std::vector<uint16_t>>& half_storage,
+                                         std::vector<Tensor<float>>& float_storage) {
+    std::vector<SafetensorsBlob> blobs;
+    const auto params = model.named_parameters();
+    half_storage.reserve(params.size());
+    float_storage.reserve(params.size());
+    for (const auto& p : params) {
+        const Tensor<T>& v = p.var.value();
+        const int64_t n = v.numel();
+        if (dtype == HfDtype::F32) {
+            if constexpr (std::is_same_v<T, float>) {
+                blobs.push_back(safetensors_blob(p.name, v));
+            } else {
+                auto& f = float_storage.emplace_back(v.shape());
+                for (int64_t i = 0; i < n; ++i) f[i] = float(v[i]);
+                blobs.push_back(safetensors_blob(p.name, f));
+            }
+            continue;
+        }
+        auto& bits = half_storage.emplace_back(std::size_t(n));
+        for (int64_t i = 0; i < n; ++i) {
+            const float x = float(v[i]);
+            if (dtype == HfDtype::BF16) {
+                bits[std::size_t(i)] = to_bf16(x).bits;
+            } else {
+                BITGRAD_CHECK(!(std::fabs(x) > 65504.f), "tensor " << p.name << " holds " << x << " at flat index " << i
+                                                                   << ", beyond float16's range of +-65504: write it "
+                                                                      "as bfloat16 or float32");
+                bits[std::size_t(i)] = to_fp16(x).bits;
+            }
+        }
+        blobs.push_back({p.name, safetensors_dtype_name(dtype), v.shape(), bits.data(), uint64_t(n) * 2});
+    }
+    return blobs;
+}
+
+// Which weight files an export writes: model.safetensors, pytorch_model.bin (torch.save's zip
+// layout, for code that calls torch.load), or both (holding the same values).
+enum class HfFormat { Safetensors, Pytorch, Both };
+
+inline std::optional<HfFormat> parse_hf_format(std::string_view s) {
+    if (s == "safetensors") return HfFormat::Safetensors;
+    if (s == "pytorch") return HfFormat::Pytorch;
+    if (s == "both") return HfFormat::Both;
+    return std::nullopt;
+}
+
+// Writes dir/config.json (torch_dtype = dtype) and the weight files of `format` in Hugging Face's
+// layout, each file atomically, config.json last. The tensor names are those of
+// named_parameters(), which are the spec's (model.layers.{i}.self_attn.q_proj.{weight,wscale,wbias},
+// ...). A weight file of the other format already in dir is refused rather than left stale
+// (transformers would prefer model.safetensors over a new pytorch_model.bin).
+template <class T>
+void save_hf_model(const std::filesystem::path& dir, const nn::Module<T>& model, const nn::LlamaConfig& config,
+                   HfDtype dtype = HfDtype::F32, HfFormat format = HfFormat::Safetensors) {
+    const bool safetensors = format != HfFormat::Pytorch, pytorch = format != HfFormat::Safetensors;
+    std::error_code ec;
+    for (const auto& [file, written] : {std::pair{"model.safetensors", safetensors}, {"pytorch_model.bin", pytorch}})
+        BITGRAD_CHECK(written || !std::filesystem::exists(dir / file, ec),
+                      (dir / file).string() << " exists and this export does not write it: remove it or write both "
+                                               "formats, so the directory holds one model");
+    std::vector<std::vector<uint16_t>> half;
+    std::vector<Tensor<float>> floats;
+    const auto blobs = model_blobs(model, dtype, half, floats);
+    ensure_directory(dir);
+    if (safetensors) save_safetensors_blobs(dir / "model.safetensors", blobs, {{"format", "pt"}});
+    if (pytorch) save_torch_state_dict(dir / "pytorch_model.bin", blobs);
+    save_config(dir / "config.json", config, torch_dtype_name(dtype));
+}
+
+// ---------------------------------------------------------------- PyTorch files
+// The tensors of one or more torch.save files (pytorch_model.bin, or the shards
+// pytorch_model-0000k-of-0000n.bin) as one safetensors file, each in the dtype it was stored in, in
+// file order; rotary inv_freq buffers are dropped, as FBI-LLM's eval.py drops them. Nothing of the
+// pickles is executed (io/torch_checkpoint.hpp). Contiguous tensors are written straight from the
+// mapped inputs, so a 7B file is not copied into memory. Returns the number of tensors written.
+inline int64_t convert_torch_to_safetensors(const std::vector<std::filesystem::path>& inputs,
+                                            const std::filesystem::path& out) {
+    BITGRAD_CHECK(!inputs.empty(), "convert: no pytorch_model.bin files given");
+    std::vector<std::unique_ptr<TorchCheckpointReader>> readers;
+    std::vector<SafetensorsBlob> blobs;
+    std::deque<std::vector<uint8_t>> gathered;  // strided views, made contiguous
+    std::map<std::string, std::string> seen;    // tensor -> file
+    for (const auto& in : inputs) {
+        readers.push_back(std::make_unique<TorchCheckpointReader>(in.string()));
+        const TorchCheckpointReader& r = *readers.back();
+        for (const auto& e : r.entries()) {
+            if (detail::is_rotary_inv_freq(e.name)) continue;
+            const auto [it, fresh] = seen.emplace(e.name, r.path());
+            BITGRAD_CHECK(fresh, "convert: tensor " << e.name << " is in both " << it->second << " and " << r.path());
+            const uint8_t* bytes = r.data(e, gathered.emplace_back());
+            blobs.push_back({e.name, e.dtype, e.shape, bytes, e.bytes()});
+        }
+    }
+    save_safetensors_blobs(out, blobs, {{"format", "pt"}});
+    return int64_t(blobs.size());
 }
 
 }  // namespace bitgrad::io
