@@ -228,6 +228,14 @@ TEST_CASE("HF checkpoint: FrozenLlama::load is strict about names and ties the l
     io::save_hf_model(fbi_dir.path, student, fc);
     CHECK_THROWS_WITH_AS(infer::FrozenLlama::load(io::HfCheckpoint(fbi_dir.path), c),
                          doctest::Contains("wbias is not part of a full-precision LLaMA"), Error);
+    // The float loader lists every tensor that does not fit, before reading any value.
+    nn::DenseLlama<float> dense(c, rng);
+    const std::string first_unexpected =
+        "the tensors do not match the model\nunexpected:\n  "
+        "model.layers.0.mlp.down_proj.wbias [1, " +
+        std::to_string(c.intermediate_size) + "]";  // down_proj reads the MLP
+    CHECK_THROWS_WITH_AS(io::load_hf_weights(fbi_dir.path, dense, false), doctest::Contains(first_unexpected.c_str()),
+                         Error);
 }
 
 TEST_CASE("HF export: F32 BF16 and F16 files hold each weight rounded once and config.json says which") {

@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -203,17 +204,39 @@ private:
     std::map<std::string, std::pair<const SafetensorsReader*, const SafetensorsReader::Entry*>> tensors_;
 };
 
-// Loads dir's weights (header comment) into model. Non-finite values are refused, naming the tensor.
+// Loads dir's weights (header comment) into model, one tensor at a time (the peak is the model
+// plus one tensor, not two models). Names and shapes are checked before any value is read, and a
+// mismatch lists every missing, mis-shaped and unexpected tensor; non-finite values are refused,
+// naming the tensor.
 template <class T>
 void load_hf_weights(const std::filesystem::path& dir, nn::Module<T>& model, bool tie_word_embeddings) {
     const HfCheckpoint checkpoint(dir);
-    nn::StateDict<T> dict;
-    for (const auto& name : checkpoint.names()) dict.emplace(name, checkpoint.read<T>(name));
-    if (tie_word_embeddings && !dict.count("lm_head.weight") && dict.count("model.embed_tokens.weight"))
-        dict.emplace("lm_head.weight", dict.at("model.embed_tokens.weight").clone());
-    try {
-        model.load_state_dict(dict);
-    } catch (const Error& e) { BITGRAD_CHECK(false, dir.string() << ": " << e.what()); }
+    auto params = model.named_parameters();
+    std::vector<std::string> sources;  // the checkpoint tensor that fills each parameter
+    std::set<std::string> used;
+    std::string missing, mismatched, unexpected;
+    for (const auto& p : params) {
+        std::string source = p.name;
+        if (!checkpoint.contains(source) && tie_word_embeddings && p.name == "lm_head.weight")
+            source = "model.embed_tokens.weight";
+        if (!checkpoint.contains(source)) {
+            missing += "\n  " + p.name + " " + p.var.shape().str();
+            source.clear();
+        } else if (checkpoint.entry(source).shape != p.var.shape()) {
+            mismatched +=
+                "\n  " + source + ": expected " + p.var.shape().str() + ", got " + checkpoint.entry(source).shape.str();
+        }
+        used.insert(source);
+        sources.push_back(source);
+    }
+    for (const auto& name : checkpoint.names())
+        if (!used.count(name)) unexpected += "\n  " + name + " " + checkpoint.entry(name).shape.str();
+    BITGRAD_CHECK(missing.empty() && mismatched.empty() && unexpected.empty(),
+                  dir.string() << ": the tensors do not match the model"
+                               << (missing.empty() ? "" : "\nmissing:" + missing)
+                               << (mismatched.empty() ? "" : "\nshape mismatch:" + mismatched)
+                               << (unexpected.empty() ? "" : "\nunexpected:" + unexpected));
+    for (std::size_t i = 0; i < params.size(); ++i) params[i].var.value().copy_from(checkpoint.read<T>(sources[i]));
 }
 
 // ---------------------------------------------------------------- writing
