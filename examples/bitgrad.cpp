@@ -27,6 +27,9 @@
 
 #include <bitgrad/bitgrad.hpp>
 #include <bitgrad/data/sentencepiece.hpp>
+#ifdef BITGRAD_WITH_MPI
+#include <bitgrad/dist/mpi.hpp>
+#endif
 
 using namespace bitgrad;
 namespace fs = std::filesystem;
@@ -34,6 +37,17 @@ namespace fs = std::filesystem;
 struct UsageError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+
+// This process's place in an MPI job (`mpirun -np N bitgrad train|distill ...`): rank 0 of 1
+// without MPI. Only rank 0 prints progress and writes files.
+struct Job {
+    train::DataParallel data_parallel;
+    bool lead() const { return data_parallel.rank == 0; }
+};
+static Job& job() {
+    static Job j;
+    return j;
+}
 
 static std::string read_text(const fs::path& p) {
     std::ifstream f(p, std::ios::binary);
@@ -247,27 +261,37 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
     Rng init(opt.seed);
     Student student(config, init);
     train::Trainer<float, Student> trainer(student, std::move(teacher), shard, opt);
+    trainer.data_parallel = job().data_parallel;
+    const bool lead = job().lead();
     std::optional<data::TokenShard> val;
     std::error_code ec;
     if (fs::exists(data_dir / "val.bin", ec)) val.emplace((data_dir / "val.bin").string());
-    if (val && val->size() > 1) {
+    if (val && val->size() > 1 && lead) {  // replica 0 validates (the replicas hold the same weights)
         const int64_t val_seq = std::min<int64_t>(opt.seq_len, int64_t(val->size()) - 1),
                       windows = r["eval-windows"].as<int64_t>();
         trainer.validate = [&val, val_seq, windows](const Student& s) {
             return eval::perplexity(s, *val, val_seq, 8, windows).nll;
         };
-    } else {
+    } else if (lead) {
         std::printf("no validation tokens in %s: no validation loss\n", (data_dir / "val.bin").c_str());
     }
     if (r.count("resume")) {
-        auto last = io::latest_checkpoint(
-            out / "checkpoints", [](const std::string& w) { std::fprintf(stderr, "warning: %s\n", w.c_str()); });
+        auto last = io::latest_checkpoint(out / "checkpoints", [lead](const std::string& w) {
+            if (lead) std::fprintf(stderr, "warning: %s\n", w.c_str());
+        });
         if (last) {
             trainer.resume(*last);
-            std::printf("resumed from %s at step %lld\n", last->c_str(), (long long)trainer.step());
-        } else {
+            if (lead) std::printf("resumed from %s at step %lld\n", last->c_str(), (long long)trainer.step());
+        } else if (lead) {
             std::printf("no checkpoint under %s; starting from scratch\n", (out / "checkpoints").c_str());
         }
+    }
+    const int world = job().data_parallel.world_size;
+    std::signal(SIGINT, on_sigint);
+    std::signal(SIGTERM, on_sigint);  // mpirun forwards SIGTERM when the job is stopped
+    if (!lead) {                      // the other replicas train silently; replica 0 logs, checkpoints and saves final/
+        trainer.run();
+        return 0;
     }
     std::ofstream metrics(out / "metrics.jsonl", std::ios::app);
     const bool tty = isatty(STDOUT_FILENO);
@@ -275,9 +299,12 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
                 loss == train::Loss::CE ? "train" : "distill", Student::binarized ? "binarized" : "full-precision",
                 train::loss_name(loss), (long long)opt.steps, (long long)opt.batch, (long long)opt.seq_len,
                 (unsigned long long)opt.seed, num_threads(), precision_name(opt.precision));
+    if (world > 1)
+        std::printf("data parallel: %d processes x %d threads, global batch %lld x %lld tokens a micro-batch\n", world,
+                    num_threads(), (long long)(world * opt.batch), (long long)opt.seq_len);
     trainer.on_log = [&](const train::StepLog& l) {
         nlohmann::json j = {{"step", l.step},
-                            {"tokens", l.step * opt.batch * opt.seq_len * opt.grad_accum},
+                            {"tokens", l.step * opt.batch * opt.seq_len * opt.grad_accum * world},
                             {"loss", l.loss},
                             {"lr", l.lr},
                             {"grad_norm", l.grad_norm},
@@ -316,7 +343,6 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
         if (tty) std::printf("\n");
         std::printf("%s\n", e.c_str());
     };
-    std::signal(SIGINT, on_sigint);
     const bool finished = trainer.run();
     io::save_model(out / "final", student, student.config);
     std::printf("%s model: %s\n", finished ? "final" : "interrupted; saved", (out / "final").c_str());
@@ -404,14 +430,17 @@ static int cmd_distill(int argc, char** argv) {
     if (storage == "bf16" || (storage == "auto" && files.half_precision())) {
         frozen = std::make_unique<infer::FrozenLlama>(infer::FrozenLlama::load(files, tconfig));
         teacher = train::frozen_teacher(*frozen);
-        std::printf("teacher: %s, weights in bf16 (%.1f MB)\n", tdir.c_str(), double(frozen->bytes()) / 1e6);
+        if (job().lead())
+            std::printf("teacher: %s, weights in bf16 (%.1f MB)\n", tdir.c_str(), double(frozen->bytes()) / 1e6);
     } else {
         Rng rng(0);
         dense = std::make_unique<nn::DenseLlama<float>>(tconfig, rng);
         io::load_hf_weights(tdir, *dense, tconfig.tie_word_embeddings);
         dense->eval();
         teacher = train::llama_teacher<float>(*dense);
-        std::printf("teacher: %s, weights in float (%.1f MB)\n", tdir.c_str(), double(dense->num_parameters()) * 4e-6);
+        if (job().lead())
+            std::printf("teacher: %s, weights in float (%.1f MB)\n", tdir.c_str(),
+                        double(dense->num_parameters()) * 4e-6);
     }
     // The student takes the teacher's shape unless size flags say otherwise; --ste always applies.
     const bool own_shape = r["preset"].as<std::string>() != "custom" || r.count("layers") || r.count("hidden") ||
@@ -986,6 +1015,17 @@ static int cmd_info(int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
+#ifdef BITGRAD_WITH_MPI
+    // A world of one without mpirun. A rank that fails ends the whole job (MPI_Abort), so no rank
+    // is left waiting in a collective for it.
+    dist::MpiSession mpi(argc, argv);
+    job().data_parallel = dist::mpi_data_parallel();
+    auto fail = [&](const std::string& message) {
+        if (mpi.size() > 1) mpi.abort(message);
+    };
+#else
+    auto fail = [](const std::string&) {};
+#endif
     const std::string usage =
         "usage: bitgrad {prepare|train|distill|eval|pack|generate|info|export|convert|zeroshot} [options]  (--help on "
         "each)\n";
@@ -1014,14 +1054,17 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bitgrad %s: %s\n", cmd.c_str(), e.what());
         return 2;
     } catch (const Error& e) {
+        fail(std::string("bitgrad ") + cmd + ": error: " + e.what());
         std::fprintf(stderr, "bitgrad %s: error: %s\n", cmd.c_str(), e.what());
         return 1;
     } catch (const std::bad_alloc&) {
+        fail("bitgrad " + cmd + ": error: out of memory");
         std::fprintf(
             stderr, "bitgrad %s: error: out of memory (a size check should have caught this first: please report it)\n",
             cmd.c_str());
         return 1;
     } catch (const std::exception& e) {
+        fail("bitgrad " + cmd + ": internal error: " + e.what());
         // Last resort only: every expected failure is a bitgrad::Error naming the file and field.
         std::fprintf(stderr, "bitgrad %s: internal error: %s (please report it)\n", cmd.c_str(), e.what());
         return 1;

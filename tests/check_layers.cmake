@@ -1,7 +1,7 @@
 # Checks docs/architecture.md's layering: a header in include/bitgrad/<layer>/ includes bitgrad
 # headers of its own layer or of layers earlier in LAYERS, never of a later one.
 #   cmake -DROOT=<source dir> -P check_layers.cmake
-set(LAYERS core kernels autograd ops nn optim data io infer train eval)
+set(LAYERS core kernels autograd ops nn optim data io infer train eval dist)
 set(failures "")
 foreach(layer IN LISTS LAYERS)
   list(FIND LAYERS ${layer} own)

@@ -71,6 +71,27 @@ TEST_CASE("window sampler is seeded and resumable and refuses a too-short shard"
     CHECK(labels[0] == first[1]);
 }
 
+TEST_CASE("window sampler: the slices of N replicas are the batch of one process with N times the batch") {
+    testing::TempDir dir("sampler-ranks");
+    std::vector<uint32_t> ids(500);
+    for (uint32_t i = 0; i < 500; ++i) ids[i] = i;
+    data::write_token_shard(dir / "s.bin", ids, 500);
+    data::TokenShard shard((dir / "s.bin").string());
+    const int N = 3;
+    data::WindowSampler whole(shard, 2 * N, 5, 11);
+    std::vector<data::WindowSampler> ranks;
+    for (int r = 0; r < N; ++r) ranks.emplace_back(shard, 2, 5, 11);
+    for (int step = 0; step < 4; ++step) {
+        const auto global = whole.next();
+        for (int r = 0; r < N; ++r) {
+            const auto part = ranks[std::size_t(r)].next(r, N);
+            for (int64_t i = 0; i < part.numel(); ++i) REQUIRE(part[i] == global[r * part.numel() + i]);
+            CHECK(ranks[std::size_t(r)].state() == whole.state());  // every replica's stream stays in step
+        }
+    }
+    CHECK_THROWS_WITH_AS(ranks[0].next(3, 3), doctest::Contains("rank 3 of world 3 is out of range"), Error);
+}
+
 namespace token_shard_test {
 // A shard written byte by byte (header as documented in data/token_shard.hpp), bypassing the writer.
 std::string raw_shard(const std::vector<uint32_t>& ids, uint32_t width, uint64_t vocab) {

@@ -131,11 +131,20 @@ public:
         BITGRAD_CHECK(shard.size() >= uint64_t(window),
                       shard.path() << ": " << shard.size() << " tokens, shorter than one window of " << window);
     }
-    Tensor<int32_t> next() {
+    // The next batch of `batch` windows. For data parallelism, replica `rank` of `world`: the global
+    // batch of world * batch windows is drawn from this one stream on every replica (so their
+    // states stay equal), and replica r keeps draws [r * batch, (r + 1) * batch). One replica with
+    // batch world * batch sees the same windows in the same order.
+    Tensor<int32_t> next(int rank = 0, int world = 1) {
+        BITGRAD_CHECK(world >= 1 && rank >= 0 && rank < world,
+                      "WindowSampler: rank " << rank << " of world " << world << " is out of range");
         Tensor<int32_t> out({batch_, window_});
         const uint64_t positions = shard_.size() - uint64_t(window_) + 1;
-        for (int64_t b = 0; b < batch_; ++b)
-            shard_.copy(rng_.uniform_int(positions), uint64_t(window_), out.data() + b * window_);
+        for (int r = 0; r < world; ++r)
+            for (int64_t b = 0; b < batch_; ++b) {
+                const uint64_t at = rng_.uniform_int(positions);
+                if (r == rank) shard_.copy(at, uint64_t(window_), out.data() + b * window_);
+            }
         return out;
     }
     Rng::State state() const { return rng_.state(); }

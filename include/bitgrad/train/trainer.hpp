@@ -11,6 +11,11 @@
 // Everything that decides the next step is in the checkpoint (weights, AdamW moments and step,
 // sampler RNG state, step), so resuming reproduces an uninterrupted run bit for bit at the same
 // thread count. The trainer never prints: it reports through the on_log callback.
+//
+// Data parallel (Trainer::data_parallel, train/data_parallel.hpp): each replica trains on its slice
+// of the global batch, the gradients and the loss are summed across replicas before the step, a
+// stop request anywhere stops every replica at the same step, and the replicas compare a hash of
+// their weights on every log step. Replica 0 alone writes checkpoints; give the others no on_log.
 #include <nlohmann/json.hpp>
 
 #include <atomic>
@@ -26,6 +31,7 @@
 #include "bitgrad/nn/llama.hpp"
 #include "bitgrad/optim/adamw.hpp"
 #include "bitgrad/optim/schedule.hpp"
+#include "bitgrad/train/data_parallel.hpp"
 #include "bitgrad/train/distill.hpp"
 #include "bitgrad/train/flip_rate.hpp"
 
@@ -92,6 +98,8 @@ public:
     // trainer needs no evaluation code: e.g. [&](const auto& m) { return eval::perplexity(m, val, T).nll; }.
     // Its time is not counted in tokens_per_s.
     std::function<double(const Student&)> validate;
+    // Which replica this is and the collectives (default: one process). Set before resume() and run().
+    DataParallel data_parallel;
     const std::vector<double>& losses() const { return losses_; }
     int64_t step() const { return step_; }
 
@@ -113,6 +121,11 @@ public:
         BITGRAD_CHECK(precision == precision_name(opt_.precision),
                       where << ": saved with --precision " << precision << ", now " << precision_name(opt_.precision)
                             << "; resume with the same precision (the run would not continue the same way)");
+        const int world = json_field_or<int>(state, "world_size", 1, where);
+        BITGRAD_CHECK(world == data_parallel.world_size,
+                      where << ": saved by " << world << " data-parallel processes, now running "
+                            << data_parallel.world_size << "; resume with the same number (mpirun -np " << world
+                            << "): each replica's share of the batch would change");
         const int64_t batch = field("batch", int64_t()), seq_len = field("seq_len", int64_t()),
                       accum = field("grad_accum", int64_t());
         BITGRAD_CHECK(batch == opt_.batch && seq_len == opt_.seq_len && accum == opt_.grad_accum,
@@ -136,16 +149,24 @@ public:
         flips_ = FlipTracker<T>(student_);
         last_flip_step_ = step_;
         last_saved_ = {step_, dir};
+        check_replicas_agree();
     }
 
     // Writes a checkpoint of the current step (unless this step is already saved: a resumed run
     // that takes no step, or a stop right after a --save-every save).
+    // With data parallelism only replica 0 writes; the others return the directory it writes.
     std::filesystem::path save() {
         if (last_saved_.first == step_ && !last_saved_.second.empty()) return last_saved_.second;
+        if (data_parallel.rank != 0) {
+            last_saved_ = {step_,
+                           std::filesystem::path(opt_.out_dir) / "checkpoints" / io::detail::step_dir_name(step_)};
+            return last_saved_.second;
+        }
         nlohmann::json state = {{"step", step_},
                                 {"optimizer_step", optimizer_.step_count()},
                                 {"seed", opt_.seed},
                                 {"threads", num_threads()},
+                                {"world_size", data_parallel.world_size},
                                 {"loss", loss_name(opt_.loss)},
                                 {"precision", precision_name(opt_.precision)},
                                 {"batch", opt_.batch},
@@ -175,7 +196,16 @@ public:
             double loss_sum = 0;
             for (int64_t micro = 0; micro < opt_.grad_accum; ++micro)
                 loss_sum += micro_step() / double(opt_.grad_accum);
-            tokens_since_log += opt_.batch * opt_.seq_len * opt_.grad_accum;
+            tokens_since_log += opt_.batch * opt_.seq_len * opt_.grad_accum * data_parallel.world_size;
+            bool stop = stop_requested();
+            if (data_parallel.distributed()) {  // the global batch's gradient and loss; one stop for all
+                average_gradients(params, data_parallel);
+                double shared[2] = {loss_sum, stop ? 1.0 : 0.0};
+                data_parallel.sum_doubles(shared, 2);
+                loss_sum = shared[0] / double(data_parallel.world_size);
+                stop = shared[1] > 0;
+                if (stop) stop_requested() = true;
+            }
             const double gnorm = optim::grad_norm(params);
             const double lr = schedule_(step_);
             const bool finite = std::isfinite(loss_sum) && std::isfinite(gnorm);
@@ -195,7 +225,7 @@ public:
             // activations then need no memory on top of them (the step's peak drops by their size).
             student_.clear_grad();
             losses_.push_back(loss_sum);
-            const bool last = step_ == opt_.steps || stop_requested();
+            const bool last = step_ == opt_.steps || stop;
             const bool validate_now = validate && opt_.eval_every > 0 && (step_ % opt_.eval_every == 0 || last);
             if (on_log && (step_ % opt_.log_every == 0 || last || !finite || validate_now)) {
                 const auto now = std::chrono::steady_clock::now();
@@ -225,8 +255,11 @@ public:
                 last_log = std::chrono::steady_clock::now();
                 tokens_since_log = 0;
             }
+            if (step_ % opt_.log_every == 0 || last) check_replicas_agree();
             if (opt_.save_every > 0 && step_ % opt_.save_every == 0 && step_ < opt_.steps) save();
-            if (stop_requested()) {
+            // One process honours a request made while this step logged; replicas agree on it in the
+            // next step's sum, so that every one stops after the same step.
+            if (stop || (!data_parallel.distributed() && stop_requested())) {
                 save();
                 return false;
             }
@@ -256,12 +289,22 @@ private:
         return opt;
     }
 
+    // Every replica must hold the same weights: a replica that diverged (other threads, another
+    // build, a bit flip) would otherwise train on silently.
+    void check_replicas_agree() {
+        if (!data_parallel.distributed()) return;
+        data_parallel.check_equal(weights_hash(student_.parameters()),
+                                  "the hash of the weights after step " + std::to_string(step_));
+    }
+
     double micro_step() {
-        auto [inputs, labels] = data::split_inputs_labels(sampler_.next());
+        const auto& dp = data_parallel;
+        auto [inputs, labels] = data::split_inputs_labels(sampler_.next(dp.rank, dp.world_size));
         StepOptions so;
         so.loss = opt_.loss;
         so.temperature = opt_.temperature;
-        so.loss_scale = 1.0 / double(opt_.grad_accum);
+        // Summed over the replicas, these gradients are the mean loss's over the global batch.
+        so.loss_scale = 1.0 / double(opt_.grad_accum * dp.world_size);
         so.precision = opt_.precision;
         return distill_step<T>(student_, teacher_ ? &teacher_ : nullptr, inputs, labels, so);
     }
