@@ -1,6 +1,6 @@
 // Data-parallel training over MPI: the Trainer's step with the global batch split over the ranks,
 // and the gradient sum's share of it. Run by bench/mpi/run.sh, which compares in one run
-//   OMP_NUM_THREADS=2 mpirun -np 1   (one process, two threads: the baseline)
+//   OMP_NUM_THREADS=2 mpirun -np 1 --bind-to none   (one process, two threads: the baseline)
 //   OMP_NUM_THREADS=1 mpirun -np 2   (two processes, one thread each)
 // Rank 0 prints JSON lines:
 //   {"bench":"dp_allreduce", ...}  train::average_gradients over the model's parameters (the
@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
         const double allreduce_s = bench::best_seconds([&] { train::average_gradients(params, dp); }, 3);
         model.clear_grad();
         const double bytes = 4.0 * double(config.num_parameters());
-        if (mpi.rank() == 0)
+        if (mpi.rank() == 0 && N > 1)  // one process has nothing to sum
             std::printf(
                 "{\"bench\":\"dp_allreduce\",\"preset\":\"%s\",\"ranks\":%d,\"threads\":%d,\"bytes\":%.0f,"
                 "\"seconds\":%.6f,\"gb_per_s\":%.2f}\n",

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/../.."
 bench=build/bench/data_parallel_bench
 [ -x "$bench" ] || { echo "build it first: cmake --build build --target data_parallel_bench (needs libopenmpi-dev)"; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-one=$(OMP_NUM_THREADS=2 mpirun -np 1 "$bench" "$@")
+# mpirun binds a rank to one core by default: the 2-thread process must be free to use both.
+one=$(OMP_NUM_THREADS=2 mpirun -np 1 --bind-to none "$bench" "$@")
 two=$(OMP_NUM_THREADS=1 mpirun -np 2 --bind-to core "$bench" "$@")
 echo "$one"
 echo "$two"
