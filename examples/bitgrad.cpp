@@ -435,7 +435,7 @@ static int cmd_distill(int argc, char** argv) {
     } else {
         Rng rng(0);
         dense = std::make_unique<nn::DenseLlama<float>>(tconfig, rng);
-        io::load_hf_weights(tdir, *dense, tconfig.tie_word_embeddings);
+        io::load_hf_weights(files, *dense, tconfig.tie_word_embeddings);
         dense->eval();
         teacher = train::llama_teacher<float>(*dense);
         if (job().lead())
@@ -718,8 +718,8 @@ static int cmd_convert(int argc, char** argv) {
         throw UsageError("--in " + in.string() + ": no such file or directory");
     }
     ensure_directory(out);
-    const int64_t n = io::convert_torch_to_safetensors(inputs, out / "model.safetensors");
-    std::printf("converted %zu file(s), %lld tensors -> %s (%.2f MB)\n", inputs.size(), (long long)n,
+    const std::vector<std::string> names = io::convert_torch_to_safetensors(inputs, out / "model.safetensors");
+    std::printf("converted %zu file(s), %zu tensors -> %s (%.2f MB)\n", inputs.size(), names.size(),
                 (out / "model.safetensors").c_str(), double(fs::file_size(out / "model.safetensors")) / 1e6);
     if (!config_path) {
         std::printf("no config.json next to the input: copy the model's into %s to use it\n", out.c_str());
@@ -727,10 +727,8 @@ static int cmd_convert(int argc, char** argv) {
     }
     // FBI-LLM's config.json is a plain LlamaConfig: the wscale tensors are what say it is binarized.
     auto config = load_json(*config_path);
-    const io::SafetensorsReader converted((out / "model.safetensors").string());
-    const bool wscale = std::any_of(converted.entries().begin(), converted.entries().end(), [](const auto& e) {
-        return e.name.size() > 7 && e.name.compare(e.name.size() - 7, 7, ".wscale") == 0;
-    });
+    const bool wscale =
+        std::any_of(names.begin(), names.end(), [](const std::string& n) { return n.ends_with(".wscale"); });
     if (wscale && !config.contains("bitgrad_binarized")) config["bitgrad_binarized"] = true;
     write_text_atomic(out / "config.json", config.dump(2) + "\n");
     return with_model(out, [&](const auto& m) {  // loads what was written, strictly

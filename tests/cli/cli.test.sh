@@ -4,6 +4,7 @@
 # error) or 2 (usage), never abort, and name what was wrong where.
 #   usage: cli.test.sh <path to the bitgrad binary> <scratch directory>
 set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 bitgrad=$1
 work=$2
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
@@ -27,15 +28,7 @@ expect() {
 }
 
 # A small text with chapter headings (chapters 10, 20 are held out by default).
-python3 - <<'PY' > text.txt
-import random
-random.seed(1)
-words = "the whale sea ship captain harpoon white deep water boat crew sail wind storm ocean".split()
-for ch in range(1, 25):
-    print(f"CHAPTER {ch}. The Chapter")
-    for _ in range(40):
-        print(" ".join(random.choice(words) for _ in range(12)) + ".")
-PY
+python3 "$here/sample_text.py" > text.txt
 
 common=(--steps 3 --batch 2 --seq 16 --layers 1 --hidden 16 --intermediate 32 --heads 2 --log-every 1 --seed 3)
 expect 0 "train.bin"                "$bitgrad" prepare --text text.txt --out data --vocab 300

@@ -3,21 +3,14 @@
 # byte for byte, as a job never killed; a world of another size is refused; rank 0 alone writes.
 #   usage: cli_kill_resume.sh <mpiexec> <bitgrad binary> <scratch directory>
 set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 mpiexec=$1
 bitgrad=$2
 work=$3
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 fail() { echo "FAIL: $*"; exit 1; }
 
-python3 - <<'PY' > text.txt
-import random
-random.seed(2)
-words = "the whale sea ship captain harpoon white deep water boat crew sail wind storm ocean".split()
-for ch in range(1, 25):
-    print(f"CHAPTER {ch}. The Chapter")
-    for _ in range(40):
-        print(" ".join(random.choice(words) for _ in range(12)) + ".")
-PY
+python3 "$here/../cli/sample_text.py" > text.txt
 "$bitgrad" prepare --text text.txt --out data --vocab 300 > /dev/null || fail "prepare"
 run=(--data data --steps 300 --batch 2 --seq 16 --layers 1 --hidden 32 --intermediate 64 --heads 2 --log-every 10
      --save-every 2 --keep 3 --seed 4 --binarized --precision fp32)

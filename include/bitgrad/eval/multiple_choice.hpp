@@ -6,7 +6,7 @@
 //   {"context": str, "choices": [str, ...], "gold": int}       requests (context, delim + choice_i)
 //   {"contexts": [str, ...], "continuation": str, "gold": int}  requests (context_i, delim + continuation)
 // The strings are lm-eval's doc_to_text, doc_to_choice and doc_to_target; the second form is its
-// multiple_inputs (Winogrande's partial scoring: the choices differ in the context). convert_mc_task
+// multiple_inputs (Winogrande's partial scoring: the choices differ in the context). convert_mc_task (mc_tasks.hpp)
 // writes them from the official dataset files exactly as lm-eval's task YAMLs and utils do.
 //
 // Log-likelihood of a request (lm_eval/api/model.py TemplateLM, lm_eval/models/huggingface.py HFLM):

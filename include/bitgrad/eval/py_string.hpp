@@ -8,7 +8,6 @@
 
 namespace bitgrad::eval {
 
-// Python's string semantics that lm-eval's preprocessing relies on (on UTF-8 bytes).
 namespace detail {
 // The code point starting at s[i] and its length in bytes (a malformed byte reads as itself, length 1).
 inline std::pair<uint32_t, std::size_t> utf8_at(const std::string& s, std::size_t i) {

@@ -74,10 +74,7 @@ Tensor<T> read_as_float(const SafetensorsReader& reader, const SafetensorsReader
 }
 
 namespace detail {
-inline bool is_rotary_inv_freq(const std::string& name) {
-    const std::string suffix = "rotary_emb.inv_freq";
-    return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
+inline bool is_rotary_inv_freq(const std::string& name) { return name.ends_with("rotary_emb.inv_freq"); }
 
 // The shard files of dir and, for a sharded checkpoint, which file holds each tensor.
 inline std::vector<std::string> checkpoint_files(const std::filesystem::path& dir,
@@ -209,8 +206,8 @@ private:
 // mismatch lists every missing, mis-shaped and unexpected tensor; non-finite values are refused,
 // naming the tensor.
 template <class T>
-void load_hf_weights(const std::filesystem::path& dir, nn::Module<T>& model, bool tie_word_embeddings) {
-    const HfCheckpoint checkpoint(dir);
+void load_hf_weights(const HfCheckpoint& checkpoint, nn::Module<T>& model, bool tie_word_embeddings) {
+    const std::filesystem::path& dir = checkpoint.dir();
     auto params = model.named_parameters();
     std::vector<std::string> sources;  // the checkpoint tensor that fills each parameter
     std::set<std::string> used;
@@ -237,6 +234,10 @@ void load_hf_weights(const std::filesystem::path& dir, nn::Module<T>& model, boo
                                << (mismatched.empty() ? "" : "\nshape mismatch:" + mismatched)
                                << (unexpected.empty() ? "" : "\nunexpected:" + unexpected));
     for (std::size_t i = 0; i < params.size(); ++i) params[i].var.value().copy_from(checkpoint.read<T>(sources[i]));
+}
+template <class T>
+void load_hf_weights(const std::filesystem::path& dir, nn::Module<T>& model, bool tie_word_embeddings) {
+    load_hf_weights(HfCheckpoint(dir), model, tie_word_embeddings);
 }
 
 // ---------------------------------------------------------------- writing
@@ -341,9 +342,9 @@ void save_hf_model(const std::filesystem::path& dir, const nn::Module<T>& model,
 // pytorch_model-0000k-of-0000n.bin) as one safetensors file, each in the dtype it was stored in, in
 // file order; rotary inv_freq buffers are dropped, as FBI-LLM's eval.py drops them. Nothing of the
 // pickles is executed (io/torch_checkpoint.hpp). Contiguous tensors are written straight from the
-// mapped inputs, so a 7B file is not copied into memory. Returns the number of tensors written.
-inline int64_t convert_torch_to_safetensors(const std::vector<std::filesystem::path>& inputs,
-                                            const std::filesystem::path& out) {
+// mapped inputs, so a 7B file is not copied into memory. Returns the names written, in order.
+inline std::vector<std::string> convert_torch_to_safetensors(const std::vector<std::filesystem::path>& inputs,
+                                                             const std::filesystem::path& out) {
     BITGRAD_CHECK(!inputs.empty(), "convert: no pytorch_model.bin files given");
     std::vector<std::unique_ptr<TorchCheckpointReader>> readers;
     std::vector<SafetensorsBlob> blobs;
@@ -361,7 +362,9 @@ inline int64_t convert_torch_to_safetensors(const std::vector<std::filesystem::p
         }
     }
     save_safetensors_blobs(out, blobs, {{"format", "pt"}});
-    return int64_t(blobs.size());
+    std::vector<std::string> names;
+    for (const auto& b : blobs) names.push_back(b.name);
+    return names;
 }
 
 }  // namespace bitgrad::io
