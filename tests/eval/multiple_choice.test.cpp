@@ -306,22 +306,6 @@ TEST_CASE("converters reproduce lm-eval 0.4.2's contexts - choices and answers f
             CHECK(it.gold == 3);
         }
     }
-    SUBCASE("boolq: passage / Question: question? / Answer: - [no yes] - official and super_glue") {
-        auto it =
-            eval::mc_item_from_record("boolq", record(R"({"question": "do iran and afghanistan speak the same language",
-            "title": "Persian language", "answer": true, "passage": "Persian, also known by its endonym Farsi, is spoken in Iran and Afghanistan."})"),
-                                      "b:1");
-        CHECK(it.context ==
-              "Persian, also known by its endonym Farsi, is spoken in Iran and Afghanistan.\nQuestion: do iran and "
-              "afghanistan speak the same language?\nAnswer:");
-        CHECK(it.choices == std::vector<std::string>{"no", "yes"});
-        CHECK(it.gold == 1);
-        it = eval::mc_item_from_record(
-            "boolq", record(R"({"question": "is it", "passage": "P.", "idx": 7, "label": 0})"), "b:2");
-        CHECK(it.context == "P.\nQuestion: is it?\nAnswer:");
-        CHECK(it.gold == 0);
-        CHECK(it.id == "7");
-    }
     SUBCASE("openbookqa: question_stem alone - choices.text - index of answerKey.lstrip()") {
         auto it = eval::mc_item_from_record("openbookqa",
                                             record(R"({"id": "7-980", "question": {"stem": "The sun is responsible for",
@@ -436,9 +420,6 @@ TEST_CASE("malformed items and records are refused naming the file - the line an
                                                                      "endings": ["1", "2"], "label": 4})"),
                                   "h:8"),
         doctest::Contains("h:8: field \"label\" is 4, expected an index in [0, 2)"), Error);
-    CHECK_THROWS_WITH_AS(
-        eval::mc_item_from_record("boolq", record(R"({"question": "q", "passage": "p", "answer": "yes"})"), "b:2"),
-        doctest::Contains("b:2: field \"answer\" must be true or false"), Error);
     CHECK_THROWS_WITH_AS(eval::mc_item_from_record("piqa", record(R"({"goal": "g", "sol1": "a"})"), "p:6"),
                          doctest::Contains("p:6: missing field \"sol2\""), Error);
     CHECK_THROWS_WITH_AS(eval::convert_mc_task("boolq", "/nonexistent/dev.jsonl", "labels.lst"),
