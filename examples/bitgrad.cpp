@@ -24,9 +24,12 @@
 #include <optional>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include <bitgrad/bitgrad.hpp>
 #include <bitgrad/data/sentencepiece.hpp>
+#include <bitgrad/data/text_split.hpp>
+#include <bitgrad/train/run_directory.hpp>
 #ifdef BITGRAD_WITH_MPI
 #include <bitgrad/dist/mpi.hpp>
 #endif
@@ -92,6 +95,119 @@ static V positive(const cxxopts::ParseResult& r, const char* name) {
     if (!(v > 0)) throw UsageError(std::string("--") + name + " must be > 0, got " + std::to_string(v));
     return v;
 }
+template <class V>
+static V non_negative(const cxxopts::ParseResult& r, const char* name) {
+    const V v = r[name].as<V>();
+    if (!(v >= 0)) throw UsageError(std::string("--") + name + " must be >= 0, got " + std::to_string(v));
+    return v;
+}
+
+// Every long option name of o, for "did you mean".
+static std::vector<std::string> option_names(const cxxopts::Options& o) {
+    std::vector<std::string> names;
+    for (const auto& g : o.groups())
+        for (const auto& d : o.group_help(g).options)
+            for (const auto& l : d.l) names.push_back(l);
+    return names;
+}
+
+// Levenshtein distance, for suggestions.
+static std::size_t edit_distance(const std::string& a, const std::string& b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diag = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+            diag = up;
+        }
+    }
+    return row[b.size()];
+}
+
+// " (did you mean 'x'?)" for the closest of candidates within two edits (or a prefix), else "".
+static std::string did_you_mean(const std::string& given, const std::vector<std::string>& candidates,
+                                const std::string& prefix = "") {
+    std::string best;
+    std::size_t best_d = 3;
+    for (const auto& c : candidates) {
+        const std::size_t d = c.rfind(given, 0) == 0 && !given.empty() ? 1 : edit_distance(given, c);
+        if (d < best_d) best_d = d, best = c;
+    }
+    return best.empty() ? "" : " (did you mean '" + prefix + best + "'?)";
+}
+
+// o.parse with errors that name the option: an unknown option gets a suggestion, a value that does
+// not parse names its option (cxxopts only says "Argument 'abc' failed to parse").
+static cxxopts::ParseResult parse_options(cxxopts::Options& o, int argc, char** argv) {
+    try {
+        return o.parse(argc, argv);
+    } catch (const cxxopts::exceptions::no_such_option& e) {
+        std::string given;
+        for (int i = 1; i < argc; ++i) {
+            std::string a = argv[i];
+            if (a.rfind("--", 0) != 0) continue;
+            a = a.substr(2, a.find('=') == std::string::npos ? std::string::npos : a.find('=') - 2);
+            const auto names = option_names(o);
+            if (std::find(names.begin(), names.end(), a) == names.end()) {
+                given = a;
+                break;
+            }
+        }
+        throw UsageError(std::string(e.what()) + did_you_mean(given, option_names(o), "--") + "; see --help");
+    } catch (const cxxopts::exceptions::incorrect_argument_type& e) {
+        // The value is the argument after its option, or the part after '=' of --option=value.
+        auto is_bad = [&](const std::string& value) {
+            return std::string(cxxopts::exceptions::incorrect_argument_type(value).what()) == e.what();
+        };
+        for (int i = 1; i < argc; ++i) {
+            const std::string a = argv[i];
+            const auto eq = a.find('=');
+            if (a.rfind("--", 0) == 0 && eq != std::string::npos && is_bad(a.substr(eq + 1)))
+                throw UsageError(a.substr(0, eq) + " " + a.substr(eq + 1) + ": not a valid value (see --help)");
+            if (i + 1 < argc && a.rfind("-", 0) == 0 && is_bad(argv[i + 1]))
+                throw UsageError(a + " " + argv[i + 1] + ": not a valid value (see --help)");
+        }
+        throw UsageError(e.what());
+    }
+}
+
+// --threads N (0: OpenMP's default, OMP_NUM_THREADS or every core). More threads than a few per core
+// only wait for each other, and tens of thousands exhaust the process's stacks: bounded.
+static int max_threads() { return 4 * std::max(1, int(std::thread::hardware_concurrency())); }
+static void apply_threads(const cxxopts::ParseResult& r) {
+    const int n = r["threads"].as<int>();
+    if (n < 0) throw UsageError("--threads must be >= 0 (0: all cores), got " + std::to_string(n));
+    if (n > max_threads())
+        throw UsageError("--threads " + std::to_string(n) + ": at most " + std::to_string(max_threads()) +
+                         " (4 x the " + std::to_string(std::thread::hardware_concurrency()) +
+                         " hardware threads of this machine)");
+    if (n > 0) set_num_threads(n);
+}
+static void add_threads_option(cxxopts::Options& o) {
+    o.add_options()("threads", "threads (0: OMP_NUM_THREADS, else all cores)",
+                    cxxopts::value<int>()->default_value("0"));
+}
+
+// The tokenizer for a model: --tokenizer, else --data's, else the one a packed file carries, else a
+// model directory's tokenizer.model (train and distill copy it into final/).
+static std::optional<data::Tokenizer> find_tokenizer(const cxxopts::ParseResult& r, const fs::path& model,
+                                                     bool required) {
+    std::error_code ec;
+    if (r.count("tokenizer")) return data::Tokenizer(existing_file(r, "tokenizer").string());
+    if (r.count("data")) return data::Tokenizer((existing_dir(r, "data") / "tokenizer.model").string());
+    if (fs::is_regular_file(model, ec)) {
+        if (auto bytes = infer::load_packed_tokenizer(model.string()))
+            return data::Tokenizer::from_bytes(*bytes, model.string() + " (tokenizer.model)");
+    } else if (fs::is_regular_file(model / "tokenizer.model", ec)) {
+        return data::Tokenizer((model / "tokenizer.model").string());
+    }
+    if (required)
+        throw UsageError("no tokenizer: " + model.string() + " carries none; give --data DIR or --tokenizer FILE");
+    return std::nullopt;
+}
 
 // ---------------------------------------------------------------- prepare
 static int cmd_prepare(int argc, char** argv) {
@@ -102,13 +218,16 @@ static int cmd_prepare(int argc, char** argv) {
         "out", "output directory", cxxopts::value<std::string>())("vocab", "vocabulary size",
                                                                   cxxopts::value<int>()->default_value("4096"))(
         "holdout-every",
-        "hold out every chapter whose number is a multiple of N (lines 'CHAPTER N.'); 0: last 10% of the text",
+        "hold out every N-th chapter (the chapters numbered by 'CHAPTER N.' lines that are multiples of N) or, in a "
+        "text without such lines, every N-th paragraph (blank-line separated)",
         cxxopts::value<int>()->default_value("10"))(
+        "val-fraction", "instead: hold out the last fraction of the text (e.g. 0.1), cut at a line break",
+        cxxopts::value<double>())(
         "tokenizer",
         "an existing SentencePiece .model to use instead of training one (e.g. the LLaMA-2 tokenizer of "
         "scripts/fetch_llama2_tokenizer.sh); copied into --out",
         cxxopts::value<std::string>())("h,help", "help");
-    auto r = o.parse(argc, argv);
+    auto r = parse_options(o, argc, argv);
     if (r.count("help")) {
         std::cout << o.help() << "\n";
         return 0;
@@ -118,62 +237,63 @@ static int cmd_prepare(int argc, char** argv) {
     const int vocab = positive<int>(r, "vocab"), every = r["holdout-every"].as<int>();
     if (r.count("tokenizer") && r.count("vocab"))
         throw UsageError("--vocab and --tokenizer exclude each other (the tokenizer's vocabulary is used)");
+    if (r.count("val-fraction") && r.count("holdout-every"))
+        throw UsageError("--holdout-every and --val-fraction exclude each other");
     const fs::path given_tokenizer = r.count("tokenizer") ? existing_file(r, "tokenizer") : fs::path();
     if (!given_tokenizer.empty()) data::Tokenizer{given_tokenizer.string()};  // not a SentencePiece model: stop here
-    if (every < 0) throw UsageError("--holdout-every must be >= 0, got " + std::to_string(every));
     const std::string text = read_text(text_path);
-    std::string train, val;
-    int chapters = 0;
-    if (every > 0) {
-        static const std::regex heading(R"(^CHAPTER (\d+)\.)");
-        std::istringstream in(text);
-        std::string line;
-        bool held = false;
-        int64_t line_number = 0;
-        while (std::getline(in, line)) {
-            ++line_number;
-            std::smatch m;
-            if (std::regex_search(line, m, heading)) {
-                const std::string digits = m[1];
-                uint64_t number = 0;
-                const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), number);
-                BITGRAD_CHECK(ec == std::errc() && end == digits.data() + digits.size(),
-                              text_path.string()
-                                  << ":" << line_number << ": chapter number " << digits << " is out of range");
-                held = number % uint64_t(every) == 0;
-                ++chapters;
-            }
-            (held ? val : train) += line + "\n";
-        }
-        if (chapters == 0)
-            throw UsageError("--holdout-every " + std::to_string(every) +
-                             ": no 'CHAPTER N.' lines in the text; use --holdout-every 0");
+    data::TextSplit split;
+    if (r.count("val-fraction")) {
+        const double f = r["val-fraction"].as<double>();
+        if (!(f > 0 && f < 1)) throw UsageError("--val-fraction must be in (0, 1), got " + std::to_string(f));
+        split = data::split_tail(text, f, text_path.string());
+    } else if (every == 0) {  // the spelling of a tail split before --val-fraction
+        split = data::split_tail(text, 0.1, text_path.string());
     } else {
-        const std::size_t cut = text.size() * 9 / 10;
-        train = text.substr(0, cut);
-        val = text.substr(cut);
+        if (every < 2) throw UsageError("--holdout-every must be >= 2, got " + std::to_string(every));
+        split = data::split_every(text, every, text_path.string());
     }
+    // Everything is written into a staging directory and moved into --out at the end, so a failure
+    // (a tokenizer that cannot be trained, a full disk) leaves no partial output behind.
     ensure_directory(out);
-    write_text_atomic(out / "train.txt", train);
-    write_text_atomic(out / "val.txt", val);
-    std::printf("prepare: %zu train bytes, %zu validation bytes (%d chapters seen)\n", train.size(), val.size(),
-                chapters);
-    if (given_tokenizer.empty()) {
-        data::train_bpe_tokenizer((out / "train.txt").string(), (out / "tokenizer").string(), vocab, num_threads());
-    } else {
-        write_text_atomic(out / "tokenizer.model", read_text(given_tokenizer));
-        std::printf("prepare: tokenizer %s\n", given_tokenizer.c_str());
+    const fs::path stage = out / ".prepare.tmp";
+    remove_tree(stage);
+    ensure_directory(stage);
+    try {
+        write_text_atomic(stage / "train.txt", split.train);
+        write_text_atomic(stage / "val.txt", split.val);
+        if (split.unit == "tail")
+            std::printf("prepare: %zu train bytes, %zu validation bytes (the last %.0f%% of the text)\n",
+                        split.train.size(), split.val.size(), 100.0 * double(split.val.size()) / double(text.size()));
+        else
+            std::printf("prepare: %zu train bytes, %zu validation bytes (%lld of %lld %s held out)\n",
+                        split.train.size(), split.val.size(), (long long)split.held_units, (long long)split.units,
+                        split.unit.c_str());
+        if (given_tokenizer.empty()) {
+            data::train_bpe_tokenizer((stage / "train.txt").string(), (stage / "tokenizer").string(), vocab,
+                                      num_threads());
+        } else {
+            write_text_atomic(stage / "tokenizer.model", read_text(given_tokenizer));
+            std::printf("prepare: tokenizer %s\n", given_tokenizer.c_str());
+        }
+        data::Tokenizer tok((stage / "tokenizer.model").string());
+        for (auto [name, part] : {std::pair{"train", &split.train}, std::pair{"val", &split.val}}) {
+            std::vector<uint32_t> ids;
+            ids.push_back(uint32_t(tok.bos_id()));
+            for (int id : tok.encode(*part)) ids.push_back(uint32_t(id));
+            data::write_token_shard(stage / (std::string(name) + ".bin"), ids, uint64_t(tok.vocab_size()));
+            std::printf("prepare: %s.bin: %zu tokens (%.2f bytes/token)\n", name, ids.size(),
+                        double(part->size()) / double(ids.size()));
+        }
+        data::save_dataset_info(stage, {tok.vocab_size(), int64_t(split.train.size()), int64_t(split.val.size())});
+        for (const auto& e : fs::directory_iterator(stage)) fs::rename(e.path(), out / e.path().filename());
+        fsync_directory(out);
+        remove_tree(stage);
+    } catch (...) {
+        std::error_code ignored;
+        fs::remove_all(stage, ignored);
+        throw;
     }
-    data::Tokenizer tok((out / "tokenizer.model").string());
-    for (auto [name, part] : {std::pair{"train", &train}, std::pair{"val", &val}}) {
-        std::vector<uint32_t> ids;
-        ids.push_back(uint32_t(tok.bos_id()));
-        for (int id : tok.encode(*part)) ids.push_back(uint32_t(id));
-        data::write_token_shard(out / (std::string(name) + ".bin"), ids, uint64_t(tok.vocab_size()));
-        std::printf("prepare: %s.bin: %zu tokens (%.2f bytes/token)\n", name, ids.size(),
-                    double(part->size()) / double(ids.size()));
-    }
-    data::save_dataset_info(out, {tok.vocab_size(), int64_t(train.size()), int64_t(val.size())});
     return 0;
 }
 
@@ -232,17 +352,17 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
     opt.seq_len = positive<int64_t>(r, "seq");
     opt.grad_accum = positive<int64_t>(r, "accum");
     opt.adamw.lr = positive<double>(r, "lr");
-    opt.adamw.weight_decay = r["wd"].as<double>();
-    opt.min_lr = r["min-lr"].as<double>();
-    opt.warmup_steps = r["warmup"].as<int64_t>();
-    opt.clip_norm = r["clip"].as<double>();
+    opt.adamw.weight_decay = non_negative<double>(r, "wd");
+    opt.min_lr = non_negative<double>(r, "min-lr");
+    opt.warmup_steps = non_negative<int64_t>(r, "warmup");
+    opt.clip_norm = non_negative<double>(r, "clip");
     opt.log_every = positive<int64_t>(r, "log-every");
     opt.eval_every = r["eval-every"].as<int64_t>() > 0 ? r["eval-every"].as<int64_t>() : opt.steps;
-    opt.save_every = r["save-every"].as<int64_t>();
-    opt.keep_last = r["keep"].as<int>();
+    opt.save_every = non_negative<int64_t>(r, "save-every");
+    opt.keep_last = non_negative<int>(r, "keep");
     opt.seed = r["seed"].as<uint64_t>();
     opt.loss = loss;
-    opt.temperature = positive<double>(r, "temperature");
+    if (loss != train::Loss::CE) opt.temperature = positive<double>(r, "ad-temperature");
     const std::string precision = r["precision"].as<std::string>();
     if (precision == "auto")
         opt.precision = default_precision();
@@ -253,16 +373,29 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
     opt.out_dir = out.string();
     if (r["eval-every"].as<int64_t>() < 0 || r["eval-windows"].as<int64_t>() < 0)
         throw UsageError("--eval-every and --eval-windows must be >= 0");
-    if (opt.save_every < 0 || opt.warmup_steps < 0 || opt.keep_last < 0 || opt.clip_norm < 0 ||
-        opt.adamw.weight_decay < 0 || opt.min_lr < 0)
-        throw UsageError("--save-every, --warmup, --keep, --clip, --wd and --min-lr must be >= 0");
-    ensure_directory(out);
+    if (r.count("resume") && r.count("overwrite")) throw UsageError("--resume and --overwrite exclude each other");
+    const bool lead = job().lead();
+    if (opt.warmup_steps > opt.steps && lead)
+        std::fprintf(stderr,
+                     "warning: --warmup %lld is longer than the run (--steps %lld): the learning rate never "
+                     "reaches --lr\n",
+                     (long long)opt.warmup_steps, (long long)opt.steps);
+    // One run a directory (train/run_directory.hpp): refused before any work when it holds another.
+    const train::RunStart start = r.count("resume")      ? train::RunStart::Resume
+                                  : r.count("overwrite") ? train::RunStart::Overwrite
+                                                         : train::RunStart::Fresh;
+    const train::RunDirectory run_dir{out};
+    if (start == train::RunStart::Fresh && !run_dir.leftovers().empty()) {
+        std::string left;
+        for (const auto& l : run_dir.leftovers()) left += (left.empty() ? "" : ", ") + l;
+        throw UsageError("--out " + out.string() + " holds a training run (" + left +
+                         "): continue it with --resume, or start over with --overwrite (deletes them)");
+    }
 
     Rng init(opt.seed);
     Student student(config, init);
     train::Trainer<float, Student> trainer(student, std::move(teacher), shard, opt);
     trainer.data_parallel = job().data_parallel;
-    const bool lead = job().lead();
     std::optional<data::TokenShard> val;
     std::error_code ec;
     if (fs::exists(data_dir / "val.bin", ec)) val.emplace((data_dir / "val.bin").string());
@@ -275,15 +408,23 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
     } else if (lead) {
         std::printf("no validation tokens in %s: no validation loss\n", (data_dir / "val.bin").c_str());
     }
-    if (r.count("resume")) {
-        auto last = io::latest_checkpoint(out / "checkpoints", [lead](const std::string& w) {
-            if (lead) std::fprintf(stderr, "warning: %s\n", w.c_str());
-        });
-        if (last) {
-            trainer.resume(*last);
-            if (lead) std::printf("resumed from %s at step %lld\n", last->c_str(), (long long)trainer.step());
-        } else if (lead) {
-            std::printf("no checkpoint under %s; starting from scratch\n", (out / "checkpoints").c_str());
+    // Only replica 0 changes the directory; the others read the checkpoint it names.
+    auto warn = [lead](const std::string& w) {
+        if (lead) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    };
+    const train::OpenedRun opened =
+        lead ? train::open_run_directory(out, start, warn)
+             : train::OpenedRun{
+                   run_dir,
+                   start == train::RunStart::Resume ? io::latest_checkpoint(run_dir.checkpoints()) : std::nullopt,
+                   {}};
+    for (const auto& note : opened.notes) std::printf("%s\n", note.c_str());
+    if (opened.checkpoint) {
+        const train::ResumePolicy policy{r.count("allow-inexact-resume") > 0, r.count("change-schedule") > 0};
+        const auto changes = trainer.resume(*opened.checkpoint, policy);
+        if (lead) {
+            std::printf("resumed from %s at step %lld\n", opened.checkpoint->c_str(), (long long)trainer.step());
+            for (const auto& c : changes) std::printf("resume: %s\n", c.c_str());
         }
     }
     const int world = job().data_parallel.world_size;
@@ -293,7 +434,7 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
         trainer.run();
         return 0;
     }
-    std::ofstream metrics(out / "metrics.jsonl", std::ios::app);
+    train::MetricsLog metrics(run_dir.metrics());
     const bool tty = isatty(STDOUT_FILENO);
     std::printf("%s: %s model, %s loss, %lld steps of %lld x %lld tokens, seed %llu, %d threads, %s matmuls\n",
                 loss == train::Loss::CE ? "train" : "distill", Student::binarized ? "binarized" : "full-precision",
@@ -316,8 +457,7 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
             j["flip_rate_per_layer"] = l.flips.per_layer;
         }
         if (l.has_val_loss) j["val_loss"] = l.val_loss;
-        metrics << j.dump() << "\n";
-        metrics.flush();
+        metrics.write(j);
         char line[256];
         std::snprintf(line, sizeof line, "step %6lld/%lld  loss %.4f  lr %.2e  |g| %.3f  %.0f tok/s  ETA %4.0fs%s",
                       (long long)l.step, (long long)opt.steps, l.loss, l.lr, l.grad_norm, l.tokens_per_s, l.eta_s,
@@ -344,15 +484,18 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
         std::printf("%s\n", e.c_str());
     };
     const bool finished = trainer.run();
-    io::save_model(out / "final", student, student.config);
-    std::printf("%s model: %s\n", finished ? "final" : "interrupted; saved", (out / "final").c_str());
+    io::save_model(run_dir.final_model(), student, student.config);
+    // The tokenizer goes with the model, so that pack, generate and eval need no --data.
+    if (fs::is_regular_file(data_dir / "tokenizer.model", ec))
+        write_text_atomic(run_dir.final_model() / "tokenizer.model", read_text(data_dir / "tokenizer.model"));
+    std::printf("%s model: %s\n", finished ? "final" : "interrupted; saved", run_dir.final_model().c_str());
     return 0;
 }
 
 static void add_training_options(cxxopts::Options& o) {
     o.add_options()("data", "directory written by prepare", cxxopts::value<std::string>())(
-        "out", "output directory (checkpoints/, final/, metrics.jsonl)", cxxopts::value<std::string>())(
-        "steps", "optimizer steps", cxxopts::value<int64_t>()->default_value("300"))(
+        "out", "output directory (checkpoints/, final/, metrics.jsonl); one run a directory",
+        cxxopts::value<std::string>())("steps", "optimizer steps", cxxopts::value<int64_t>()->default_value("300"))(
         "batch", "sequences per micro-batch", cxxopts::value<int64_t>()->default_value("16"))(
         "seq", "tokens per sequence", cxxopts::value<int64_t>()->default_value("128"))(
         "accum", "micro-batches per optimizer step", cxxopts::value<int64_t>()->default_value("1"))(
@@ -361,7 +504,6 @@ static void add_training_options(cxxopts::Options& o) {
         "warmup", "warm-up steps", cxxopts::value<int64_t>()->default_value("30"))(
         "wd", "AdamW weight decay", cxxopts::value<double>()->default_value("0.1"))(
         "clip", "global gradient-norm clip (0: off)", cxxopts::value<double>()->default_value("1.0"))(
-        "temperature", "distillation temperature", cxxopts::value<double>()->default_value("1.0"))(
         "precision",
         "matrix products: bf16 (mixed precision: float weights, gradients and AdamW state; bf16 GEMM operands), "
         "fp32, or auto: bf16 where the CPU has AVX512_BF16, else fp32",
@@ -374,7 +516,15 @@ static void add_training_options(cxxopts::Options& o) {
         "save-every", "steps between checkpoints (0: only at the end)", cxxopts::value<int64_t>()->default_value("0"))(
         "keep", "checkpoints to keep", cxxopts::value<int>()->default_value("2"))(
         "seed", "random seed (init and data order)", cxxopts::value<uint64_t>()->default_value("1234"))(
-        "resume", "continue from the newest checkpoint in --out")("h,help", "help");
+        "resume", "continue the run in --out from its newest checkpoint (bit for bit, same settings)")(
+        "overwrite", "delete the run in --out (checkpoints/, final/, metrics.jsonl) and start a new one")(
+        "change-schedule",
+        "with --resume: accept other --steps, --warmup, --lr, --min-lr, --wd, --clip (the learning rate of the next "
+        "step is printed before and after)")(
+        "allow-inexact-resume",
+        "with --resume: accept another thread count (the run continues, but no longer bit for bit as an "
+        "uninterrupted run would)")("h,help", "help");
+    add_threads_option(o);
     add_model_options(o);
 }
 
@@ -382,12 +532,13 @@ static int cmd_train(int argc, char** argv) {
     cxxopts::Options o("bitgrad train", "Train with cross-entropy");
     add_training_options(o);
     o.add_options()("binarized", "FBI-Linear layers (from scratch)");
-    auto r = o.parse(argc, argv);
+    auto r = parse_options(o, argc, argv);
     if (r.count("help")) {
         std::cout << o.help() << "\n";
         return 0;
     }
     if (!r.count("data") || !r.count("out")) throw UsageError("train needs --data and --out");
+    apply_threads(r);
     auto config =
         model_config(r, data::load_dataset_info(existing_dir(r, "data")).vocab_size, positive<int64_t>(r, "seq"));
     if (r.count("binarized")) return run_training<nn::FbiLlama<float>>(r, config, nullptr, train::Loss::CE);
@@ -397,28 +548,43 @@ static int cmd_train(int argc, char** argv) {
 static int cmd_distill(int argc, char** argv) {
     cxxopts::Options o("bitgrad distill", "Distill a binarized student from a teacher");
     add_training_options(o);
-    o.add_options()("teacher",
-                    "teacher model directory: config.json + model.safetensors, or Hugging Face's sharded layout "
-                    "(model.safetensors.index.json; F32, F16 or BF16)",
-                    cxxopts::value<std::string>())("loss",
-                                                   "ad (soft cross-entropy to the teacher), mixed (0.5 CE + 0.5 AD)",
-                                                   cxxopts::value<std::string>()->default_value("ad"))(
+    o.add_options("distillation")("teacher",
+                                  "teacher model directory: config.json + model.safetensors, or Hugging Face's "
+                                  "sharded layout (model.safetensors.index.json; F32, F16 or BF16)",
+                                  cxxopts::value<std::string>())(
+        "loss", "ad (soft cross-entropy to the teacher), mixed (0.5 CE + 0.5 AD)",
+        cxxopts::value<std::string>()->default_value("ad"))(
+        "ad-temperature", "temperature of the teacher's and the student's softmax in the AD loss",
+        cxxopts::value<double>()->default_value("1.0"))(
         "teacher-storage",
         "how the teacher is held: auto (bf16 when its files hold F16/BF16 tensors, else float), bf16 (2 bytes a "
         "weight, its products in bf16), float (4 bytes a weight)",
         cxxopts::value<std::string>()->default_value("auto"));
-    auto r = o.parse(argc, argv);
+    // The spelling before the rename (generate's --temperature is the sampling temperature).
+    o.add_options("renamed")("temperature", "now --ad-temperature", cxxopts::value<double>());
+    auto r = parse_options(o, argc, argv);
     if (r.count("help")) {
-        std::cout << o.help() << "\n";
+        std::cout << o.help({"", "model", "distillation"}) << "\n";
         return 0;
     }
+    if (r.count("temperature"))
+        throw UsageError(
+            "--temperature is now --ad-temperature (the AD loss's temperature; generate's --temperature "
+            "is the sampling one)");
     if (!r.count("data") || !r.count("out") || !r.count("teacher"))
         throw UsageError("distill needs --data, --out and --teacher");
+    apply_threads(r);
     const std::string l = r["loss"].as<std::string>(), storage = r["teacher-storage"].as<std::string>();
     if (l != "ad" && l != "mixed") throw UsageError("--loss " + l + ": expected ad or mixed");
     if (storage != "auto" && storage != "bf16" && storage != "float")
         throw UsageError("--teacher-storage " + storage + ": expected auto, bf16 or float");
     existing_dir(r, "data");
+    std::error_code ec;
+    const fs::path tpath = r["teacher"].as<std::string>();
+    if (fs::is_regular_file(tpath, ec))
+        throw UsageError("--teacher " + tpath.string() +
+                         ": a file; a teacher is a full-precision model directory (config.json + model.safetensors "
+                         "or shards), not a packed 1-bit model or a single tensor file");
     const fs::path tdir = existing_dir(r, "teacher");
     auto tconfig = io::load_config(tdir / "config.json");
     BITGRAD_CHECK(!tconfig.binarized, tdir << ": the teacher must be a full-precision model");
@@ -472,14 +638,11 @@ static int with_model(const fs::path& dir, F&& f) {
 // eval --text: FBI-LLM's perplexity protocol (eval::paper_perplexity) on a text file, tokenized
 // whole with a BOS first, as Hugging Face's tokenizer(text) does; a packed file runs packed.
 static int eval_text(const cxxopts::ParseResult& r) {
-    if (!r.count("model") || (!r.count("data") && !r.count("tokenizer")))
-        throw UsageError("eval --text needs --model and a tokenizer (--data or --tokenizer)");
+    if (!r.count("model")) throw UsageError("eval --text needs --model");
     const fs::path text_path = existing_file(r, "text");
-    const fs::path tokenizer_path =
-        r.count("tokenizer") ? existing_file(r, "tokenizer") : existing_dir(r, "data") / "tokenizer.model";
     const kernels::SignActivations activations = activations_option(r);
     const std::string text = read_text(text_path);
-    const data::Tokenizer tok(tokenizer_path.string());
+    const data::Tokenizer tok = *find_tokenizer(r, r["model"].as<std::string>(), true);
     std::vector<int32_t> tokens{tok.bos_id()};
     for (int id : tok.encode(text)) tokens.push_back(id);
     const bool tty = isatty(STDERR_FILENO);
@@ -537,13 +700,16 @@ static int cmd_eval(int argc, char** argv) {
         "text",
         "instead of val.bin: any text file, with FBI-LLM's protocol (windows of --seq tokens, default the model's "
         "context; docs/evaluation.md)",
-        cxxopts::value<std::string>())("tokenizer", "with --text: the SentencePiece model (default: --data's)",
-                                       cxxopts::value<std::string>())("h,help", "help");
-    auto r = o.parse(argc, argv);
+        cxxopts::value<std::string>())(
+        "tokenizer", "with --text: the SentencePiece model (default: --data's, or the one the model carries)",
+        cxxopts::value<std::string>())("h,help", "help");
+    add_threads_option(o);
+    auto r = parse_options(o, argc, argv);
     if (r.count("help")) {
         std::cout << o.help() << "\n";
         return 0;
     }
+    apply_threads(r);
     if (r.count("text")) return eval_text(r);
     if ((!r.count("model") && !r.count("unigram")) || !r.count("data"))
         throw UsageError("eval needs --data and --model (or --unigram, or --text)");
@@ -622,8 +788,13 @@ static int cmd_pack(int argc, char** argv) {
         "tables",
         "embedding and lm_head: bf16, or int8 with a scale per row (half the bytes; docs/inference.md measures the "
         "cost)",
-        cxxopts::value<std::string>()->default_value("bf16"))("h,help", "help");
-    auto r = o.parse(argc, argv);
+        cxxopts::value<std::string>()->default_value("bf16"))(
+        "tokenizer",
+        "SentencePiece model to carry in the file, so generate and eval need no --data (default: the model "
+        "directory's tokenizer.model, which train and distill write)",
+        cxxopts::value<std::string>())("data", "instead of --tokenizer: prepare's directory (its tokenizer.model)",
+                                       cxxopts::value<std::string>())("h,help", "help");
+    auto r = parse_options(o, argc, argv);
     if (r.count("help")) {
         std::cout << o.help() << "\n";
         return 0;
@@ -644,7 +815,16 @@ static int cmd_pack(int argc, char** argv) {
     nn::FbiLlama<float> model(config, rng);
     io::load_hf_weights(dir, model, config.tie_word_embeddings);
     const infer::PackedLlama packed(model, tables);
-    infer::save_packed(out, packed, {{"source", dir.string()}});
+    const std::optional<data::Tokenizer> tok = find_tokenizer(r, dir, false);
+    if (tok && tok->vocab_size() > config.vocab_size)
+        throw UsageError("the tokenizer has " + std::to_string(tok->vocab_size()) + " tokens, more than the model's " +
+                         std::to_string(config.vocab_size));
+    infer::save_packed(out, packed, {{"source", dir.string()}}, tok ? tok->serialized() : std::string());
+    if (!tok)
+        std::fprintf(stderr,
+                     "warning: no tokenizer found (--tokenizer, --data or %s/tokenizer.model): the packed "
+                     "file carries none, generate and eval will need --data\n",
+                     dir.c_str());
     // The packed file is read back and run against the float model on a probe sequence, so a
     // user sees what packing changed (fp16 alpha/beta, the embedding and lm_head format).
     const infer::PackedLlama loaded = infer::load_packed(out.string());
@@ -676,10 +856,11 @@ static int cmd_pack(int argc, char** argv) {
     }
     const auto stats = nn::param_stats(model);
     std::printf(
-        "packed %s -> %s\n  float checkpoint %.2f MB, packed %.2f MB (%.1fx smaller)\n"
+        "packed %s -> %s%s\n  float checkpoint %.2f MB, packed %.2f MB (%.1fx smaller)\n"
         "  logits of a %lld-token probe vs the float model: max |diff| %.3g (%.2g of max |logit|); "
         "with int8 activations (generate --activations int8) %.3g (%.2g)\n",
-        dir.string().c_str(), out.string().c_str(), double(stats.bytes_fp32()) / 1e6, double(fs::file_size(out)) / 1e6,
+        dir.string().c_str(), out.string().c_str(), tok ? " (with its tokenizer)" : "",
+        double(stats.bytes_fp32()) / 1e6, double(fs::file_size(out)) / 1e6,
         double(stats.bytes_fp32()) / double(fs::file_size(out)), (long long)n, diff, diff / std::max(scale, 1e-30),
         diff_q8, diff_q8 / std::max(scale, 1e-30));
     return 0;
@@ -696,7 +877,7 @@ static int cmd_convert(int argc, char** argv) {
                     "config.json",
                     cxxopts::value<std::string>())("out", "model directory to write", cxxopts::value<std::string>())(
         "h,help", "help");
-    auto r = o.parse(argc, argv);
+    auto r = parse_options(o, argc, argv);
     if (r.count("help")) {
         std::cout << o.help() << "\n";
         return 0;
@@ -749,10 +930,7 @@ static int cmd_zeroshot(int argc, char** argv) {
         "tokenizer", "SentencePiece model (default: --data's tokenizer.model)", cxxopts::value<std::string>())(
         "data", "prepare's directory (for its tokenizer)", cxxopts::value<std::string>())(
         "items", "items in bitgrad's JSONL ({context, choices, gold} or {contexts, continuation, gold} a line)",
-        cxxopts::value<std::string>())("task",
-                                       "with --in: piqa, hellaswag, winogrande, arc_easy, arc_challenge, boolq "
-                                       "or openbookqa",
-                                       cxxopts::value<std::string>())(
+        cxxopts::value<std::string>())("task", "with --in: " + eval::mc_task_names(), cxxopts::value<std::string>())(
         "in", "the task's official JSONL file (e.g. PIQA's valid.jsonl)", cxxopts::value<std::string>())(
         "labels", "PIQA: the labels file (valid-labels.lst) when the records hold no label",
         cxxopts::value<std::string>())("write-items", "write the converted items to this JSONL file",
@@ -761,11 +939,13 @@ static int cmd_zeroshot(int argc, char** argv) {
         "batch", "requests a forward (float checkpoints)", cxxopts::value<int64_t>()->default_value("8"))(
         "activations", "packed model: float or int8 (as generate)",
         cxxopts::value<std::string>()->default_value("float"))("json", "print one JSON line")("h,help", "help");
-    auto r = o.parse(argc, argv);
+    add_threads_option(o);
+    auto r = parse_options(o, argc, argv);
     if (r.count("help")) {
         std::cout << o.help() << "\n";
         return 0;
     }
+    apply_threads(r);
     if (r.count("items") == r.count("in"))
         throw UsageError("zeroshot needs --items FILE, or --task NAME with --in OFFICIAL_FILE");
     if (r.count("in") && !r.count("task")) throw UsageError("--in needs --task (which layout the file has)");
@@ -773,6 +953,9 @@ static int cmd_zeroshot(int argc, char** argv) {
             eval::mc_task(r["task"].as<std::string>());  // known? (the message lists them)
         } catch (const Error& e) { throw UsageError(e.what()); }
     if (r["limit"].as<int64_t>() < 0) throw UsageError("--limit must be >= 0");
+    std::error_code ec;
+    if (r.count("write-items") && fs::is_directory(r["write-items"].as<std::string>(), ec))
+        throw UsageError("--write-items " + r["write-items"].as<std::string>() + ": is a directory (name the file)");
     const kernels::SignActivations activations = activations_option(r);
     std::vector<eval::MultipleChoiceItem> items =
         r.count("items") ? eval::read_mc_items(existing_file(r, "items").string())
@@ -783,13 +966,10 @@ static int cmd_zeroshot(int argc, char** argv) {
         std::printf("wrote %zu items to %s\n", items.size(), r["write-items"].as<std::string>().c_str());
         if (!r.count("model")) return 0;  // a conversion only
     }
-    if (!r.count("model") || (!r.count("data") && !r.count("tokenizer")))
-        throw UsageError("zeroshot needs --model and a tokenizer (--data or --tokenizer)");
+    if (!r.count("model")) throw UsageError("zeroshot needs --model (or --write-items alone, to convert)");
     if (r["limit"].as<int64_t>() > 0 && size_t(r["limit"].as<int64_t>()) < items.size())
         items.resize(size_t(r["limit"].as<int64_t>()));
-    const fs::path tokenizer_path =
-        r.count("tokenizer") ? existing_file(r, "tokenizer") : existing_dir(r, "data") / "tokenizer.model";
-    const data::Tokenizer tok(tokenizer_path.string());
+    const data::Tokenizer tok = *find_tokenizer(r, r["model"].as<std::string>(), true);
     const eval::Tokenizer encode = [&tok](const std::string& text) {
         const std::vector<int> ids = tok.encode(text);
         return std::vector<int32_t>(ids.begin(), ids.end());
@@ -826,7 +1006,6 @@ static int cmd_zeroshot(int argc, char** argv) {
     };
     const auto start = std::chrono::steady_clock::now();
     auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-    std::error_code ec;
     if (fs::is_regular_file(r["model"].as<std::string>(), ec)) {
         const infer::PackedLlama m = infer::load_packed(r["model"].as<std::string>());
         const kernels::SignActivationsScope scope(activations);
@@ -856,7 +1035,7 @@ static int cmd_export(int argc, char** argv) {
         cxxopts::value<std::string>()->default_value("both"))(
         "tokenizer", "SentencePiece model to copy as tokenizer.model (e.g. prepare's DATA/tokenizer.model)",
         cxxopts::value<std::string>())("h,help", "help");
-    auto r = o.parse(argc, argv);
+    auto r = parse_options(o, argc, argv);
     if (r.count("help")) {
         std::cout << o.help() << "\n";
         return 0;
@@ -898,31 +1077,34 @@ static int cmd_generate(int argc, char** argv) {
         "top-k", "keep the k most likely (0: all)", cxxopts::value<int>()->default_value("40"))(
         "top-p", "nucleus mass", cxxopts::value<double>()->default_value("0.95"))(
         "repetition-penalty", "divide the logits of tokens among the last 64 by this (1: off)",
-        cxxopts::value<double>()->default_value("1.0"))("threads", "threads (0: all cores)",
-                                                        cxxopts::value<int>()->default_value("0"))(
+        cxxopts::value<double>()->default_value("1.0"))(
         "activations",
         "packed model: float (the trained model's numbers) or int8 (rounded per token; faster, "
         "docs/inference.md measures the cost)",
-        cxxopts::value<std::string>()->default_value("float"))(
-        "seed", "sampling seed", cxxopts::value<uint64_t>()->default_value("7"))("h,help", "help");
-    auto r = o.parse(argc, argv);
+        cxxopts::value<std::string>()->default_value("float"))("seed", "sampling seed",
+                                                               cxxopts::value<uint64_t>()->default_value("7"))(
+        "tokenizer", "SentencePiece model (default: --data's, or the one the model carries)",
+        cxxopts::value<std::string>())("h,help", "help");
+    add_threads_option(o);
+    auto r = parse_options(o, argc, argv);
     if (r.count("help")) {
         std::cout << o.help() << "\n";
         return 0;
     }
-    if (!r.count("model") || !r.count("data")) throw UsageError("generate needs --model and --data");
+    if (!r.count("model")) throw UsageError("generate needs --model");
     const kernels::SignActivationsScope activations_scope(activations_option(r));
     const double top_p = r["top-p"].as<double>(), penalty = r["repetition-penalty"].as<double>();
     if (!(top_p > 0 && top_p <= 1)) throw UsageError("--top-p must be in (0, 1]");
     if (!(penalty > 0)) throw UsageError("--repetition-penalty must be > 0");
-    if (r["threads"].as<int>() < 0) throw UsageError("--threads must be >= 0");
-    if (r["threads"].as<int>() > 0) set_num_threads(r["threads"].as<int>());
+    non_negative<double>(r, "temperature");
+    non_negative<int>(r, "top-k");
+    apply_threads(r);
     const fs::path model_path = r["model"].as<std::string>();
     std::error_code ec;
     const bool packed_file = fs::is_regular_file(model_path, ec);
     if (!packed_file && !fs::is_directory(model_path, ec))
         throw UsageError("--model " + model_path.string() + ": no such file or directory");
-    data::Tokenizer tok((existing_dir(r, "data") / "tokenizer.model").string());
+    const data::Tokenizer tok = *find_tokenizer(r, model_path, true);
     std::vector<std::string> prompts;
     if (r.count("prompts")) {
         std::istringstream lines(read_text(existing_file(r, "prompts")));
@@ -969,6 +1151,7 @@ static int cmd_generate(int argc, char** argv) {
                 },
                 &stats);
             std::printf("\n");
+            std::fflush(stdout);  // the text's line ends before the speed line starts (2>&1 into one pipe)
             std::fprintf(
                 stderr,
                 "[prefill %lld tokens: %.1f tok/s, decode %lld tokens: %.1f tok/s, %d threads, %s activations]\n",
@@ -993,7 +1176,7 @@ static int cmd_info(int argc, char** argv) {
     o.add_options()("model", "model directory (else --preset)", cxxopts::value<std::string>())(
         "binarized", "with --preset: the FBI student")("h,help", "help");
     add_model_options(o);
-    auto r = o.parse(argc, argv);
+    auto r = parse_options(o, argc, argv);
     if (r.count("help")) {
         std::cout << o.help() << "\n";
         return 0;
@@ -1012,39 +1195,97 @@ static int cmd_info(int argc, char** argv) {
     return 0;
 }
 
+// The commands: name, one line of help, and the function that runs it.
+struct Command {
+    const char* name;
+    const char* summary;
+    int (*run)(int, char**);
+};
+static const Command kCommands[] = {
+    {"prepare", "text -> tokenizer + train/validation token shards", cmd_prepare},
+    {"train", "train a model with cross-entropy (full precision, or --binarized FBI-LLM)", cmd_train},
+    {"distill", "distill a binarized student from a full-precision teacher (AD loss)", cmd_distill},
+    {"eval", "perplexity and bits per byte (validation shard, or a text with FBI-LLM's protocol)", cmd_eval},
+    {"zeroshot", "multiple-choice accuracy as lm-evaluation-harness 0.4.2 scores it", cmd_zeroshot},
+    {"pack", "a trained FBI-LLM -> one packed file (1 bit per binarized weight, its tokenizer)", cmd_pack},
+    {"generate", "sample text from a model directory or a packed file", cmd_generate},
+    {"info", "model summary: parameters, 1-bit share, storage", cmd_info},
+    {"export", "a model in Hugging Face's layout (safetensors / pytorch_model.bin)", cmd_export},
+    {"convert", "a PyTorch pytorch_model.bin -> model.safetensors, running no pickle code", cmd_convert},
+};
+
+static std::string usage() {
+    std::string u = "usage: bitgrad <command> [options]   (bitgrad <command> --help for its options)\n\ncommands:\n";
+    for (const auto& c : kCommands) {
+        char line[160];
+        std::snprintf(line, sizeof line, "  %-9s %s\n", c.name, c.summary);
+        u += line;
+    }
+    return u + "\n  --version  print the version and build\n  --help     this list\n";
+}
+
+static std::string version() {
+    std::string v = std::string("bitgrad ") + BITGRAD_VERSION + " (";
+#ifdef BITGRAD_USE_BLAS
+    v += "OpenBLAS GEMM";
+#else
+    v += "Eigen GEMM";
+#endif
+#ifdef BITGRAD_WITH_MPI
+    v += ", MPI";
+#endif
+    v += ", sign kernel " + std::string(kernels::sign_kernel_name(kernels::sign_kernel())) + ", " +
+         std::to_string(std::thread::hardware_concurrency()) + " hardware threads)";
+    return v;
+}
+
 int main(int argc, char** argv) {
 #ifdef BITGRAD_WITH_MPI
-    // A world of one without mpirun. A rank that fails ends the whole job (MPI_Abort), so no rank
-    // is left waiting in a collective for it.
-    dist::MpiSession mpi(argc, argv);
-    job().data_parallel = dist::mpi_data_parallel();
+    // MPI only under mpirun (or another MPI launcher): a plain run initialising MPI would become a
+    // singleton with an orted daemon of its own. A rank that fails ends the whole job (MPI_Abort),
+    // so no rank is left waiting in a collective for it.
+    std::optional<dist::MpiSession> mpi;
+    if (dist::launched_by_mpi()) {
+        mpi.emplace(argc, argv);
+        job().data_parallel = dist::mpi_data_parallel();
+    }
     auto fail = [&](const std::string& message) {
-        if (mpi.size() > 1) mpi.abort(message);
+        if (mpi && mpi->size() > 1) mpi->abort(message);
     };
 #else
     auto fail = [](const std::string&) {};
 #endif
-    const std::string usage =
-        "usage: bitgrad {prepare|train|distill|eval|pack|generate|info|export|convert|zeroshot} [options]  (--help on "
-        "each)\n";
     if (argc < 2) {
-        std::fprintf(stderr, "%s", usage.c_str());
+        std::fprintf(stderr, "%s", usage().c_str());
         return 2;
     }
     const std::string cmd = argv[1];
-    try {
-        if (cmd == "prepare") return cmd_prepare(argc - 1, argv + 1);
-        if (cmd == "train") return cmd_train(argc - 1, argv + 1);
-        if (cmd == "distill") return cmd_distill(argc - 1, argv + 1);
-        if (cmd == "eval") return cmd_eval(argc - 1, argv + 1);
-        if (cmd == "pack") return cmd_pack(argc - 1, argv + 1);
-        if (cmd == "generate") return cmd_generate(argc - 1, argv + 1);
-        if (cmd == "info") return cmd_info(argc - 1, argv + 1);
-        if (cmd == "export") return cmd_export(argc - 1, argv + 1);
-        if (cmd == "zeroshot") return cmd_zeroshot(argc - 1, argv + 1);
-        if (cmd == "convert") return cmd_convert(argc - 1, argv + 1);
-        std::fprintf(stderr, "unknown command '%s'\n%s", cmd.c_str(), usage.c_str());
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+        std::printf("%s", usage().c_str());
+        return 0;
+    }
+    if (cmd == "--version") {
+        std::printf("%s\n", version().c_str());
+        return 0;
+    }
+    // OMP_NUM_THREADS is bounded like --threads: tens of thousands of threads exhaust the stacks.
+    if (num_threads() > max_threads()) {
+        std::fprintf(stderr, "warning: OMP_NUM_THREADS=%d is more than %d (4 x the hardware threads); using %d\n",
+                     num_threads(), max_threads(), max_threads());
+        set_num_threads(max_threads());
+    }
+    const Command* command = nullptr;
+    for (const auto& c : kCommands)
+        if (cmd == c.name) command = &c;
+    if (!command) {
+        std::vector<std::string> names;
+        for (const auto& c : kCommands) names.push_back(c.name);
+        std::fprintf(stderr, "bitgrad: unknown command '%s'%s\n\n%s", cmd.c_str(), did_you_mean(cmd, names).c_str(),
+                     usage().c_str());
         return 2;
+    }
+    try {
+        return command->run(argc - 1, argv + 1);
     } catch (const UsageError& e) {
         std::fprintf(stderr, "bitgrad %s: %s\n", cmd.c_str(), e.what());
         return 2;

@@ -149,7 +149,7 @@ expect 2 "zeroshot needs --items FILE, or --task NAME with --in OFFICIAL_FILE" "
 expect 0 '"protocol":"fbi-llm".*"tokens_scored":[1-9]' "$bitgrad" eval --model run/final --text text.txt --data data --json
 expect 0 "perplexity [0-9.]+, bits per byte [0-9.]+: [0-9]+ windows of 8 tokens.*packed" "$bitgrad" eval --model bin.packed.safetensors --text text.txt --tokenizer data/tokenizer.model --seq 8
 expect 1 "seq_len 4096 must be in \\[2, max_position_embeddings = 16\\]" "$bitgrad" eval --model run/final --text text.txt --data data --seq 4096
-expect 2 "eval --text needs --model and a tokenizer" "$bitgrad" eval --model run/final --text text.txt
+expect 2 "no tokenizer: exp16 carries none; give --data DIR or --tokenizer FILE" "$bitgrad" eval --model exp16 --text text.txt
 expect 2 "--tables must be bf16 or int8, not fp8" "$bitgrad" pack --model bin/final --out x.safetensors --tables fp8
 expect 1 "binarized.* is false; pack needs an FBI-LLM" "$bitgrad" pack --model run/final --out x.safetensors
 expect 1 "__metadata__.format is \"pt\"" "$bitgrad" generate --model bin/final/model.safetensors --data data
@@ -242,6 +242,77 @@ done
 # ---- prepare: a chapter number that does not fit
 { cat text.txt; echo "CHAPTER 99999999999999999999. Too far"; } > big.txt
 expect 1 "big.txt:[0-9]+: chapter number 99999999999999999999 is out of range" "$bitgrad" prepare --text big.txt --out p2 --vocab 300
+
+# ---- the command list, the version, suggestions, options named in every refusal
+expect 0 "commands:.*" "$bitgrad" --help
+expect 0 "^bitgrad [0-9]+\.[0-9]+\.[0-9]+ \(" "$bitgrad" --version
+expect 2 "unknown command 'trian' \(did you mean 'train'\?\)" "$bitgrad" trian
+expect 2 "stpes.* does not exist \(did you mean '--steps'\?\)" "$bitgrad" train --data data --out x --stpes 3
+expect 2 "--steps abc: not a valid value"      "$bitgrad" train --data data --out x --steps abc
+expect 2 "--temperature nan: not a valid value" "$bitgrad" generate --model bin.packed.safetensors --temperature nan
+expect 2 "--temperature must be >= 0, got -1"  "$bitgrad" generate --model bin.packed.safetensors --temperature -1
+expect 2 "--top-k must be >= 0, got -3"        "$bitgrad" generate --model bin.packed.safetensors --top-k -3
+expect 2 "--threads 100000: at most [0-9]+"     "$bitgrad" generate --model bin.packed.safetensors --threads 100000
+expect 2 "--threads 100000: at most [0-9]+"     "$bitgrad" train --data data --out x --threads 100000
+expect 0 "warning: OMP_NUM_THREADS=100000 is more than" env OMP_NUM_THREADS=100000 "$bitgrad" generate --model bin.packed.safetensors --tokens 2 --prompt "the"
+if "$bitgrad" train --help | grep -qE -- "--teacher|--ad-temperature|--loss"; then
+  echo "FAIL: train --help lists distillation options"; failures=$((failures + 1))
+fi
+expect 0 "warning: --warmup 30 is longer than the run" "$bitgrad" train --data data --out wu "${common[@]}"
+expect 2 "--teacher bin.packed.safetensors: a file; a teacher is a full-precision model directory" "$bitgrad" distill --data data --teacher bin.packed.safetensors --out x
+expect 2 "--temperature is now --ad-temperature" "$bitgrad" distill --data data --teacher run/final --out x --temperature 2
+
+# ---- the packed file carries its tokenizer: generate and eval need no --data
+expect 0 "packed bin/final -> bin.packed.safetensors \(with its tokenizer\)" "$bitgrad" pack --model bin/final --out bin.packed.safetensors
+expect 0 "decode 3 tokens: [0-9.]+ tok/s" "$bitgrad" generate --model bin.packed.safetensors --tokens 3 --prompt "the"
+expect 0 "perplexity [0-9.]+, bits per byte" "$bitgrad" eval --model bin.packed.safetensors --text text.txt --seq 8
+# the speed line is a line of its own, after the text's, also through one pipe
+if ! "$bitgrad" generate --model bin.packed.safetensors --tokens 3 --prompt "the" 2>&1 | grep -qE "^\[prefill"; then
+  echo "FAIL: generate's speed line does not start a line of its own"; failures=$((failures + 1))
+fi
+
+# ---- one run a directory: no silent restart, no mixed metrics.jsonl
+expect 2 "--out run holds a training run \(checkpoints/, final/, metrics.jsonl\): continue it with --resume, or start over with --overwrite" "$bitgrad" train --data data --out run "${common[@]}"
+cp -r run ow
+expect 0 "deleted the previous run's checkpoints/, final/, metrics.jsonl" "$bitgrad" train --data data --out ow "${common[@]}" --overwrite
+if [ "$(grep -c '"step":3,' ow/metrics.jsonl)" != 1 ]; then
+  echo "FAIL: ow/metrics.jsonl holds records of two runs:"; cat ow/metrics.jsonl; failures=$((failures + 1))
+fi
+# resume with another schedule: refused, or accepted with the learning rate before and after
+# (warm-up 2 of 3 steps: step 4 was at the floor, 3e-4; over 6 steps it is half-way down the cosine)
+expect 0 "final model" "$bitgrad" train --data data --out sched "${common[@]}" --warmup 2
+expect 1 "saved with steps 3, now 6; the learning rate of step 4 changes from 0.0003 to 0.00165. .*allow the change \(--change-schedule\)" "$bitgrad" train --data data --out sched "${common[@]}" --warmup 2 --steps 6 --resume
+expect 0 "resume: steps 3, now 6; the learning rate of step 4 changes from 0.0003 to 0.00165" "$bitgrad" train --data data --out sched "${common[@]}" --warmup 2 --steps 6 --resume --change-schedule
+expect 1 "saved with 2 threads, now running with 1.*--allow-inexact-resume" "$bitgrad" train --data data --out sched "${common[@]}" --warmup 2 --steps 6 --resume --threads 1
+expect 0 "resume: threads 2 -> 1: the run continues, but not bit for bit" "$bitgrad" train --data data --out sched "${common[@]}" --warmup 2 --steps 7 --resume --threads 1 --allow-inexact-resume --change-schedule
+
+# ---- prepare: texts without chapters, a fraction, a vocabulary too small (no partial output)
+python3 -c "
+import random
+random.seed(1)
+words = 'the sea whale ship captain harpoon deck wind wave sail night'.split()
+print('\n\n'.join(' '.join(random.choice(words) for _ in range(40)) for _ in range(30)))" > plain.txt
+expect 0 "\(3 of 30 paragraphs held out\)" "$bitgrad" prepare --text plain.txt --out pp --vocab 300
+expect 0 "\(the last [12][0-9]% of the text\)" "$bitgrad" prepare --text plain.txt --out pf --vocab 300 --val-fraction 0.2
+expect 1 "a vocabulary of 256 tokens is too small for .*: it needs at least [0-9]+ .*use a vocabulary size of" "$bitgrad" prepare --text text.txt --out small --vocab 256
+if [ -n "$(ls -A small 2>/dev/null)" ]; then echo "FAIL: a failed prepare left files in small/: $(ls -A small)"; failures=$((failures + 1)); fi
+
+# ---- zeroshot --write-items onto a directory: refused, no .tmp left
+mkdir -p itemsdir
+expect 2 "--write-items itemsdir: is a directory" "$bitgrad" zeroshot --task piqa --in piqa.jsonl --labels piqa-labels.lst --write-items itemsdir
+if [ -e itemsdir.tmp ]; then echo "FAIL: itemsdir.tmp left behind"; failures=$((failures + 1)); fi
+# BoolQ from Hugging Face's copy (no title): refused, lm-eval's passage cannot be rebuilt
+printf '{"question": "is the sea salty", "answer": true, "passage": "The sea is salty."}\n' > boolq.jsonl
+expect 1 'missing field "title"' "$bitgrad" zeroshot --task boolq --in boolq.jsonl --write-items boolq-items.jsonl
+
+# ---- a plain run (no mpirun) starts no MPI daemon
+"$bitgrad" train --data data --out mpi-free "${common[@]}" --steps 100000 --log-every 1000 > mpi-free.log 2>&1 &
+pid=$!
+for _ in $(seq 50); do grep -q "^train:" mpi-free.log 2>/dev/null && break; sleep 0.2; done
+children=$(ps -o comm= --ppid "$pid" 2>/dev/null | tr '\n' ' ')
+kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+if ! grep -q "^train:" mpi-free.log; then echo "FAIL: the background train never started: $(cat mpi-free.log)"; failures=$((failures + 1)); fi
+if grep -q orted <<<"$children"; then echo "FAIL: a plain run started an MPI daemon: $children"; failures=$((failures + 1)); fi
 
 if [ "$failures" -ne 0 ]; then echo "$failures CLI check(s) failed"; exit 1; fi
 echo "all CLI checks passed"

@@ -124,6 +124,8 @@ void packed_file(const fs::path& dir) {
     Rng rng8(5);
     infer::save_packed(dir / "tiny-int8-tables.safetensors",
                        infer::PackedLlama(nn::FbiLlama<float>(c, rng8), infer::TableFormat::Int8));
+    // With a tokenizer's bytes (not a real SentencePiece model: the reader checks size and CRC only).
+    infer::save_packed(dir / "tiny-with-tokenizer.safetensors", packed, {}, std::string("not really a model\n"));
     const std::string good = read(dir / "tiny.safetensors");
     uint64_t header = 0;
     std::memcpy(&header, good.data(), 8);

@@ -2,7 +2,7 @@
 // beta, bf16 tables, the config in the metadata). A file that loads must be a model that runs: a
 // prefill of two tokens and a decode step (ASan checks every read stays inside the tensors the
 // config promised), and saving it again then loading that copy must give the same bytes and the
-// same logits, bit for bit.
+// same logits, bit for bit. The tokenizer it may carry must read back checked and the same.
 #include <bitgrad/infer/packed_file.hpp>
 
 #include <algorithm>
@@ -32,10 +32,13 @@ std::vector<float> run(const bitgrad::infer::PackedLlama& m) {
 void load_and_check(const std::string& path) {
     const bitgrad::infer::PackedLlama m = bitgrad::infer::load_packed(path);
     const std::vector<float> logits = run(m);
+    const auto tokenizer = bitgrad::infer::load_packed_tokenizer(path);
     const std::string copy = path + ".resaved";
-    bitgrad::infer::save_packed(copy, m);
+    bitgrad::infer::save_packed(copy, m, {}, tokenizer.value_or(""));
     const bitgrad::infer::PackedLlama again = bitgrad::infer::load_packed(copy);
+    const auto tokenizer2 = bitgrad::infer::load_packed_tokenizer(copy);
     std::filesystem::remove(copy);
+    FUZZ_EXPECT(tokenizer.value_or("") == tokenizer2.value_or(""), "the re-saved tokenizer differs");
     FUZZ_EXPECT(again.bytes() == m.bytes(),
                 "re-saved model holds " << again.bytes() << " bytes, the first " << m.bytes());
     const std::vector<float> logits2 = run(again);

@@ -255,3 +255,50 @@ TEST_CASE("a batch that cannot fit in memory is refused before anything is alloc
     o.seq_len = int64_t(1) << 40;
     CHECK_THROWS_WITH_AS(Trainer(model, nullptr, shard, o), doctest::Contains("overflows 64 bits"), Error);
 }
+
+TEST_CASE("resume: another schedule or thread count is refused unless the policy allows it, and reported") {
+    testing::TempDir dir("resume-policy");
+    write_corpus(dir / "train.bin", 5);
+    data::TokenShard shard((dir / "train.bin").string());
+    auto c = nn::LlamaConfig::preset("tiny");
+    Rng rng(1);
+    nn::DenseLlama<float> model(c, rng);
+    auto o = tiny_options(dir / "run", train::Loss::CE);
+    o.steps = 2;
+    {
+        testing::ThreadCount one(1);
+        train::Trainer<float, nn::DenseLlama<float>>(model, nullptr, shard, o).run();
+    }
+    const auto ckpt = *io::latest_checkpoint(dir / "run" / "checkpoints");
+    using Trainer = train::Trainer<float, nn::DenseLlama<float>>;
+
+    // Longer run, shorter warm-up: the schedule of the next step changes (warm-up 2 -> cosine).
+    auto longer = o;
+    longer.steps = 10;
+    longer.warmup_steps = 1;
+    testing::ThreadCount one(1);
+    Trainer refused(model, nullptr, shard, longer);
+    CHECK_THROWS_WITH_AS(refused.resume(ckpt),
+                         doctest::Contains("saved with steps 2, now 10; warmup_steps 2, now 1; the learning rate of "
+                                           "step 3 changes from"),
+                         Error);
+    Trainer allowed(model, nullptr, shard, longer);
+    const auto notes = allowed.resume(ckpt, {.allow_schedule_change = true});
+    REQUIRE(notes.size() == 1);
+    // Hand computation: saved schedule (peak 1e-2, floor 1e-3, warm-up 2, 2 steps) at step 3 is past
+    // the end: the floor, 0.001. New one (warm-up 1 of 10): p = 2/9, 1e-3 + 9e-3 * (1 + cos(2 pi / 9)) / 2.
+    const double expected = 1e-3 + 9e-3 * 0.5 * (1 + std::cos(3.14159265358979323846 * 2.0 / 9.0));
+    char want[96];
+    std::snprintf(want, sizeof want, "changes from 0.001 to %.3g", expected);
+    CHECK(notes[0].find(want) != std::string::npos);
+    CHECK(allowed.step() == 2);
+
+    testing::ThreadCount two(2);
+    Trainer threads(model, nullptr, shard, o);
+    CHECK_THROWS_WITH_AS(threads.resume(ckpt),
+                         doctest::Contains("saved with 1 threads, now running with 2; results would differ"), Error);
+    Trainer inexact(model, nullptr, shard, o);
+    const auto thread_notes = inexact.resume(ckpt, {.allow_thread_change = true});
+    REQUIRE(thread_notes.size() == 1);
+    CHECK(thread_notes[0].find("threads 1 -> 2: the run continues, but not bit for bit") != std::string::npos);
+}

@@ -70,10 +70,20 @@ void write_file_atomic(const std::filesystem::path& path, Writer&& write) {
         std::filesystem::remove(tmp, ignored);
         throw;
     }
-    BITGRAD_CHECK(::close(fd) == 0, "closing " << tmp << ": " << std::strerror(errno));
-    std::error_code ec;
+    // A failure from here on (e.g. path is a directory) also leaves no temporary file behind.
+    std::error_code ec, ignored;
+    if (::close(fd) != 0) {
+        const int saved_errno = errno;
+        std::filesystem::remove(tmp, ignored);
+        BITGRAD_CHECK(false, "closing " << tmp << ": " << std::strerror(saved_errno));
+    }
     std::filesystem::rename(tmp, path, ec);
-    BITGRAD_CHECK(!ec, "renaming " << tmp << " to " << path << ": " << ec.message());
+    if (ec) {
+        std::filesystem::remove(tmp, ignored);
+        BITGRAD_CHECK(false, "cannot write "
+                                 << path.string() << ": " << ec.message()
+                                 << (std::filesystem::is_directory(path, ignored) ? " (it is a directory)" : ""));
+    }
     fsync_directory(path.parent_path());
 }
 

@@ -3,7 +3,8 @@
 // Not part of <bitgrad/bitgrad.hpp> (the header-only core never needs MPI): include it in a program
 // built against MPI (CMake: find_package(MPI), target MPI::MPI_CXX; bitgrad's CLI with BITGRAD_MPI).
 //
-//   dist::MpiSession mpi(argc, argv);                   // MPI_Init_thread ... MPI_Finalize
+//   std::optional<dist::MpiSession> mpi;                // MPI_Init_thread ... MPI_Finalize,
+//   if (dist::launched_by_mpi()) mpi.emplace(argc, argv);  // only under mpirun
 //   trainer.data_parallel = dist::mpi_data_parallel();  // rank, size and collectives of MPI_COMM_WORLD
 //   ...
 //   catch (const std::exception& e) { mpi.abort(e.what()); }  // every rank stops, none hangs
@@ -45,8 +46,19 @@ inline void allreduce_sum(void* data, int64_t n, MPI_Datatype type, int64_t item
 }
 }  // namespace detail
 
+// Whether this process was started by an MPI launcher (mpirun / mpiexec of OpenMPI, MPICH's Hydra,
+// a PMI / PMIx-aware scheduler such as Slurm's srun): they all put the process's rank in its
+// environment. A program that is not should not call MPI_Init: OpenMPI would make it a singleton
+// and fork an `orted` daemon for it, which a killed run leaves behind.
+inline bool launched_by_mpi() {
+    for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "MPI_LOCALNRANKS"})
+        if (std::getenv(var)) return true;
+    return false;
+}
+
 // MPI_Init_thread on construction (MPI_THREAD_FUNNELED: OpenMP threads never call MPI), MPI_Finalize
-// on destruction. A program started without mpirun is a world of one.
+// on destruction. A program started without mpirun is a world of one (a singleton); programs that
+// also run alone construct it only when launched_by_mpi().
 class MpiSession {
 public:
     MpiSession(int& argc, char**& argv) {

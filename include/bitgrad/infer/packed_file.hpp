@@ -15,9 +15,12 @@
 //   model.norm.weight                                  F32  [C]
 //   lm_head.weight                                     BF16 [V, C]   (tables = "int8": I8 [V, C] and
 //   lm_head.weight_scale                               F32  [V]       this one)
+//   tokenizer.model                                    U8   [n]      optional: the SentencePiece model's
+//                                                                    bytes, so the file decodes text alone
 // Metadata: format = "bitgrad.packed_fbi_llm", format_version = "1", config = the model's
 // config.json as a string, sign_layout = the sentence below, tables = "bf16" or "int8" (absent:
-// bf16, as in files written before the int8 option); anything the caller adds (the source
+// bf16, as in files written before the int8 option); with a tokenizer, tokenizer = "sentencepiece"
+// and tokenizer_crc32 = its bytes' CRC-32 (8 hex digits); anything the caller adds (the source
 // checkpoint, the seed).
 //
 // Sign bits, one row of W [out, in] after another, each row padded to a multiple of 64 columns:
@@ -32,8 +35,10 @@
 // tensor is present with its dtype and shape and nothing else is, padding bits 0, and alpha, beta,
 // norms, embedding and lm_head finite; all through io::SafetensorsReader's checks of the container.
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -41,6 +46,7 @@
 #include "bitgrad/infer/packed_llama.hpp"
 #include "bitgrad/io/config_json.hpp"
 #include "bitgrad/io/safetensors.hpp"
+#include "bitgrad/io/zip.hpp"
 
 namespace bitgrad::infer {
 
@@ -53,8 +59,17 @@ inline constexpr const char* kPackedSignLayout =
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "the packed file's words are little-endian, as in memory here");
 
+namespace detail {
+inline std::string crc32_hex(const std::string& bytes) {
+    char hex[9];
+    std::snprintf(hex, sizeof hex, "%08x", io::detail::crc32(bytes.data(), bytes.size()));
+    return hex;
+}
+}  // namespace detail
+
+// tokenizer_model: a SentencePiece model's bytes to carry in the file (empty: none).
 inline void save_packed(const std::filesystem::path& path, const PackedLlama& model,
-                        std::map<std::string, std::string> metadata = {}) {
+                        std::map<std::string, std::string> metadata = {}, const std::string& tokenizer_model = {}) {
     metadata["format"] = kPackedFormat;
     metadata["format_version"] = kPackedFormatVersion;
     metadata["config"] = io::config_to_json(model.config()).dump();
@@ -102,6 +117,12 @@ inline void save_packed(const std::filesystem::path& path, const PackedLlama& mo
     }
     blobs.push_back(io::safetensors_blob("model.norm.weight", model.final_norm()));
     add_table("lm_head.weight", model.lm_head());
+    if (!tokenizer_model.empty()) {
+        metadata["tokenizer"] = "sentencepiece";
+        metadata["tokenizer_crc32"] = detail::crc32_hex(tokenizer_model);
+        blobs.push_back({"tokenizer.model", "U8", Shape{int64_t(tokenizer_model.size())}, tokenizer_model.data(),
+                         uint64_t(tokenizer_model.size())});
+    }
     io::save_safetensors_blobs(path, blobs, metadata);
 }
 
@@ -204,10 +225,37 @@ inline PackedLlama load_packed(const std::string& path) {
     }
     Tensor<float> norm = floats("model.norm.weight", Shape{C});
     TokenTable lm_head = table("lm_head.weight", Shape{V, C});
+    if (meta.count("tokenizer")) expected.insert("tokenizer.model");  // read by load_packed_tokenizer
     for (const auto& e : file.entries())
         BITGRAD_CHECK(expected.count(e.name), path << ": unexpected tensor " << e.name << " (not part of a packed "
                                                    << c.num_hidden_layers << "-layer model)");
     return PackedLlama(c, std::move(embed), std::move(layers), std::move(norm), std::move(lm_head));
+}
+
+// The SentencePiece model a packed file carries (nullopt: it carries none), its size and CRC-32
+// checked against the metadata. Whether the bytes are a valid model is SentencePiece's to say
+// (data::Tokenizer::from_bytes).
+inline std::optional<std::string> load_packed_tokenizer(const std::string& path) {
+    const io::SafetensorsReader file(path);
+    const auto& meta = file.metadata();
+    const io::SafetensorsReader::Entry* e = file.find("tokenizer.model");
+    const auto kind = meta.find("tokenizer");
+    if (kind == meta.end()) {
+        BITGRAD_CHECK(!e, path << ": tensor tokenizer.model without __metadata__.tokenizer");
+        return std::nullopt;
+    }
+    BITGRAD_CHECK(kind->second == "sentencepiece",
+                  path << ": __metadata__.tokenizer is \"" << kind->second << "\", expected \"sentencepiece\"");
+    BITGRAD_CHECK(e, path << ": __metadata__.tokenizer is set but the tensor tokenizer.model is missing");
+    BITGRAD_CHECK(e->dtype == "U8" && e->shape.ndim() == 1, path << ": tensor tokenizer.model: dtype " << e->dtype
+                                                                 << ", shape " << e->shape << ", expected U8 [bytes]");
+    std::string bytes(reinterpret_cast<const char*>(file.bytes(*e)), std::size_t(e->end - e->begin));
+    const auto crc = meta.find("tokenizer_crc32");
+    BITGRAD_CHECK(crc != meta.end(), path << ": __metadata__.tokenizer_crc32 is missing");
+    BITGRAD_CHECK(crc->second == detail::crc32_hex(bytes), path << ": tokenizer.model has CRC-32 "
+                                                                << detail::crc32_hex(bytes) << ", the metadata says "
+                                                                << crc->second << " (a damaged file)");
+    return bytes;
 }
 
 }  // namespace bitgrad::infer

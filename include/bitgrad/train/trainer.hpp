@@ -21,6 +21,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
@@ -68,6 +69,12 @@ struct StepLog {
     double val_loss = 0;
 };
 
+// What Trainer::resume accepts beyond an exact continuation.
+struct ResumePolicy {
+    bool allow_thread_change = false;    // another thread count: no longer bit for bit
+    bool allow_schedule_change = false;  // other steps, warm-up, learning rates, weight decay, clip, temperature
+};
+
 // Stops training at the next step boundary (after a checkpoint is written), e.g. from SIGINT.
 inline std::atomic<bool>& stop_requested() {
     static std::atomic<bool> flag{false};
@@ -104,16 +111,27 @@ public:
     int64_t step() const { return step_; }
 
     // Restores everything from a checkpoint directory written by this trainer. Refuses a checkpoint
-    // made with another thread count, loss, batch shape or accumulation (the run would not continue
-    // the same way), naming what differs.
-    void resume(const std::filesystem::path& dir) {
+    // made with another loss, precision, batch shape, accumulation or number of replicas (the run
+    // would not continue the same way), naming what differs. Two changes are refused unless the
+    // policy allows them: another thread count (the run continues, but no longer bit for bit as an
+    // uninterrupted one) and another schedule or optimizer setting (steps, warm-up, learning rates,
+    // weight decay, clipping, temperature: the learning rate jumps). Returns one line per accepted
+    // change, with the learning rate of the next step before and after, for the log.
+    std::vector<std::string> resume(const std::filesystem::path& dir, const ResumePolicy& policy = {}) {
         const std::string where = (dir / "trainer_state.json").string();
         const auto state = load_json(dir / "trainer_state.json");
         auto field = [&](const char* key, auto example) { return json_field<decltype(example)>(state, key, where); };
+        std::vector<std::string> changes;
         const int threads = field("threads", int());
-        BITGRAD_CHECK(threads == num_threads(),
-                      where << ": saved with " << threads << " threads, now running with " << num_threads()
-                            << "; results would differ in the last bits. Set OMP_NUM_THREADS=" << threads);
+        if (threads != num_threads()) {
+            BITGRAD_CHECK(policy.allow_thread_change,
+                          where << ": saved with " << threads << " threads, now running with " << num_threads()
+                                << "; results would differ in the last bits. Resume with " << threads
+                                << " threads (--threads " << threads << " or OMP_NUM_THREADS=" << threads
+                                << "), or accept an inexact resume (--allow-inexact-resume)");
+            changes.push_back("threads " + std::to_string(threads) + " -> " + std::to_string(num_threads()) +
+                              ": the run continues, but not bit for bit as an uninterrupted run would");
+        }
         const std::string loss = field("loss", std::string());
         BITGRAD_CHECK(loss == loss_name(opt_.loss),
                       where << ": saved with loss " << loss << ", now " << loss_name(opt_.loss));
@@ -139,6 +157,20 @@ public:
         BITGRAD_CHECK(step >= 0 && optimizer_step >= 0 && optimizer_step <= step && int64_t(losses.size()) == step,
                       where << ": inconsistent state: step " << step << ", optimizer_step " << optimizer_step << ", "
                             << losses.size() << " losses");
+        if (const std::string diff = schedule_changes(state, where); !diff.empty()) {
+            const auto saved = saved_schedule(state, where);
+            char lr[160];
+            if (saved(step + 1) == schedule_(step + 1))
+                std::snprintf(lr, sizeof lr, "the learning rate of step %lld stays %.3g", (long long)(step + 1),
+                              saved(step + 1));
+            else
+                std::snprintf(lr, sizeof lr, "the learning rate of step %lld changes from %.3g to %.3g",
+                              (long long)(step + 1), saved(step + 1), schedule_(step + 1));
+            BITGRAD_CHECK(policy.allow_schedule_change,
+                          where << ": saved with " << diff << "; " << lr
+                                << ". Resume with the saved values, or allow the change (--change-schedule)");
+            changes.push_back(diff + "; " + lr);
+        }
         io::load_model_weights(dir, student_);
         io::load_optimizer_state(dir, optimizer_);
         step_ = step;
@@ -150,6 +182,7 @@ public:
         last_flip_step_ = step_;
         last_saved_ = {step_, dir};
         check_replicas_agree();
+        return changes;
     }
 
     // Writes a checkpoint of the current step (unless this step is already saved: a resumed run
@@ -172,6 +205,7 @@ public:
                                 {"batch", opt_.batch},
                                 {"seq_len", opt_.seq_len},
                                 {"grad_accum", opt_.grad_accum},
+                                {"schedule", schedule_json()},
                                 {"sampler_rng", sampler_.state()},
                                 {"skipped_steps", skipped_total_},
                                 {"losses", losses_}};
@@ -287,6 +321,41 @@ private:
                        "training with batch " + std::to_string(opt.batch) + " x seq_len " +
                            std::to_string(opt.seq_len) + " (gradients, AdamW moments and activations)");
         return opt;
+    }
+
+    // The settings that shape the remaining steps' updates, as trainer_state.json records them.
+    nlohmann::json schedule_json() const {
+        return {{"steps", opt_.steps},
+                {"warmup_steps", opt_.warmup_steps},
+                {"lr", opt_.adamw.lr},
+                {"min_lr", opt_.min_lr},
+                {"weight_decay", opt_.adamw.weight_decay},
+                {"clip_norm", opt_.clip_norm},
+                {"temperature", opt_.temperature}};
+    }
+    // "steps 30, now 60; warmup_steps 30, now 5" for the settings that differ from the checkpoint's
+    // (empty: none, or a checkpoint written before the schedule was recorded).
+    std::string schedule_changes(const nlohmann::json& state, const std::string& where) const {
+        if (!state.contains("schedule")) return "";
+        const auto& saved = state["schedule"];
+        BITGRAD_CHECK(saved.is_object(), where << ": field \"schedule\" must be an object");
+        std::string diff;
+        const nlohmann::json current = schedule_json();
+        for (const auto& [key, value] : current.items()) {
+            const double was = json_field<double>(saved, key.c_str(), where + " (schedule)");
+            const double now = value.template get<double>();
+            if (was == now) continue;
+            char line[96];
+            std::snprintf(line, sizeof line, "%s %.6g, now %.6g", key.c_str(), was, now);
+            diff += (diff.empty() ? "" : "; ") + std::string(line);
+        }
+        return diff;
+    }
+    optim::CosineSchedule saved_schedule(const nlohmann::json& state, const std::string& where) const {
+        const auto& saved = state["schedule"];
+        const std::string w = where + " (schedule)";
+        return {json_field<double>(saved, "lr", w), json_field<double>(saved, "min_lr", w),
+                json_field<int64_t>(saved, "warmup_steps", w), json_field<int64_t>(saved, "steps", w)};
     }
 
     // Every replica must hold the same weights: a replica that diverged (other threads, another
