@@ -1,3 +1,4 @@
+#include "../core/child_process.hpp"
 #include "helpers.hpp"
 
 #include <cmath>
@@ -176,6 +177,33 @@ TEST_CASE("PackedLlama refuses ids outside the vocabulary - a full cache and a c
     infer::KvCache wrong(other, 8);
     CHECK_THROWS_WITH_AS(packed.forward(ids.data(), 2, wrong, logits.data()), doctest::Contains("another model"),
                          Error);
+}
+
+TEST_CASE(
+    "PackedLlama: a KV cache that does not fit is refused before it is allocated - generate names the positions") {
+    using namespace packed_llama_test;
+    nn::LlamaConfig c = config();
+    c.max_position_embeddings = int64_t(1) << 41;  // RoPE: no table grows with it
+    Rng init(45);
+    const infer::PackedLlama packed(nn::FbiLlama<float>(c, init));
+    testing::ScopedEnv limit("BITGRAD_MEMORY_LIMIT", "1000000000");
+    // 2 layers x keys and values x 2 kv heads x 18 dims, 4 bytes each: 576 bytes a position.
+    CHECK_THROWS_WITH_AS(infer::KvCache(packed.config(), int64_t(1) << 40),
+                         doctest::Contains("a KV cache of 1099511627776 positions (2 layers x keys and values x 36 "
+                                           "floats) needs 633318.70 GB but only 1.00 GB"),
+                         Error);
+    Rng rng(1);
+    const std::vector<int32_t> prompt = {1, 2, 3};
+    CHECK_THROWS_WITH_AS(packed.generate(prompt, int64_t(1) << 40, {}, rng),
+                         doctest::Contains("generate: 3 prompt tokens + max_new 1099511627776 = 1099511627779 "
+                                           "positions: a KV cache of 1099511627779 positions"),
+                         Error);
+    CHECK_THROWS_WITH_AS(packed.generate(prompt, int64_t(1) << 42, {}, rng),
+                         doctest::Contains("generate: 3 prompt tokens + max_new 2199023255549 (4398046511104 capped "
+                                           "by max_position_embeddings 2199023255552) = 2199023255552 positions"),
+                         Error);
+    const auto out = packed.generate(prompt, 4, {}, rng);  // a cache that fits is made as before
+    CHECK(out.size() == 7);
 }
 
 TEST_CASE("gemv_bf16 equals its reference on odd sizes") {

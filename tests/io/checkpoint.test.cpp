@@ -1,3 +1,4 @@
+#include "../core/child_process.hpp"
 #include "helpers.hpp"
 
 using namespace bitgrad;
@@ -179,14 +180,74 @@ TEST_CASE("config.json: nesting and sizes are bounded before anything is allocat
     CHECK_THROWS_WITH_AS(io::config_from_json(j, "big.json"),
                          doctest::Contains("big.json: LlamaConfig (hidden_size 1000000000000"), Error);
     j = io::config_to_json(nn::LlamaConfig::preset("tiny"));
-    j["num_hidden_layers"] = int64_t(1000000000);
-    const auto c = io::config_from_json(j, "layers.json");  // representable...
-    Rng rng(1);
-    // ...but the model is refused before its first weight is allocated.
-    CHECK_THROWS_WITH_AS(nn::DenseLlama<float>(c, rng), doctest::Contains("a model of"), Error);
-    j = io::config_to_json(nn::LlamaConfig::preset("tiny"));
     j.erase("rms_norm_eps");  // absent: Hugging Face LlamaConfig's default
     CHECK(io::config_from_json(j, "eps.json").rms_norm_eps == 1e-6);
+}
+
+TEST_CASE("config.json: a model that cannot fit is refused naming the file and the size field most responsible") {
+    testing::TempDir dir("config-size");
+    testing::ScopedEnv limit("BITGRAD_MEMORY_LIMIT", "1000000000");
+    // tiny (vocab 64, hidden 16, 2 layers, 4 heads) with intermediate_size 10^12: per layer
+    // 16 x 64 (q, k, v, o) + 3 x 16 x 10^12 (gate, up, down) + 32 (norms), plus 2 x 64 x 16 + 16:
+    // 96000000004176 parameters, 12000 GB even at 1 bit each; at LLaMA-7B's 11008, 1060944.
+    auto j = io::config_to_json(nn::LlamaConfig::preset("tiny"));
+    j["intermediate_size"] = int64_t(1000000000000);
+    testing::write_bytes(dir / "config.json", j.dump());
+    const std::string path = (dir / "config.json").string();
+    const std::string refusal =
+        path +
+        ": field \"intermediate_size\" is 1000000000000 (LLaMA-7B's is 11008; with that, 1060944 "
+        "parameters): a model of 96000000004176 parameters (hidden_size 16, intermediate_size "
+        "1000000000000, 2 layers, vocab_size 64) at 1 bit a parameter (the least bitgrad stores) needs "
+        "12000.00 GB but only 1.00 GB of memory is available (bound by BITGRAD_MEMORY_LIMIT)";
+    CHECK_THROWS_WITH_AS(io::load_config(dir / "config.json"), refusal.c_str(), Error);
+
+    // 10^6 layers: 2592 parameters each + 2064 = 2592002064, 324 MB at 1 bit: the config loads...
+    j = io::config_to_json(nn::LlamaConfig::preset("tiny"));
+    j["num_hidden_layers"] = int64_t(1000000);
+    testing::write_bytes(dir / "config.json", j.dump());
+    const auto c = io::load_config(dir / "config.json");
+    // ...but its float model (10.37 GB) is refused before its first weight is allocated, naming the
+    // field; and by load_config, naming the file too, when asked for the float size.
+    const std::string model =
+        "field \"num_hidden_layers\" is 1000000 (LLaMA-7B's is 32; with that, 85008 "
+        "parameters): a model of 2592002064 parameters";
+    Rng rng(1);
+    const std::string in_float =
+        model + " (hidden_size 16, intermediate_size 32, 1000000 layers, vocab_size 64) in float32 needs 10.37 GB";
+    CHECK_THROWS_WITH_AS(nn::DenseLlama<float>(c, rng), doctest::Contains(in_float.c_str()), Error);
+    const std::string from_file = path + ": " + model;
+    CHECK_THROWS_WITH_AS(io::load_config(dir / "config.json", sizeof(float)), doctest::Contains(from_file.c_str()),
+                         Error);
+    CHECK_THROWS_WITH_AS(io::load_config(dir / "config.json", sizeof(float)),
+                         doctest::Contains("at 4 bytes a parameter needs 10.37 GB"), Error);
+    // A config whose sizes are all within LLaMA-7B's names no field: the machine is what is small.
+    try {
+        nn::DenseLlama<float> big(nn::LlamaConfig::preset("1.3B"), rng);
+        FAIL("a 1.3B float model was built under a 1 GB limit");
+    } catch (const Error& e) { CHECK(std::string(e.what()).rfind("a model of ", 0) == 0); }
+}
+
+TEST_CASE("save_model writes the STE the binarized layers hold - not a config.ste assigned after the build") {
+    testing::TempDir dir("ste");
+    Rng rng(4);
+    nn::FbiLlama<float> model(nn::LlamaConfig::preset("tiny"), rng);  // built with identity
+    model.config.ste = Ste::Clipped;                                  // changes nothing the layers do...
+    io::save_model(dir.path, model, model.config);
+    CHECK(io::load_config(dir / "config.json").ste == Ste::Identity);  // ...so config.json says identity
+    model.set_ste(Ste::ApproxSign);
+    io::save_model(dir.path, model, model.config);
+    CHECK(io::load_config(dir / "config.json").ste == Ste::ApproxSign);
+    io::save_hf_model(dir / "hf", model, nn::LlamaConfig::preset("tiny"));  // a config passed separately too
+    CHECK(io::load_config(dir / "hf" / "config.json").ste == Ste::ApproxSign);
+    // Layers that disagree cannot be described by one config.json: refused, naming two of them.
+    model.model.layers[1]->mlp.up_proj.ste = Ste::Clipped;
+    CHECK_THROWS_WITH_AS(io::save_model(dir / "mixed", model, model.config),
+                         doctest::Contains("the binarized layers hold different STEs: "
+                                           "model.layers.0.self_attn.q_proj approx_sign, model.layers.1.mlp.up_proj "
+                                           "clipped (set one for all with set_ste)"),
+                         Error);
+    CHECK_FALSE(std::filesystem::exists(dir / "mixed" / "config.json"));
 }
 
 TEST_CASE("LlamaConfig::num_parameters counts what the model allocates") {

@@ -2,8 +2,12 @@
 // made by scripts/make_torch_fixtures.py, whose formulas are recomputed here value by value), the
 // writer against torch's bytes and through the reader, then hostile and damaged files, each refused
 // naming what is wrong.
+#include <sys/resource.h>
+
+#include "../core/child_process.hpp"
 #include "helpers.hpp"
 
+#include <bitgrad/io/hf_checkpoint.hpp>
 #include <bitgrad/io/torch_checkpoint.hpp>
 
 #include <cstring>
@@ -471,6 +475,87 @@ TEST_CASE("torch checkpoint: tensors and storages that do not fit are refused na
     const auto ts = io::load_torch_state_dict(
         s.write(torch_zip(tensor_pickle("w", "FloatStorage", "0", 4, 3, {2, 3}, {0, 0}), four)));
     CHECK(values("F32", ts[0].bytes) == std::vector<double>(6, 3.5));
+}
+
+TEST_CASE("torch checkpoint: a view that repeats its storage says what it expands to - convert reports it first") {
+    // 12 floats (48 bytes) viewed as [40000, 40000] through stride 0: 6.4 GB once made contiguous.
+    Scratch s;
+    const std::string file = s.write(
+        torch_zip(tensor_pickle("w", "FloatStorage", "0", 12, 0, {40000, 40000}, {0, 0}), {{"0", f32_bytes(12)}}),
+        "expand.bin");
+    const io::TorchCheckpointReader reader(file);
+    const auto x = reader.expanded_view(reader.at("w"));
+    REQUIRE(x);
+    CHECK(x->file == file);
+    CHECK(x->storage_bytes == 48);
+    CHECK(x->shape == Shape({40000, 40000}));
+    CHECK(x->bytes == 6400000000);
+    const std::string described =
+        "tensor w (a view of 48 bytes of storage 0 that expands to [40000, 40000], "
+        "6400000000 bytes)";
+    CHECK(x->describe() == described);
+    // Views that do not repeat an element are not expansions: a transpose, a slice, a size-1 dim
+    // with stride 0; overlapping strides (5 elements over a span of 4) are.
+    const io::TorchCheckpointReader views(fixture("dtypes_views.bin"));
+    for (const char* v : {"view.base", "view.offset", "view.transposed", "view.columns", "empty", "scalar"})
+        CHECK_FALSE(views.expanded_view(views.at(v)));
+    CHECK(views.expanded_view(views.at("view.expand")));  // [3] with stride 0 over one float
+    const io::TorchCheckpointReader unit(s.write(
+        torch_zip(tensor_pickle("w", "FloatStorage", "0", 4, 0, {1, 4}, {0, 1}), {{"0", f32_bytes(4)}}), "u.bin"));
+    CHECK_FALSE(unit.expanded_view(unit.at("w")));
+    const io::TorchCheckpointReader overlap(s.write(
+        torch_zip(tensor_pickle("w", "FloatStorage", "0", 4, 0, {2, 3}, {1, 1}), {{"0", f32_bytes(4)}}), "o.bin"));
+    CHECK(overlap.expanded_view(overlap.at("w")));  // 6 elements over a span of 4
+
+    // Reading it, and converting it, is refused naming the expansion when it does not fit; convert
+    // reports it before anything is gathered or written.
+    testing::ScopedEnv limit("BITGRAD_MEMORY_LIMIT", "1000000000");
+    const std::string refusal = file + ": " + described + " needs 6.40 GB but only 1.00 GB",
+                      by_convert = "convert: " + refusal;
+    std::vector<uint8_t> scratch;
+    CHECK_THROWS_WITH_AS(reader.data(reader.at("w"), scratch), doctest::Contains(refusal.c_str()), Error);
+    std::vector<io::TorchExpandedView> reported;
+    CHECK_THROWS_WITH_AS(
+        io::convert_torch_to_safetensors({file}, s.dir / "model.safetensors",
+                                         [&](const io::TorchExpandedView& v) { reported.push_back(v); }),
+        doctest::Contains(by_convert.c_str()), Error);
+    REQUIRE(reported.size() == 1);
+    CHECK(reported[0].describe() == described);
+    CHECK_FALSE(std::filesystem::exists(s.dir / "model.safetensors"));
+}
+
+TEST_CASE("torch checkpoint: convert of a stride-0 view under ulimit -v is refused by the size check, naming both") {
+    // The issue's case: the 6.4 GB expansion under an address-space limit that MemAvailable does
+    // not show. In a child, with RLIMIT_AS 2 GB above what it holds: a bitgrad::Error naming the
+    // expansion and RLIMIT_AS, not std::bad_alloc from the gather.
+    Scratch s;
+    const std::string file = s.write(
+        torch_zip(tensor_pickle("w", "FloatStorage", "0", 12, 0, {40000, 40000}, {0, 0}), {{"0", f32_bytes(12)}}),
+        "expand.bin");
+    const auto out = s.dir / "model.safetensors";
+    const auto [code, text] = testing::in_child([&](std::string& msg) {
+        ::unsetenv("BITGRAD_MEMORY_LIMIT");
+        const uint64_t held = detail::proc_kb_field("/proc/self/status", "VmSize:").value_or(0);
+        rlimit r{};
+        if (held == 0 || ::getrlimit(RLIMIT_AS, &r) != 0) return 10;
+        if (r.rlim_max != RLIM_INFINITY && r.rlim_max < held + (uint64_t(2) << 30)) return 11;
+        r.rlim_cur = held + (uint64_t(2) << 30);
+        if (::setrlimit(RLIMIT_AS, &r) != 0) return 12;
+        try {
+            io::convert_torch_to_safetensors({file}, out);
+        } catch (const Error& e) {
+            msg = e.what();
+            return 0;
+        } catch (const std::bad_alloc&) { return 2; }
+        return 3;
+    });
+    INFO(text);
+    REQUIRE(code != 11);
+    CHECK(code == 0);
+    CHECK(text.find("tensor w (a view of 48 bytes of storage 0 that expands to [40000, 40000], 6400000000 bytes) "
+                    "needs 6.40 GB") != std::string::npos);
+    CHECK(text.find("RLIMIT_AS (ulimit -v)") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(out));
 }
 
 TEST_CASE("torch checkpoint: damaged or foreign zip files are refused naming the entry") {

@@ -143,6 +143,57 @@ TEST_CASE("Hugging Face parameter names and the 130M count") {
     CHECK(2 * 32000 * 768 + 12 * per_layer + 768 == 134265600);
 }
 
+TEST_CASE("set_ste changes the backward of every binarized layer - assigning config.ste does not") {
+    // Latent weights of magnitude 0.5 and 1.5 alternating: the clipped STE passes the gradient where
+    // |W| <= 1 and stops it where |W| > 1; identity passes it everywhere.
+    nn::LlamaConfig c = micro_config();
+    Rng rng(5);
+    nn::FbiLlama<double> model(c, rng);
+    auto layers = nn::fbi_layers(model);
+    REQUIRE(layers.size() == 7 * 2);
+    for (auto& [name, layer] : layers) {
+        Tensor<double>& w = layer->weight.value();
+        for (int64_t j = 0; j < w.numel(); ++j) w[j] = (w[j] >= 0 ? 1 : -1) * (j % 2 ? 1.5 : 0.5);
+    }
+    const auto ids = token_ids(2, 5, c.vocab_size, 6);
+    Rng cot(7);
+    const auto r = Tensor<double>::uniform({2, 5, c.vocab_size}, cot, -1, 1);
+    auto weight_grads = [&] {
+        model.zero_grad();
+        {
+            Tape tape;
+            backward(model.forward(ids), r);
+        }
+        std::vector<Tensor<double>> g;
+        for (auto& [name, layer] : layers) g.push_back(layer->weight.grad().clone());
+        return g;
+    };
+    const auto identity = weight_grads();
+    model.config.ste = Ste::Clipped;  // the config alone: the layers still use identity
+    CHECK(model.ste() == Ste::Identity);
+    const auto unchanged = weight_grads();
+    model.set_ste(Ste::Clipped);
+    CHECK(model.ste() == Ste::Clipped);
+    CHECK(model.config.ste == Ste::Clipped);
+    const auto clipped = weight_grads();
+    int64_t stopped = 0;
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+        INFO(layers[l].first);
+        const Tensor<double>& w = layers[l].second->weight.value();
+        CHECK(layers[l].second->ste == Ste::Clipped);
+        for (int64_t j = 0; j < w.numel(); ++j) {
+            CHECK(unchanged[l][j] == identity[l][j]);
+            if (std::abs(w[j]) > 1) {
+                CHECK(clipped[l][j] == 0.0);
+                stopped += identity[l][j] != 0.0;
+            } else {
+                CHECK(clipped[l][j] == identity[l][j]);
+            }
+        }
+    }
+    CHECK(stopped > 100);  // the identity gradients that clipping stopped were there
+}
+
 TEST_CASE("config validation names the field") {
     auto c = nn::LlamaConfig::preset("tiny");
     c.num_key_value_heads = 3;

@@ -34,6 +34,7 @@
 #include "bitgrad/core/bf16.hpp"
 #include "bitgrad/core/error.hpp"
 #include "bitgrad/core/fp16.hpp"
+#include "bitgrad/core/memory.hpp"
 #include "bitgrad/core/parallel.hpp"
 #include "bitgrad/core/rng.hpp"
 #include "bitgrad/core/tensor.hpp"
@@ -148,11 +149,19 @@ struct KvCache {
     int64_t length = 0, capacity = 0;
 
     KvCache() = default;
+    // Refused before anything is allocated when capacity is outside [1, max_position_embeddings]
+    // or the cache does not fit in memory (the message names the positions).
     KvCache(const nn::LlamaConfig& c, int64_t capacity_) : capacity(capacity_) {
         BITGRAD_CHECK(capacity > 0 && capacity <= c.max_position_embeddings,
-                      "KvCache: capacity " << capacity << " must be in [1, max_position_embeddings = "
-                                           << c.max_position_embeddings << "]");
+                      "KvCache: " << capacity << " positions, expected 1 to max_position_embeddings = "
+                                  << c.max_position_embeddings);
         const int64_t width = c.num_key_value_heads * c.head_dim();
+        const std::string what = "KvCache: " + std::to_string(capacity) + " positions";
+        require_memory(uint64_t(checked_mul(checked_mul(2 * 4, c.num_hidden_layers, what),
+                                            checked_mul(capacity, width, what), what)),
+                       "a KV cache of " + std::to_string(capacity) + " positions (" +
+                           std::to_string(c.num_hidden_layers) + " layers x keys and values x " +
+                           std::to_string(width) + " floats)");
         for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
             k.push_back(Tensor<float>({capacity, width}));
             v.push_back(Tensor<float>({capacity, width}));
@@ -330,6 +339,7 @@ public:
         const int64_t ctx = config_.max_position_embeddings;
         BITGRAD_CHECK(int64_t(ids.size()) < ctx,
                       "generate: the prompt has " << ids.size() << " tokens, the model's context is " << ctx);
+        const int64_t asked = max_new;
         max_new = std::min(max_new, ctx - int64_t(ids.size()));
         GenerationStats st;
         st.prompt_tokens = int64_t(ids.size());
@@ -337,7 +347,17 @@ public:
             if (stats) *stats = st;
             return ids;
         }
-        KvCache cache(config_, int64_t(ids.size()) + max_new);
+        KvCache cache;
+        try {
+            cache = KvCache(config_, int64_t(ids.size()) + max_new);
+        } catch (const Error& e) {
+            BITGRAD_CHECK(false, "generate: " << ids.size() << " prompt tokens + max_new " << max_new
+                                              << (asked > max_new ? " (" + std::to_string(asked) +
+                                                                        " capped by max_position_embeddings " +
+                                                                        std::to_string(ctx) + ")"
+                                                                  : std::string())
+                                              << " = " << int64_t(ids.size()) + max_new << " positions: " << e.what());
+        }
         std::vector<float> logits(std::size_t(config_.vocab_size));
         auto t0 = clock::now();
         forward(ids.data(), int64_t(ids.size()), cache, logits.data());

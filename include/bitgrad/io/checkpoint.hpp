@@ -79,11 +79,13 @@ std::vector<std::pair<std::string, Tensor<T>>> model_tensors(const nn::Module<T>
     return out;
 }
 
-// Saves the model alone (config.json + model.safetensors) into dir, atomically per file.
+// Saves the model alone (config.json + model.safetensors) into dir, atomically per file; config.json
+// holds config with the STE the layers hold (saved_config).
 template <class T>
 void save_model(const std::filesystem::path& dir, const nn::Module<T>& model, const nn::LlamaConfig& config) {
+    const nn::LlamaConfig written = saved_config(model, config, "save_model " + dir.string());
     ensure_directory(dir);
-    save_config(dir / "config.json", config, std::is_same_v<T, double> ? "float64" : "float32");
+    save_config(dir / "config.json", written, std::is_same_v<T, double> ? "float64" : "float32");
     save_safetensors(dir / "model.safetensors", model_tensors(model), {{"format", "pt"}});
 }
 

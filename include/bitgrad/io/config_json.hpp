@@ -4,11 +4,13 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <sstream>
 #include <string>
 
 #include "bitgrad/core/atomic_file.hpp"
 #include "bitgrad/core/json.hpp"
 #include "bitgrad/nn/config.hpp"
+#include "bitgrad/nn/linear.hpp"
 
 namespace bitgrad::io {
 
@@ -36,11 +38,19 @@ inline nlohmann::ordered_json config_to_json(const nn::LlamaConfig& c, const std
             {"bitgrad_ste", ste_name(c.ste)}};
 }
 
+// The least memory a model of a config can take in bitgrad: 1 bit a parameter (a packed file's
+// signs; alpha, beta and the tables take more).
+inline constexpr double kLeastBytesPerParameter = 0.125;
+
 // Absent optional keys take Hugging Face LlamaConfig's defaults (rms_norm_eps 1e-6, rope_theta
 // 10000, num_key_value_heads = num_attention_heads, max_position_embeddings 2048,
 // tie_word_embeddings false). What bitgrad cannot run is refused, naming the field: another
-// architecture or model_type, an activation other than SiLU, rope_scaling, attention or MLP biases.
-inline nn::LlamaConfig config_from_json(const nlohmann::json& j, const std::string& where) {
+// architecture or model_type, an activation other than SiLU, rope_scaling, attention or MLP biases,
+// and sizes whose model would not fit in the memory this process may use at bytes_per_parameter
+// (by default at 1 bit a parameter: what no form of the model could hold; a caller about to build
+// the float model passes 4), naming `where` and the size field most responsible.
+inline nn::LlamaConfig config_from_json(const nlohmann::json& j, const std::string& where,
+                                        double bytes_per_parameter = kLeastBytesPerParameter) {
     BITGRAD_CHECK(j.is_object(), where << ": expected a JSON object");
     if (j.contains("architectures") && !j["architectures"].is_null()) {
         const auto archs = json_field<std::vector<std::string>>(j, "architectures", where);
@@ -81,8 +91,25 @@ inline nn::LlamaConfig config_from_json(const nlohmann::json& j, const std::stri
     c.ste = *parsed;
     try {
         c.validate();
+        std::ostringstream form;
+        if (bytes_per_parameter == kLeastBytesPerParameter)
+            form << "at 1 bit a parameter (the least bitgrad stores)";
+        else
+            form << "at " << bytes_per_parameter << " bytes a parameter";
+        c.require_memory_for_parameters(bytes_per_parameter, form.str());
     } catch (const Error& e) { BITGRAD_CHECK(false, where << ": " << e.what()); }
     return c;
+}
+
+// What a saved model's config.json records: config with the STE its binarized layers hold
+// (nn::held_ste), which is what training with it does; a config.ste assigned after the model was
+// built changed nothing in the layers. Layers holding different STEs are refused (`where`: the save).
+template <class T>
+nn::LlamaConfig saved_config(const nn::Module<T>& model, nn::LlamaConfig config, const std::string& where) {
+    try {
+        if (const auto ste = nn::held_ste(model)) config.ste = *ste;
+    } catch (const Error& e) { BITGRAD_CHECK(false, where << ": " << e.what()); }
+    return config;
 }
 
 inline void save_config(const std::filesystem::path& path, const nn::LlamaConfig& c,
@@ -90,8 +117,11 @@ inline void save_config(const std::filesystem::path& path, const nn::LlamaConfig
     write_text_atomic(path, config_to_json(c, torch_dtype).dump(2) + "\n");
 }
 
-inline nn::LlamaConfig load_config(const std::filesystem::path& path) {
-    return config_from_json(load_json(path), path.string());
+// bytes_per_parameter: as config_from_json (sizeof(float) to refuse, naming this file, a config
+// whose float model would not fit).
+inline nn::LlamaConfig load_config(const std::filesystem::path& path,
+                                   double bytes_per_parameter = kLeastBytesPerParameter) {
+    return config_from_json(load_json(path), path.string(), bytes_per_parameter);
 }
 
 }  // namespace bitgrad::io

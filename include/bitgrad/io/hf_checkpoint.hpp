@@ -21,6 +21,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -314,11 +315,12 @@ inline std::optional<HfFormat> parse_hf_format(std::string_view s) {
     return std::nullopt;
 }
 
-// Writes dir/config.json (torch_dtype = dtype) and the weight files of `format` in Hugging Face's
-// layout, each file atomically, config.json last. The tensor names are those of
-// named_parameters(), which are the spec's (model.layers.{i}.self_attn.q_proj.{weight,wscale,wbias},
-// ...). A weight file of the other format already in dir is refused rather than left stale
-// (transformers would prefer model.safetensors over a new pytorch_model.bin).
+// Writes dir/config.json (torch_dtype = dtype; the STE the layers hold: saved_config) and the
+// weight files of `format` in Hugging Face's layout, each file atomically, config.json last. The
+// tensor names are those of named_parameters(), which are the spec's
+// (model.layers.{i}.self_attn.q_proj.{weight,wscale,wbias}, ...). A weight file of the other format
+// already in dir is refused rather than left stale (transformers would prefer model.safetensors
+// over a new pytorch_model.bin).
 template <class T>
 void save_hf_model(const std::filesystem::path& dir, const nn::Module<T>& model, const nn::LlamaConfig& config,
                    HfDtype dtype = HfDtype::F32, HfFormat format = HfFormat::Safetensors) {
@@ -328,13 +330,14 @@ void save_hf_model(const std::filesystem::path& dir, const nn::Module<T>& model,
         BITGRAD_CHECK(written || !std::filesystem::exists(dir / file, ec),
                       (dir / file).string() << " exists and this export does not write it: remove it or write both "
                                                "formats, so the directory holds one model");
+    const nn::LlamaConfig written = saved_config(model, config, "save_hf_model " + dir.string());
     std::vector<std::vector<uint16_t>> half;
     std::vector<Tensor<float>> floats;
     const auto blobs = model_blobs(model, dtype, half, floats);
     ensure_directory(dir);
     if (safetensors) save_safetensors_blobs(dir / "model.safetensors", blobs, {{"format", "pt"}});
     if (pytorch) save_torch_state_dict(dir / "pytorch_model.bin", blobs);
-    save_config(dir / "config.json", config, torch_dtype_name(dtype));
+    save_config(dir / "config.json", written, torch_dtype_name(dtype));
 }
 
 // ---------------------------------------------------------------- PyTorch files
@@ -342,14 +345,18 @@ void save_hf_model(const std::filesystem::path& dir, const nn::Module<T>& model,
 // pytorch_model-0000k-of-0000n.bin) as one safetensors file, each in the dtype it was stored in, in
 // file order; rotary inv_freq buffers are dropped, as FBI-LLM's eval.py drops them. Nothing of the
 // pickles is executed (io/torch_checkpoint.hpp). Contiguous tensors are written straight from the
-// mapped inputs, so a 7B file is not copied into memory. Returns the names written, in order.
-inline std::vector<std::string> convert_torch_to_safetensors(const std::vector<std::filesystem::path>& inputs,
-                                                             const std::filesystem::path& out) {
+// mapped inputs, so a 7B file is not copied into memory; strided views are gathered, all of them
+// before the write. Before anything is gathered or written, on_expanded is called with every view
+// that repeats its storage's elements (TorchExpandedView: a few bytes in the file, maybe gigabytes
+// written), and the memory for all gathered views is checked, naming the view that does not fit.
+// Returns the names written, in order.
+inline std::vector<std::string> convert_torch_to_safetensors(
+    const std::vector<std::filesystem::path>& inputs, const std::filesystem::path& out,
+    const std::function<void(const TorchExpandedView&)>& on_expanded = {}) {
     BITGRAD_CHECK(!inputs.empty(), "convert: no pytorch_model.bin files given");
     std::vector<std::unique_ptr<TorchCheckpointReader>> readers;
-    std::vector<SafetensorsBlob> blobs;
-    std::deque<std::vector<uint8_t>> gathered;  // strided views, made contiguous
-    std::map<std::string, std::string> seen;    // tensor -> file
+    std::vector<std::pair<const TorchCheckpointReader*, const TorchCheckpointReader::Entry*>> tensors;
+    std::map<std::string, std::string> seen;  // tensor -> file
     for (const auto& in : inputs) {
         readers.push_back(std::make_unique<TorchCheckpointReader>(in.string()));
         const TorchCheckpointReader& r = *readers.back();
@@ -357,10 +364,29 @@ inline std::vector<std::string> convert_torch_to_safetensors(const std::vector<s
             if (detail::is_rotary_inv_freq(e.name)) continue;
             const auto [it, fresh] = seen.emplace(e.name, r.path());
             BITGRAD_CHECK(fresh, "convert: tensor " << e.name << " is in both " << it->second << " and " << r.path());
-            const uint8_t* bytes = r.data(e, gathered.emplace_back());
-            blobs.push_back({e.name, e.dtype, e.shape, bytes, e.bytes()});
+            tensors.push_back({&r, &e});
         }
     }
+    if (on_expanded)
+        for (const auto& [r, e] : tensors)
+            if (const auto x = r->expanded_view(*e)) on_expanded(*x);
+    // Every gathered view stays in memory until the write: their sum must fit.
+    uint64_t gathered_bytes = 0;
+    int64_t views = 0;
+    for (const auto& [r, e] : tensors) {
+        if (TorchCheckpointReader::contiguous(*e)) continue;
+        gathered_bytes = std::min(gathered_bytes + e->bytes(), uint64_t(1) << 62);  // each <= 2^62
+        const auto x = r->expanded_view(*e);
+        require_memory(
+            gathered_bytes,
+            "convert: " + r->path() + ": " + (x ? x->describe() : "tensor " + e->name + " (a strided view)") +
+                (views > 0 ? " with the " + std::to_string(views) + " views gathered before it" : std::string()));
+        ++views;
+    }
+    std::vector<SafetensorsBlob> blobs;
+    std::deque<std::vector<uint8_t>> gathered;  // strided views, made contiguous
+    for (const auto& [r, e] : tensors)
+        blobs.push_back({e->name, e->dtype, e->shape, r->data(*e, gathered.emplace_back()), e->bytes()});
     save_safetensors_blobs(out, blobs, {{"format", "pt"}});
     std::vector<std::string> names;
     for (const auto& b : blobs) names.push_back(b.name);

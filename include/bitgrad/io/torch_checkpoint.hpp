@@ -28,11 +28,13 @@
 // the storage classes above; any other global (os.system, ...) is refused by name, and nothing named
 // in the file is ever called. Limits: 2^21 pickle objects (stack, marks and memo likewise). Every
 // tensor is checked against its storage (offset + sum((size - 1) * stride) inside it, 64-bit
-// overflow included) and each storage's size against its data entry. A storage's CRC-32 is verified
-// the first time one of its tensors is read (~2.5 GB/s, about a memcpy's cost; a 28 GB 7B file is
-// not read twice). The top level must be a dict str -> tensor, or a dict holding one under
-// "state_dict" or "model" (the other values then only have to be plain data: numbers, strings,
-// lists, dicts, tensors).
+// overflow included) and each storage's size against its data entry. A view that repeats storage
+// elements (stride 0, as expand() makes: 48 bytes in the file may read as gigabytes) is reported by
+// expanded_view(), and gathering any strided view is checked against the memory limit first. A
+// storage's CRC-32 is verified the first time one of its tensors is read (~2.5 GB/s, about a
+// memcpy's cost; a 28 GB 7B file is not read twice). The top level must be a dict str -> tensor, or
+// a dict holding one under "state_dict" or "model" (the other values then only have to be plain
+// data: numbers, strings, lists, dicts, tensors).
 //
 // Writing: save_torch_state_dict writes what torch.save(OrderedDict(name -> tensor), path) of
 // PyTorch 2.1 writes for contiguous tensors with storages of their own (later versions add
@@ -51,7 +53,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -72,6 +76,24 @@ struct TorchTensor {
     std::string name, dtype;
     Shape shape;
     std::vector<uint8_t> bytes;
+};
+
+// A tensor that repeats elements of its storage: a stride of 0 on a dim of size > 1 (what torch's
+// expand() makes), or more elements than the storage span it covers (overlapping strides; torch
+// itself detects no more than this). Made contiguous, it can take far more bytes than its storage:
+// 12 floats viewed as [40000, 40000] through stride 0 are 48 bytes in the file and 6.4 GB read.
+struct TorchExpandedView {
+    std::string file, name, storage;  // storage: its key in the file
+    uint64_t storage_bytes = 0;       // the bytes of the storage it views
+    Shape shape;
+    uint64_t bytes = 0;  // made contiguous
+    // "tensor w (a view of 48 bytes of storage 0 that expands to [40000, 40000], 6400000000 bytes)"
+    std::string describe() const {
+        std::ostringstream os;
+        os << "tensor " << detail::printable(name) << " (a view of " << storage_bytes << " bytes of storage "
+           << detail::printable(storage) << " that expands to " << shape << ", " << bytes << " bytes)";
+        return os.str();
+    }
 };
 
 // A validated, memory-mapped torch.save file (header comment). data() and read() may run on several
@@ -111,6 +133,8 @@ public:
         }
         return true;
     }
+    // What e expands to when it repeats storage elements (TorchExpandedView), else nullopt.
+    std::optional<TorchExpandedView> expanded_view(const Entry& e) const;
     // The tensor's bytes, contiguous: a pointer into the mapped file when it is stored contiguously
     // (no copy), else `scratch` holding its elements gathered. The storage's CRC-32 is checked first.
     const uint8_t* data(const Entry& e, std::vector<uint8_t>& scratch) const;
@@ -276,6 +300,21 @@ inline void TorchCheckpointReader::verify(std::size_t s) const {
     verified_[s].store(true, std::memory_order_release);
 }
 
+inline std::optional<TorchExpandedView> TorchCheckpointReader::expanded_view(const Entry& entry) const {
+    const Entry& e = own(entry);
+    const uint64_t numel = uint64_t(e.shape.numel());
+    if (numel == 0) return std::nullopt;
+    uint64_t span = 1;  // elements from the first reached to the last, both included (checked at load)
+    bool zero_stride = false;
+    for (int d = 0; d < e.shape.ndim(); ++d) {
+        span += uint64_t(e.shape[d] - 1) * uint64_t(e.stride[std::size_t(d)]);
+        zero_stride |= e.shape[d] > 1 && e.stride[std::size_t(d)] == 0;
+    }
+    if (!zero_stride && numel <= span) return std::nullopt;
+    const Storage& s = storages_[storage_index_.at(e.storage)];
+    return TorchExpandedView{path(), e.name, s.key, s.numel * safetensors_dtype_size(s.dtype), e.shape, e.bytes()};
+}
+
 inline const uint8_t* TorchCheckpointReader::data(const Entry& entry, std::vector<uint8_t>& scratch) const {
     const Entry& e = own(entry);
     const std::size_t s = storage_index_.at(e.storage);
@@ -285,7 +324,8 @@ inline const uint8_t* TorchCheckpointReader::data(const Entry& entry, std::vecto
     if (contiguous(e)) return base + e.offset * item;
     // A strided view (a transposed or sliced tensor saved as it was): gather its elements in order.
     const uint64_t numel = uint64_t(e.shape.numel());
-    require_memory(numel * item, path() + ": tensor " + e.name);
+    const auto expanded = expanded_view(e);
+    require_memory(numel * item, path() + ": " + (expanded ? expanded->describe() : "tensor " + e.name));
     scratch.resize(std::size_t(numel * item));
     const std::vector<int64_t> size = e.shape.vec();
     const int nd = int(size.size());

@@ -1,6 +1,11 @@
 #pragma once
 // LlamaConfig: the Hugging Face LlamaConfig fields bitgrad uses, the FBI-LLM presets, and checks.
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <sstream>
 #include <string>
+#include <tuple>
 
 #include "bitgrad/core/error.hpp"
 #include "bitgrad/core/memory.hpp"
@@ -48,6 +53,53 @@ struct LlamaConfig {
         total =
             checked_add(total, checked_mul(2, checked_mul(vocab_size, C, what), what), what);  // embed_tokens, lm_head
         return checked_add(total, C, what);                                                    // final norm
+    }
+
+    // The size field that most inflates num_parameters(): of vocab_size, hidden_size,
+    // intermediate_size and num_hidden_layers, the one which, brought down to the LLaMA-7B preset's
+    // value, removes the most parameters (a typo of 10^12 shows up here). nullopt when none exceeds
+    // the preset.
+    struct SizeField {
+        const char* name;
+        int64_t value, preset_value, parameters_at_preset;
+    };
+    std::optional<SizeField> largest_size_field() const {
+        const LlamaConfig big = preset("7B");
+        std::optional<SizeField> best;
+        int64_t best_cut = 0;
+        const int64_t total = num_parameters();
+        for (auto [name, field, preset_value] :
+             {std::tuple{"vocab_size", &LlamaConfig::vocab_size, big.vocab_size},
+              std::tuple{"hidden_size", &LlamaConfig::hidden_size, big.hidden_size},
+              std::tuple{"intermediate_size", &LlamaConfig::intermediate_size, big.intermediate_size},
+              std::tuple{"num_hidden_layers", &LlamaConfig::num_hidden_layers, big.num_hidden_layers}}) {
+            if (this->*field <= preset_value) continue;
+            LlamaConfig smaller = *this;
+            smaller.*field = preset_value;  // only smaller: the count cannot overflow
+            const int64_t at_preset = smaller.num_parameters();
+            if (total - at_preset > best_cut) {
+                best_cut = total - at_preset;
+                best = SizeField{name, this->*field, preset_value, at_preset};
+            }
+        }
+        return best;
+    }
+
+    // Refuses, before anything is allocated, a model of this config whose parameters take more
+    // memory than this process may use at bytes_per_parameter each (`form` says which storage, e.g.
+    // "in float32"). The message gives the count, the sizes, the bytes, the limit and, first, the
+    // size field most responsible (largest_size_field). It names no file: callers that read the
+    // config from one prefix it (io::config_from_json).
+    void require_memory_for_parameters(double bytes_per_parameter, const std::string& form) const {
+        const int64_t n = num_parameters();
+        std::ostringstream what;
+        if (const auto f = largest_size_field())
+            what << "field \"" << f->name << "\" is " << f->value << " (LLaMA-7B's is " << f->preset_value
+                 << "; with that, " << f->parameters_at_preset << " parameters): ";
+        what << "a model of " << n << " parameters (hidden_size " << hidden_size << ", intermediate_size "
+             << intermediate_size << ", " << num_hidden_layers << " layers, vocab_size " << vocab_size << ") " << form;
+        const double bytes = double(n) * bytes_per_parameter;  // n < 2^63: a double is exact enough
+        require_memory(bytes >= 0x1p64 ? UINT64_MAX : uint64_t(std::ceil(bytes)), what.str());
     }
 
     // Floats one token's activations keep alive for backward (an estimate for memory checks): per

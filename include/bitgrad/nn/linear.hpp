@@ -10,8 +10,13 @@
 //     Materialized: one fused op (ops/fbi_linear.hpp), the fast training path
 //     Folded:       y = sign(W) (alpha * x) + (beta . x), built from primitive ops: the identity
 //                   that lets a packed 1-bit kernel read only sign bits
-//   sign(0) = +1 (ops/sign.hpp). The straight-through estimator is selectable (identity default).
+//   sign(0) = +1 (ops/sign.hpp). The straight-through estimator is selectable (identity default);
+//   set_ste(model, ste) sets it in every FBILinear of a model, held_ste(model) reads it back.
 #include <cmath>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "bitgrad/nn/module.hpp"
 #include "bitgrad/ops/elementwise.hpp"
@@ -80,5 +85,37 @@ public:
     Ste ste;
     FbiForward mode = FbiForward::Materialized;
 };
+
+// Every FBILinear in a module tree, with its full name, in registration order.
+template <class T>
+std::vector<std::pair<std::string, FBILinear<T>*>> fbi_layers(const Module<T>& m, const std::string& prefix = "") {
+    std::vector<std::pair<std::string, FBILinear<T>*>> out;
+    for (const auto& [name, child] : m.children()) {
+        if (auto* fbi = dynamic_cast<FBILinear<T>*>(child)) out.push_back({prefix + name, fbi});
+        for (auto& sub : fbi_layers(*child, prefix + name + ".")) out.push_back(std::move(sub));
+    }
+    return out;
+}
+
+// Sets the straight-through estimator of every binarized layer of a model (LlamaForCausalLM::set_ste
+// also records it in its config).
+template <class T>
+void set_ste(Module<T>& model, Ste ste) {
+    for (auto& [name, layer] : fbi_layers(model)) layer->ste = ste;
+}
+
+// The STE the binarized layers of a model hold (what its backward uses); nullopt when it has none.
+// Layers holding different STEs are refused, naming two that differ: a config.json can record one.
+template <class T>
+std::optional<Ste> held_ste(const Module<T>& model) {
+    const auto layers = fbi_layers(model);
+    if (layers.empty()) return std::nullopt;
+    for (const auto& [name, layer] : layers)
+        BITGRAD_CHECK(layer->ste == layers.front().second->ste,
+                      "the binarized layers hold different STEs: "
+                          << layers.front().first << " " << ste_name(layers.front().second->ste) << ", " << name << " "
+                          << ste_name(layer->ste) << " (set one for all with set_ste)");
+    return layers.front().second->ste;
+}
 
 }  // namespace bitgrad::nn

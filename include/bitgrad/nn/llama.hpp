@@ -155,6 +155,15 @@ public:
         return lm_head.forward(model.forward(ids, pos_offset));
     }
 
+    // The one way to change the estimator after construction: every binarized layer and
+    // config.ste (assigning config.ste alone changes nothing the layers do).
+    void set_ste(Ste s) {
+        nn::set_ste(*this, s);
+        config.ste = s;
+    }
+    // The estimator the layers hold (config.ste for a dense model); throws if they differ.
+    Ste ste() const { return held_ste(*this).value_or(config.ste); }
+
     LlamaConfig config;
     LlamaModel<T, Lin> model;
     Linear<T> lm_head;
@@ -164,11 +173,7 @@ private:
     static LlamaConfig checked(LlamaConfig c) {
         c.binarized = binarized;
         c.validate();
-        const int64_t n = c.num_parameters();
-        require_memory(uint64_t(checked_mul(n, int64_t(sizeof(T)), "model size")),
-                       "a model of " + std::to_string(n) + " parameters (hidden " + std::to_string(c.hidden_size) +
-                           ", " + std::to_string(c.num_hidden_layers) + " layers, vocab " +
-                           std::to_string(c.vocab_size) + ")");
+        c.require_memory_for_parameters(double(sizeof(T)), std::is_same_v<T, double> ? "in float64" : "in float32");
         return c;
     }
 };
