@@ -14,9 +14,12 @@
 //      train::distill_step does each step (teacher, student forward, fused lm_head + loss, backward),
 //      as it does inside bitgrad's Trainer and the `bitgrad distill` command.
 //   4. all three measured on held-out sequences, against the source's entropy.
+//   5. the AD student saved as a model directory and loaded back, as `bitgrad distill` saves its
+//      final model and `bitgrad eval` loads it.
 #include <bitgrad/bitgrad.hpp>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <utility>
 
 using namespace bitgrad;
@@ -123,5 +126,19 @@ int main() {
     std::printf("  student    1-bit, AD, %d steps              %.4f  (+%.4f)\n", student_steps, ad, ad - best);
     std::printf("distillation %s: the AD student's excess loss is %.2fx the CE student's\n",
                 ad < ce ? "helped" : "did not help", (ad - best) / (ce - best));
-    return 0;
+
+    // Save the student (config.json + model.safetensors) and load it into a new model: the config
+    // first, since it says which model to build, then the weights, checked name by name and shape
+    // by shape against that model.
+    const std::filesystem::path dir = std::filesystem::temp_directory_path() / "bitgrad-06-student";
+    io::save_model(dir, student_ad, student_ad.config);
+    const nn::LlamaConfig saved_config = io::load_config(dir / "config.json");
+    Rng unused(0);  // the constructor draws initial weights; loading replaces every one
+    nn::FbiLlama<float> reloaded(saved_config, unused);
+    io::load_hf_weights(dir, reloaded, saved_config.tie_word_embeddings);
+    const double again = held_out_loss(reloaded, test_inputs, test_labels);
+    std::filesystem::remove_all(dir);
+    std::printf("saved and reloaded the AD student: held-out loss %.4f, %s\n", again,
+                again == ad ? "bit for bit the same" : "DIFFERENT");
+    return again == ad ? 0 : 1;
 }

@@ -12,11 +12,13 @@ inline bitgrad::Tensor<double> randn(const bitgrad::Shape& s, uint64_t seed, dou
     return bitgrad::Tensor<double>::randn(s, rng, stddev);
 }
 
+// bitgrad::gradcheck is public; this only adds doctest's reporting (and that something was compared).
 #define CHECK_GRADCHECK(...)                                      \
     do {                                                          \
         auto gradcheck_result_ = bitgrad::gradcheck(__VA_ARGS__); \
         INFO(gradcheck_result_.message);                          \
         CHECK(gradcheck_result_.ok);                              \
+        CHECK(gradcheck_result_.elements > 0);                    \
     } while (0)
 
 }  // namespace testing

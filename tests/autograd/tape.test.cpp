@@ -78,8 +78,8 @@ TEST_CASE("gradcheck catches a wrong backward") {
         const Var<double>& x = in[0];
         Tensor<double> y = x.value().clone();
         for (auto& v : y) v = v * v;
-        return detail::record("broken_square", std::move(y), {x}, [x](const Tensor<double>& g) {
-            auto* gx = detail::grad_sink(x);
+        return record_op("broken_square", std::move(y), {x}, [x](const Tensor<double>& g) {
+            auto* gx = grad_sink(x);
             for (int64_t i = 0; i < g.numel(); ++i) (*gx)[i] += 3.0 * x.value()[i] * g[i];  // should be 2x
         });
     };

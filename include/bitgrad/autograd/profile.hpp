@@ -81,7 +81,7 @@ public:
         return out;
     }
 
-    // Hooks (called by detail::record and Tape::run_backward).
+    // Hooks (called by record_op and Tape::run_backward).
     void op_forward_done(const char* op) {
         const auto now = Clock::now();
         OpTimes& t = ops_[op];

@@ -55,7 +55,7 @@ public:
     std::size_t size() const { return records_.size(); }
     bool backward_done() const { return done_; }
 
-    // Appends a record; used by detail::record, not by user code.
+    // Appends a record; called by record_op (var.hpp), which an op calls instead.
     void push(const char* op, std::function<void()> backward) {
         BITGRAD_CHECK(!done_, op << ": recording onto a tape whose backward already ran; start a new Tape");
         records_.push_back({op, std::move(backward)});

@@ -87,7 +87,6 @@ template <class T>
 using Parameter = Var<T>;
 
 namespace detail {
-
 // A zero gradient for a slot. A leaf's (a parameter's) is created during the backward and dropped
 // after the optimizer step, so it may borrow a larger cached block freed by the backward
 // (core/allocator.hpp says why); an activation's takes a block of its own size class.
@@ -95,31 +94,51 @@ template <class T>
 Tensor<T> zero_grad_for(const GradSlot<T>& s) {
     return s.tape_id == 0 ? Tensor<T>::zeros_in_reused_block(s.shape) : Tensor<T>::zeros(s.shape);
 }
+}  // namespace detail
 
-// Gradient buffer of a slot to add into (zero-filled on first use), or nullptr if it needs none.
+// ---- Writing an op: the three calls every op in ops/ makes, public for ops of your own ----
+//
+//   template <class T>
+//   Var<T> my_op(const Var<T>& x) {
+//       Tensor<T> y = ...forward, from x.value()...;
+//       return record_op("my_op", std::move(y), {x}, [x](const Tensor<T>& g) {
+//           if (Tensor<T>* gx = grad_sink(x)) ...add d loss/dx, computed from g, into *gx...;
+//       });
+//   }
+//
+// examples/08_custom_op.cpp is a complete one with its gradcheck (autograd/gradcheck.hpp).
+
+// The gradient buffer of x to add into (x's shape, zero-filled on first use), or nullptr if x
+// needs no gradient: a backward closure skips the work nobody asked for. Add into it (+=), never
+// assign: an input used twice, or a parameter accumulating over several tapes, gets every
+// contribution that way.
 template <class T>
 Tensor<T>* grad_sink(const GradRef<T>& s) {
     if (!s->requires_grad) return nullptr;
-    if (!s->grad.defined()) s->grad = zero_grad_for(*s);
+    if (!s->grad.defined()) s->grad = detail::zero_grad_for(*s);
     return &s->grad;
 }
 template <class T>
-Tensor<T>* grad_sink(const Var<T>& v) {
-    return grad_sink(v.slot());
+Tensor<T>* grad_sink(const Var<T>& x) {
+    return grad_sink(x.slot());
 }
 
-// Adds g into v's gradient (nothing if v needs none). When v has no gradient yet and nobody else
-// holds g's storage (an op's output gradient, freed right after its backward), v takes the
-// storage instead of a zero-filled copy plus an add: ops that pass a gradient through unchanged
-// (reshape, add) then cost nothing.
+// Adds g into x's gradient (nothing if x needs none); g holds as many elements as x, in x's order
+// (its shape may differ: reshape passes its output's gradient through). When x has no gradient yet
+// and nobody else holds g's storage (an op's output gradient, freed right after its backward), x
+// takes the storage instead of a zero-filled copy plus an add: ops that pass a gradient through
+// unchanged (reshape, add) then cost nothing.
 template <class T>
 void accumulate_grad(const GradRef<T>& n, const Tensor<T>& g) {
     if (!n->requires_grad) return;
+    BITGRAD_CHECK(g.numel() == n->shape.numel(), "accumulate_grad: the gradient has shape "
+                                                     << g.shape() << " (" << g.numel() << " elements), the input "
+                                                     << n->shape << " (" << n->shape.numel() << ")");
     if (!n->grad.defined() && g.use_count() == 1 && n->tape_id != 0) {
         n->grad = g.reshape(n->shape);
         return;
     }
-    if (!n->grad.defined()) n->grad = zero_grad_for(*n);
+    if (!n->grad.defined()) n->grad = detail::zero_grad_for(*n);
     T* d = n->grad.data();
     const T* s = g.data();
     parallel_chunks(g.numel(), [&](int64_t b, int64_t e) {
@@ -127,15 +146,27 @@ void accumulate_grad(const GradRef<T>& n, const Tensor<T>& g) {
     });
 }
 template <class T>
-void accumulate_grad(const Var<T>& v, const Tensor<T>& g) {
-    accumulate_grad(v.slot(), g);
+void accumulate_grad(const Var<T>& x, const Tensor<T>& g) {
+    accumulate_grad(x.slot(), g);
 }
 
-// Wraps an op's result: if a tape records and an input needs a gradient, appends the op's backward.
-// backward(const Tensor<T>& grad_out) must add into detail::grad_sink(input) for each input.
+// Returns out_value as a Var and, if a tape records and an input needs a gradient, appends the
+// op's backward to that tape. The contract:
+//   op        the op's name for errors and the Profiler; kept as a pointer, so a string literal.
+//   inputs    every Var whose gradient backward adds into. An activation must come from the
+//             current tape (one from an outer or a destroyed tape is refused with an Error).
+//   backward  called as backward(g) at most once, during the tape's backward and only if a
+//             gradient reached the output; g = d loss / d output, of the output's shape. It adds
+//             into each input's gradient with grad_sink or accumulate_grad, computing on Tensors
+//             (ops on Vars that need a gradient would record onto the tape being swept, which
+//             throws). It captures by value what it needs (a Var is a handle; capture x.slot()
+//             when only x's gradient is needed, so x's value is freed early) and is destroyed
+//             right after it ran.
+// With no tape alive, under NoGrad, or with no input that needs a gradient, nothing is recorded,
+// backward is dropped, and the result needs no gradient: inference pays no autograd cost.
 template <class T, class Backward>
-Var<T> record(const char* op, Tensor<T> out_value, std::initializer_list<Var<T>> inputs, Backward&& backward) {
-    if (Profiler* profiler = active_profiler()) profiler->op_forward_done(op);
+Var<T> record_op(const char* op, Tensor<T> out_value, std::initializer_list<Var<T>> inputs, Backward&& backward) {
+    if (Profiler* profiler = detail::active_profiler()) profiler->op_forward_done(op);
     Var<T> out(std::move(out_value));
     Tape* tape = Tape::current();
     if (!tape) return out;
@@ -173,8 +204,6 @@ Var<T> record(const char* op, Tensor<T> out_value, std::initializer_list<Var<T>>
     return out;
 }
 
-}  // namespace detail
-
 // Runs the backward sweep of the tape that recorded loss. loss must be a scalar unless a seed
 // gradient of its shape is given (then this computes the vector-Jacobian product with seed).
 template <class T>
@@ -195,7 +224,7 @@ void backward(const Var<T>& loss, const Tensor<T>& seed = Tensor<T>()) {
     }
     const GradRef<T>& n = loss.slot();
     if (n->tape_id == 0) {  // a leaf: its gradient is the seed
-        Tensor<T>* g = detail::grad_sink(loss);
+        Tensor<T>* g = grad_sink(loss);
         if (seed.defined())
             g->flat() += seed.flat();
         else

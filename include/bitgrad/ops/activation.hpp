@@ -23,8 +23,8 @@ Var<T> silu(const Var<T>& x) {
             for (int64_t i = b; i < e; ++i) yp[i] = xp[i] * kernels::sigmoid(xp[i]);
         },
         8);
-    return detail::record("silu", std::move(y), {x}, [x](const Tensor<T>& g) {
-        auto* gx = detail::grad_sink(x);
+    return record_op("silu", std::move(y), {x}, [x](const Tensor<T>& g) {
+        auto* gx = grad_sink(x);
         if (!gx) return;
         const T* xp = x.value().data();
         const T* gp = g.data();
@@ -47,9 +47,9 @@ Var<T> swiglu(const Var<T>& gate, const Var<T>& up) {
                   "swiglu: gate " << gate.shape() << " and up " << up.shape() << " must have the same shape");
     Tensor<T> y(gate.shape());
     kernels::swiglu_rows(gate.value().data(), up.value().data(), y.data(), y.numel());
-    return detail::record("swiglu", std::move(y), {gate, up}, [gate, up](const Tensor<T>& g) {
-        auto* ga = detail::grad_sink(gate);
-        auto* gb = detail::grad_sink(up);
+    return record_op("swiglu", std::move(y), {gate, up}, [gate, up](const Tensor<T>& g) {
+        auto* ga = grad_sink(gate);
+        auto* gb = grad_sink(up);
         const T *ap = gate.value().data(), *bp = up.value().data(), *gp = g.data();
         T* da = ga ? ga->data() : nullptr;
         T* db = gb ? gb->data() : nullptr;

@@ -26,8 +26,8 @@ Var<T> attention(const Var<T>& q, const Var<T>& k, const Var<T>& v, bool causal 
     Tensor<T> out(qs);
     Tensor<T> lse(Shape{d.B, d.H, d.T});
     kernels::attention_forward(d, q.value().data(), k.value().data(), v.value().data(), out.data(), lse.data());
-    return detail::record("attention", out, {q, k, v}, [q, k, v, out, lse, d](const Tensor<T>& g) {
-        auto *gq = detail::grad_sink(q), *gk = detail::grad_sink(k), *gv = detail::grad_sink(v);
+    return record_op("attention", out, {q, k, v}, [q, k, v, out, lse, d](const Tensor<T>& g) {
+        auto *gq = grad_sink(q), *gk = grad_sink(k), *gv = grad_sink(v);
         kernels::attention_backward(d, q.value().data(), k.value().data(), v.value().data(), out.data(), lse.data(),
                                     g.data(), gq ? gq->data() : nullptr, gk ? gk->data() : nullptr,
                                     gv ? gv->data() : nullptr);

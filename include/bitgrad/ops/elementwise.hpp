@@ -62,16 +62,16 @@ Var<T> add(const Var<T>& a, const Var<T>& b) {
     detail::BroadcastPlan plan("add", a.shape(), b.shape());
     Tensor<T> y = detail::broadcast_apply(plan, a.value(), b.value(), [](T x, T z) { return x + z; });
     // Backward needs no value: it captures the inputs' gradient slots only.
-    return detail::record("add", std::move(y), {a, b}, [sa = a.slot(), sb = b.slot(), plan](const Tensor<T>& g) {
+    return record_op("add", std::move(y), {a, b}, [sa = a.slot(), sb = b.slot(), plan](const Tensor<T>& g) {
         // Without broadcasting the gradient passes through: the residual adds of a transformer
         // hand g to one input without a copy.
         if (sa->shape == plan.out)
-            detail::accumulate_grad(sa, g);
-        else if (auto* ga = detail::grad_sink(sa))
+            accumulate_grad(sa, g);
+        else if (auto* ga = grad_sink(sa))
             detail::accumulate_binary_grad(plan, g, *ga, sa->shape, 0, T(1), (const T*)nullptr);
         if (sb->shape == plan.out)
-            detail::accumulate_grad(sb, g);
-        else if (auto* gb = detail::grad_sink(sb))
+            accumulate_grad(sb, g);
+        else if (auto* gb = grad_sink(sb))
             detail::accumulate_binary_grad(plan, g, *gb, sb->shape, 1, T(1), (const T*)nullptr);
     });
 }
@@ -80,10 +80,10 @@ template <class T>
 Var<T> sub(const Var<T>& a, const Var<T>& b) {
     detail::BroadcastPlan plan("sub", a.shape(), b.shape());
     Tensor<T> y = detail::broadcast_apply(plan, a.value(), b.value(), [](T x, T z) { return x - z; });
-    return detail::record("sub", std::move(y), {a, b}, [sa = a.slot(), sb = b.slot(), plan](const Tensor<T>& g) {
-        if (auto* ga = detail::grad_sink(sa))
+    return record_op("sub", std::move(y), {a, b}, [sa = a.slot(), sb = b.slot(), plan](const Tensor<T>& g) {
+        if (auto* ga = grad_sink(sa))
             detail::accumulate_binary_grad(plan, g, *ga, sa->shape, 0, T(1), (const T*)nullptr);
-        if (auto* gb = detail::grad_sink(sb))
+        if (auto* gb = grad_sink(sb))
             detail::accumulate_binary_grad(plan, g, *gb, sb->shape, 1, T(-1), (const T*)nullptr);
     });
 }
@@ -92,11 +92,9 @@ template <class T>
 Var<T> mul(const Var<T>& a, const Var<T>& b) {
     detail::BroadcastPlan plan("mul", a.shape(), b.shape());
     Tensor<T> y = detail::broadcast_apply(plan, a.value(), b.value(), [](T x, T z) { return x * z; });
-    return detail::record("mul", std::move(y), {a, b}, [a, b, plan](const Tensor<T>& g) {
-        if (auto* ga = detail::grad_sink(a))
-            detail::accumulate_binary_grad(plan, g, *ga, a.shape(), 0, T(1), b.value().data());
-        if (auto* gb = detail::grad_sink(b))
-            detail::accumulate_binary_grad(plan, g, *gb, b.shape(), 1, T(1), a.value().data());
+    return record_op("mul", std::move(y), {a, b}, [a, b, plan](const Tensor<T>& g) {
+        if (auto* ga = grad_sink(a)) detail::accumulate_binary_grad(plan, g, *ga, a.shape(), 0, T(1), b.value().data());
+        if (auto* gb = grad_sink(b)) detail::accumulate_binary_grad(plan, g, *gb, b.shape(), 1, T(1), a.value().data());
     });
 }
 
@@ -104,8 +102,8 @@ template <class T>
 Var<T> scale(const Var<T>& x, T s) {
     Tensor<T> y(x.shape());
     y.flat() = x.value().flat() * s;
-    return detail::record("scale", std::move(y), {x}, [sx = x.slot(), s](const Tensor<T>& g) {
-        if (auto* gx = detail::grad_sink(sx)) gx->flat() += s * g.flat();
+    return record_op("scale", std::move(y), {x}, [sx = x.slot(), s](const Tensor<T>& g) {
+        if (auto* gx = grad_sink(sx)) gx->flat() += s * g.flat();
     });
 }
 

@@ -23,8 +23,8 @@ Var<T> embedding(const Tensor<int32_t>& ids, const Var<T>& W) {
     const T* wp = W.value().data();
     parallel_for(
         n, [&](int64_t i) { std::memcpy(y.data() + i * C, wp + int64_t(ids[i]) * C, sizeof(T) * C); }, C);
-    return detail::record("embedding", std::move(y), {W}, [ids = ids.clone(), sw = W.slot(), n, C](const Tensor<T>& g) {
-        auto* gw = detail::grad_sink(sw);
+    return record_op("embedding", std::move(y), {W}, [ids = ids.clone(), sw = W.slot(), n, C](const Tensor<T>& g) {
+        auto* gw = grad_sink(sw);
         if (!gw) return;
         T* d = gw->data();
         const T* gp = g.data();

@@ -73,10 +73,10 @@ Var<T> fbi_linear(const Var<T>& x, const Var<T>& W, const Var<T>& alpha, const V
             for (int64_t i = 0; i < out; ++i) yp[n * out + i] += xb;
         },
         in + out);
-    return detail::record(
+    return record_op(
         "fbi_linear", std::move(y), {x, W, alpha, beta}, [x, W, alpha, beta, ste, rows, out, in](const Tensor<T>& g) {
-            auto* gx = detail::grad_sink(x);
-            auto *gW = detail::grad_sink(W), *ga = detail::grad_sink(alpha), *gb = detail::grad_sink(beta);
+            auto* gx = grad_sink(x);
+            auto *gW = grad_sink(W), *ga = grad_sink(alpha), *gb = grad_sink(beta);
             const T *xp = x.value().data(), *a = alpha.value().data(), *b = beta.value().data(), *gp = g.data();
             Tensor<T> r(Shape{rows});  // rowsum(g)
             parallel_for(

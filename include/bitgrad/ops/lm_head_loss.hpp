@@ -94,7 +94,7 @@ Var<T> lm_head_loss(const Var<T>& h, const Var<T>& W, const LossTargets<T>& tg) 
     const bool eager = need_dW && tg.eager_weight_grad_scale.has_value();
     Tensor<T> dh = need_dh ? Tensor<T>({N, C}) : Tensor<T>();
     Tensor<T> dW = need_dW && !eager ? Tensor<T>({V, C}) : Tensor<T>();
-    T* dW_out = eager ? detail::grad_sink(W)->data() : (need_dW ? dW.data() : nullptr);
+    T* dW_out = eager ? grad_sink(W)->data() : (need_dW ? dW.data() : nullptr);
     const int64_t rb = std::max<int64_t>(
         1, std::min(N, tg.block_rows > 0 ? tg.block_rows
                                          : std::max<int64_t>(64, (int64_t(1) << 23) / std::max<int64_t>(V, 1))));
@@ -125,23 +125,23 @@ Var<T> lm_head_loss(const Var<T>& h, const Var<T>& W, const LossTargets<T>& tg) 
     T total = 0;
     for (T l : row_loss) total += l;  // fixed order: deterministic
     const std::optional<double> eager_scale = eager ? tg.eager_weight_grad_scale : std::nullopt;
-    return detail::record("lm_head_loss", Tensor<T>::scalar(total), {h, W},
-                          [sh = h.slot(), sw = W.slot(), dh, dW, eager_scale](const Tensor<T>& g) {
-                              const T s = g[0];
-                              BITGRAD_CHECK(!eager_scale || s == T(*eager_scale),
-                                            "lm_head_loss: backward seed " << s
-                                                                           << ", but the weight gradient was added "
-                                                                              "during the forward pass for seed "
-                                                                           << *eager_scale);
-                              if (auto* gh = detail::grad_sink(sh); gh && dh.defined()) gh->flat() += s * dh.flat();
-                              if (auto* gw = detail::grad_sink(sw); gw && dW.defined()) {
-                                  T* d = gw->data();
-                                  const T* src = dW.data();
-                                  parallel_chunks(dW.numel(), [&](int64_t b, int64_t e) {
-                                      for (int64_t i = b; i < e; ++i) d[i] += s * src[i];
-                                  });
-                              }
-                          });
+    return record_op("lm_head_loss", Tensor<T>::scalar(total), {h, W},
+                     [sh = h.slot(), sw = W.slot(), dh, dW, eager_scale](const Tensor<T>& g) {
+                         const T s = g[0];
+                         BITGRAD_CHECK(!eager_scale || s == T(*eager_scale),
+                                       "lm_head_loss: backward seed " << s
+                                                                      << ", but the weight gradient was added "
+                                                                         "during the forward pass for seed "
+                                                                      << *eager_scale);
+                         if (auto* gh = grad_sink(sh); gh && dh.defined()) gh->flat() += s * dh.flat();
+                         if (auto* gw = grad_sink(sw); gw && dW.defined()) {
+                             T* d = gw->data();
+                             const T* src = dW.data();
+                             parallel_chunks(dW.numel(), [&](int64_t b, int64_t e) {
+                                 for (int64_t i = b; i < e; ++i) d[i] += s * src[i];
+                             });
+                         }
+                     });
 }
 
 }  // namespace bitgrad

@@ -53,23 +53,23 @@ Var<T> cross_entropy(const Var<T>& logits, const Tensor<int32_t>& labels, int32_
     for (T l : row_loss) total += l;  // fixed order: deterministic
     const T inv = valid ? T(1) / T(valid) : T(0);
     Tensor<T> y = Tensor<T>::scalar(total * inv);
-    return detail::record("cross_entropy", std::move(y), {logits},
-                          [logits, labels = labels.clone(), lse, inv, ignore_index, N, V](const Tensor<T>& g) {
-                              auto* gx = detail::grad_sink(logits);
-                              if (!gx) return;
-                              const T scale = g[0] * inv;
-                              const T* xp = logits.value().data();
-                              parallel_for(
-                                  N,
-                                  [&](int64_t n) {
-                                      if (labels[n] == ignore_index) return;
-                                      T* d = gx->data() + n * V;
-                                      const T* xr = xp + n * V;
-                                      for (int64_t c = 0; c < V; ++c) d[c] += scale * kernels::exp(xr[c] - lse[n]);
-                                      d[labels[n]] -= scale;
-                                  },
-                                  V);
-                          });
+    return record_op("cross_entropy", std::move(y), {logits},
+                     [logits, labels = labels.clone(), lse, inv, ignore_index, N, V](const Tensor<T>& g) {
+                         auto* gx = grad_sink(logits);
+                         if (!gx) return;
+                         const T scale = g[0] * inv;
+                         const T* xp = logits.value().data();
+                         parallel_for(
+                             N,
+                             [&](int64_t n) {
+                                 if (labels[n] == ignore_index) return;
+                                 T* d = gx->data() + n * V;
+                                 const T* xr = xp + n * V;
+                                 for (int64_t c = 0; c < V; ++c) d[c] += scale * kernels::exp(xr[c] - lse[n]);
+                                 d[labels[n]] -= scale;
+                             },
+                             V);
+                     });
 }
 
 template <class T>
@@ -98,23 +98,23 @@ Var<T> soft_cross_entropy(const Var<T>& student, const Tensor<T>& teacher, T tem
     T total = 0;
     for (T l : row_loss) total += l;
     Tensor<T> y = Tensor<T>::scalar(N ? total / T(N) : T(0));
-    return detail::record("soft_cross_entropy", std::move(y), {student},
-                          [student, teacher, lse_s, lse_t, inv_tau, N, V](const Tensor<T>& g) {
-                              auto* gs = detail::grad_sink(student);
-                              if (!gs) return;
-                              const T scale = g[0] * inv_tau / T(N);
-                              const T *sp = student.value().data(), *tp = teacher.data();
-                              parallel_for(
-                                  N,
-                                  [&](int64_t n) {
-                                      const T *sr = sp + n * V, *tr = tp + n * V;
-                                      T* d = gs->data() + n * V;
-                                      for (int64_t c = 0; c < V; ++c)
-                                          d[c] += scale * (kernels::exp(sr[c] * inv_tau - lse_s[n]) -
-                                                           kernels::exp(tr[c] * inv_tau - lse_t[n]));
-                                  },
-                                  2 * V);
-                          });
+    return record_op("soft_cross_entropy", std::move(y), {student},
+                     [student, teacher, lse_s, lse_t, inv_tau, N, V](const Tensor<T>& g) {
+                         auto* gs = grad_sink(student);
+                         if (!gs) return;
+                         const T scale = g[0] * inv_tau / T(N);
+                         const T *sp = student.value().data(), *tp = teacher.data();
+                         parallel_for(
+                             N,
+                             [&](int64_t n) {
+                                 const T *sr = sp + n * V, *tr = tp + n * V;
+                                 T* d = gs->data() + n * V;
+                                 for (int64_t c = 0; c < V; ++c)
+                                     d[c] += scale * (kernels::exp(sr[c] * inv_tau - lse_s[n]) -
+                                                      kernels::exp(tr[c] * inv_tau - lse_t[n]));
+                             },
+                             2 * V);
+                     });
 }
 
 }  // namespace bitgrad

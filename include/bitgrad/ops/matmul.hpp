@@ -34,12 +34,12 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b) {
     for (int64_t i = 0; i < batch; ++i)
         kernels::gemm(false, false, M, N, K, T(1), a.value().data() + i * M * K, K, b.value().data() + i * sb, N, T(0),
                       y.data() + i * M * N, N);
-    return detail::record("matmul", std::move(y), {a, b}, [a, b, M, N, K, batch, sb](const Tensor<T>& g) {
-        if (auto* ga = detail::grad_sink(a))
+    return record_op("matmul", std::move(y), {a, b}, [a, b, M, N, K, batch, sb](const Tensor<T>& g) {
+        if (auto* ga = grad_sink(a))
             for (int64_t i = 0; i < batch; ++i)
                 kernels::gemm(false, true, M, K, N, T(1), g.data() + i * M * N, N, b.value().data() + i * sb, N, T(1),
                               ga->data() + i * M * K, K);
-        if (auto* gb = detail::grad_sink(b))
+        if (auto* gb = grad_sink(b))
             for (int64_t i = 0; i < batch; ++i)
                 kernels::gemm(true, false, K, N, M, T(1), a.value().data() + i * M * K, K, g.data() + i * M * N, N,
                               T(1), gb->data() + i * sb, N);
@@ -55,10 +55,10 @@ Var<T> linear(const Var<T>& x, const Var<T>& W) {
     const int64_t rows = xs.rows(), in = ws[1], out = ws[0];
     Tensor<T> y(xs.with_last(out));
     kernels::gemm(false, true, rows, out, in, T(1), x.value().data(), in, W.value().data(), in, T(0), y.data(), out);
-    return detail::record("linear", std::move(y), {x, W}, [x, W, rows, in, out](const Tensor<T>& g) {
-        if (auto* gx = detail::grad_sink(x))
+    return record_op("linear", std::move(y), {x, W}, [x, W, rows, in, out](const Tensor<T>& g) {
+        if (auto* gx = grad_sink(x))
             kernels::gemm(false, false, rows, in, out, T(1), g.data(), out, W.value().data(), in, T(1), gx->data(), in);
-        if (auto* gw = detail::grad_sink(W))
+        if (auto* gw = grad_sink(W))
             kernels::gemm(true, false, out, in, rows, T(1), g.data(), out, x.value().data(), in, T(1), gw->data(), in);
     });
 }

@@ -22,9 +22,9 @@ Var<T> rms_norm(const Var<T>& x, const Var<T>& w, T eps = T(1e-5)) {
     Tensor<T> y(x.shape());
     Tensor<T> r(Shape{N});
     kernels::rms_norm_rows(x.value().data(), w.value().data(), eps, y.data(), r.data(), N, C);
-    return detail::record("rms_norm", std::move(y), {x, w}, [x, w, r, N, C](const Tensor<T>& g) {
-        auto* gx = detail::grad_sink(x);
-        auto* gw = detail::grad_sink(w);
+    return record_op("rms_norm", std::move(y), {x, w}, [x, w, r, N, C](const Tensor<T>& g) {
+        auto* gx = grad_sink(x);
+        auto* gw = grad_sink(w);
         const T *xp = x.value().data(), *wp = w.value().data(), *gp = g.data();
         const int nt = num_threads();
         std::vector<Tensor<T>> dw_parts;

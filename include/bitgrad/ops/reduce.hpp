@@ -37,7 +37,7 @@ Var<T> sum_axis_scaled(const char* op, const Var<T>& x, int axis_in, bool keepdi
             for (int64_t i = 0; i < sp.inner; ++i) yp[o * sp.inner + i] *= factor;
         },
         sp.n * sp.inner);
-    return record(op, std::move(y), {x}, [x, sp, factor](const Tensor<T>& g) {
+    return record_op(op, std::move(y), {x}, [x, sp, factor](const Tensor<T>& g) {
         auto* gx = grad_sink(x);
         if (!gx) return;
         T* gp = gx->data();
@@ -80,8 +80,8 @@ T total(const Tensor<T>& x) {
 template <class T>
 Var<T> sum(const Var<T>& x) {
     Tensor<T> y = Tensor<T>::scalar(detail::total(x.value()));
-    return detail::record("sum_all", std::move(y), {x}, [x](const Tensor<T>& g) {
-        if (auto* gx = detail::grad_sink(x)) gx->flat() += g[0];
+    return record_op("sum_all", std::move(y), {x}, [x](const Tensor<T>& g) {
+        if (auto* gx = grad_sink(x)) gx->flat() += g[0];
     });
 }
 
@@ -89,8 +89,8 @@ template <class T>
 Var<T> mean(const Var<T>& x) {
     BITGRAD_CHECK(x.numel() > 0, "mean: empty tensor of shape " << x.shape());
     Tensor<T> y = Tensor<T>::scalar(detail::total(x.value()) / T(x.numel()));
-    return detail::record("mean_all", std::move(y), {x}, [x](const Tensor<T>& g) {
-        if (auto* gx = detail::grad_sink(x)) gx->flat() += g[0] / T(x.numel());
+    return record_op("mean_all", std::move(y), {x}, [x](const Tensor<T>& g) {
+        if (auto* gx = grad_sink(x)) gx->flat() += g[0] / T(x.numel());
     });
 }
 

@@ -25,9 +25,8 @@ Var<T> rope(const Var<T>& x, double theta = 10000.0, int64_t offset = 0) {
     kernels::rope_table(Tn, D, theta, offset, cos_t, sin_t);
     Tensor<T> y(s);
     kernels::rope_apply(x.value().data(), y.data(), B, Tn, H, D, cos_t, sin_t, T(1), false);
-    return detail::record("rope", std::move(y), {x}, [sx = x.slot(), cos_t, sin_t, B, Tn, H, D](const Tensor<T>& g) {
-        if (auto* gx = detail::grad_sink(sx))
-            kernels::rope_apply(g.data(), gx->data(), B, Tn, H, D, cos_t, sin_t, T(-1), true);
+    return record_op("rope", std::move(y), {x}, [sx = x.slot(), cos_t, sin_t, B, Tn, H, D](const Tensor<T>& g) {
+        if (auto* gx = grad_sink(sx)) kernels::rope_apply(g.data(), gx->data(), B, Tn, H, D, cos_t, sin_t, T(-1), true);
     });
 }
 

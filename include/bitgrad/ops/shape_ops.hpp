@@ -12,8 +12,8 @@ namespace bitgrad {
 template <class T>
 Var<T> reshape(const Var<T>& x, const Shape& shape) {
     Tensor<T> y = x.value().reshape(shape);
-    return detail::record("reshape", std::move(y), {x}, [sx = x.slot()](const Tensor<T>& g) {
-        detail::accumulate_grad(sx, g);  // same element order; usually takes g's storage
+    return record_op("reshape", std::move(y), {x}, [sx = x.slot()](const Tensor<T>& g) {
+        accumulate_grad(sx, g);  // same element order; usually takes g's storage
     });
 }
 
@@ -61,8 +61,8 @@ Var<T> transpose(const Var<T>& x, int axis_a, int axis_b) {
     std::swap(os[a], os[b]);
     Tensor<T> y(os);
     kernels::transpose_axes(x.value(), a, b, y, false);
-    return detail::record("transpose", std::move(y), {x}, [sx = x.slot(), a, b](const Tensor<T>& g) {
-        if (auto* gx = detail::grad_sink(sx)) kernels::transpose_axes(g, a, b, *gx, true);
+    return record_op("transpose", std::move(y), {x}, [sx = x.slot(), a, b](const Tensor<T>& g) {
+        if (auto* gx = grad_sink(sx)) kernels::transpose_axes(g, a, b, *gx, true);
     });
 }
 

@@ -85,8 +85,8 @@ Var<T> sign(const Var<T>& x, Ste ste = Ste::Identity) {
     parallel_chunks(y.numel(), [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) yp[i] = sign_value(xp[i]);
     });
-    return detail::record("sign", std::move(y), {x}, [x, ste](const Tensor<T>& g) {
-        auto* gx = detail::grad_sink(x);
+    return record_op("sign", std::move(y), {x}, [x, ste](const Tensor<T>& g) {
+        auto* gx = grad_sink(x);
         if (!gx) return;
         const T *xp = x.value().data(), *gp = g.data();
         T* d = gx->data();

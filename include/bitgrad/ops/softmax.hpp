@@ -25,8 +25,8 @@ Var<T> softmax(const Var<T>& x) {
             for (int64_t c = 0; c < C; ++c) y[n * C + c] = kernels::exp(xp[n * C + c] - lse);
         },
         C);
-    return detail::record("softmax", y, {x}, [x, y, N, C](const Tensor<T>& g) {
-        auto* gx = detail::grad_sink(x);
+    return record_op("softmax", y, {x}, [x, y, N, C](const Tensor<T>& g) {
+        auto* gx = grad_sink(x);
         if (!gx) return;
         parallel_for(
             N,
@@ -53,8 +53,8 @@ Var<T> log_softmax(const Var<T>& x) {
             for (int64_t c = 0; c < C; ++c) y[n * C + c] = xp[n * C + c] - lse;
         },
         C);
-    return detail::record("log_softmax", y, {x}, [x, y, N, C](const Tensor<T>& g) {
-        auto* gx = detail::grad_sink(x);
+    return record_op("log_softmax", y, {x}, [x, y, N, C](const Tensor<T>& g) {
+        auto* gx = grad_sink(x);
         if (!gx) return;
         parallel_for(
             N,
