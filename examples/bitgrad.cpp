@@ -586,7 +586,7 @@ static int cmd_distill(int argc, char** argv) {
                          ": a file; a teacher is a full-precision model directory (config.json + model.safetensors "
                          "or shards), not a packed 1-bit model or a single tensor file");
     const fs::path tdir = existing_dir(r, "teacher");
-    auto tconfig = io::load_config(tdir / "config.json");
+    auto tconfig = io::load_config(tdir / "config.json", sizeof(float));
     BITGRAD_CHECK(!tconfig.binarized, tdir << ": the teacher must be a full-precision model");
     // bitgrad's layout or Hugging Face's; a half-precision teacher stays in half precision.
     const io::HfCheckpoint files(tdir);
@@ -622,7 +622,7 @@ static int cmd_distill(int argc, char** argv) {
 // ---------------------------------------------------------------- eval / generate / info
 template <class F>
 static int with_model(const fs::path& dir, F&& f) {
-    auto config = io::load_config(dir / "config.json");
+    auto config = io::load_config(dir / "config.json", sizeof(float));
     Rng rng(0);
     // bitgrad's model directories and Hugging Face's (shards, F16 / BF16 exports) alike.
     if (config.binarized) {
@@ -808,7 +808,7 @@ static int cmd_pack(int argc, char** argv) {
     std::error_code ec;
     if (fs::is_directory(out, ec))
         throw UsageError("--out " + out.string() + ": is a directory (name the file to write)");
-    const auto config = io::load_config(dir / "config.json");
+    const auto config = io::load_config(dir / "config.json", sizeof(float));
     BITGRAD_CHECK(config.binarized,
                   dir.string() << "/config.json: \"binarized\" is false; pack needs an FBI-LLM (binarized) model");
     Rng rng(0);
@@ -899,7 +899,13 @@ static int cmd_convert(int argc, char** argv) {
         throw UsageError("--in " + in.string() + ": no such file or directory");
     }
     ensure_directory(out);
-    const std::vector<std::string> names = io::convert_torch_to_safetensors(inputs, out / "model.safetensors");
+    // A view that repeats its storage (stride 0, as expand() makes) is written out whole: said first.
+    const std::vector<std::string> names =
+        io::convert_torch_to_safetensors(inputs, out / "model.safetensors", [](const io::TorchExpandedView& v) {
+            std::fprintf(stderr, "note: %s is a view of %llu bytes of storage that expands to %s (%s)\n",
+                         v.name.c_str(), (unsigned long long)v.storage_bytes, v.shape.str().c_str(),
+                         format_bytes(double(v.bytes)).c_str());
+        });
     std::printf("converted %zu file(s), %zu tensors -> %s (%.2f MB)\n", inputs.size(), names.size(),
                 (out / "model.safetensors").c_str(), double(fs::file_size(out / "model.safetensors")) / 1e6);
     if (!config_path) {
@@ -1139,17 +1145,24 @@ static int cmd_generate(int argc, char** argv) {
             std::printf("%s", shown.c_str());
             std::fflush(stdout);
             infer::GenerationStats stats;
-            model.generate(
-                ids, max_new, so, rng,
-                [&](int32_t id) {
-                    sequence.push_back(id);
-                    const std::string text = text_of(sequence, 1);
-                    if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0)
-                        std::printf("%s", text.c_str() + shown.size());
-                    shown = text;
-                    std::fflush(stdout);
-                },
-                &stats);
+            try {
+                model.generate(
+                    ids, max_new, so, rng,
+                    [&](int32_t id) {
+                        sequence.push_back(id);
+                        const std::string text = text_of(sequence, 1);
+                        if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0)
+                            std::printf("%s", text.c_str() + shown.size());
+                        shown = text;
+                        std::fflush(stdout);
+                    },
+                    &stats);
+            } catch (const Error& e) {  // the KV cache's size refusal: its positions come from --tokens
+                const std::string what = e.what();
+                if (what.rfind("generate: ", 0) == 0 && what.find("max_new") != std::string::npos)
+                    throw Error("--tokens " + std::to_string(max_new) + ": " + what);
+                throw;
+            }
             std::printf("\n");
             std::fflush(stdout);  // the text's line ends before the speed line starts (2>&1 into one pipe)
             std::fprintf(

@@ -217,6 +217,30 @@ PY
 expect 1 "tensor lm_head.weight holds 1 non-finite values" "$bitgrad" eval --model m4 --data data
 expect 1 "tensor lm_head.weight holds 1 non-finite values" "$bitgrad" generate --model m4 --data data
 
+# a config.json whose model cannot fit is refused when read, naming the file and the field
+cp -r run/final m5 && python3 -c "import json;d=json.load(open('m5/config.json'));d['intermediate_size']=10**12;json.dump(d,open('m5/config.json','w'))"
+expect 1 'm5/config.json: field "intermediate_size" is 1000000000000 .*needs .* available' "$bitgrad" eval --model m5 --data data
+# the KV cache a generation needs is refused naming --tokens
+cp -r bin/final bigctx && python3 -c "import json;d=json.load(open('bigctx/config.json'));d['max_position_embeddings']=10**12;json.dump(d,open('bigctx/config.json','w'))"
+expect 0 "." "$bitgrad" pack --model bigctx --out bigctx.packed.safetensors
+expect 1 "--tokens 1000000000000: generate: [0-9]+ prompt tokens \+ max_new 1000000000000 = [0-9]+ positions: a KV cache of" "$bitgrad" generate --model bigctx.packed.safetensors --tokens 1000000000000 --prompt "the"
+# convert: a view that repeats 12 floats of storage as 40000 x 40000 (stride 0) is named before it
+# is written, and refused under a process limit the machine's free memory does not show (ulimit -v)
+python3 - <<'PY'
+import struct, zipfile
+def X(s): b = s.encode(); return b'X' + struct.pack('<I', len(b)) + b
+def K(v): return b'K' + bytes([v]) if v < 256 else b'\x8a\x08' + struct.pack('<q', v)
+def tup(v): return b'(' + b''.join(K(x) for x in v) + b't'
+pkl = (b'\x80\x02ccollections\nOrderedDict\nq\x00)R' + X('w') + b'ctorch._utils\n_rebuild_tensor_v2\n((' + X('storage')
+       + b'ctorch\nFloatStorage\n' + X('0') + X('cpu') + K(12) + b'tQ' + K(0) + tup([40000, 40000]) + tup([0, 0]) + b'\x89h\x00)RtRs.')
+with zipfile.ZipFile('expand.bin', 'w', zipfile.ZIP_STORED) as z:
+    z.writestr('archive/data.pkl', pkl); z.writestr('archive/data/0', struct.pack('<12f', *range(12))); z.writestr('archive/version', '3\n')
+PY
+if [ -z "${BITGRAD_CLI_SANITIZED:-}" ]; then  # ASan reserves terabytes of address space: no ulimit -v under it
+  expect 1 "note: w is a view of 48 bytes of storage that expands to \[40000, 40000\] \(6.40 GB\)" bash -c 'ulimit -v 4000000 && exec "$0" convert --in expand.bin --out xe' "$bitgrad"
+  expect 1 "tensor w \(a view of 48 bytes of storage 0 that expands to \[40000, 40000\], 6400000000 bytes\) needs 6.40 GB .*RLIMIT_AS" bash -c 'ulimit -v 4000000 && exec "$0" convert --in expand.bin --out xe' "$bitgrad"
+fi
+
 # ---- vocabularies and tiny shards
 cp -r data d4 && python3 - d4/val.bin <<'PY'
 import struct, sys
