@@ -2,7 +2,7 @@
 
 using namespace bitgrad;
 
-TEST_CASE("write_text_atomic replaces a file whole, and a failed write leaves neither a partial file nor a .tmp") {
+TEST_CASE("write_text_atomic replaces a file whole - a failed write leaves neither a partial file nor a .tmp") {
     testing::TempDir dir("atomic-file");
     write_text_atomic(dir / "a.txt", "first");
     write_text_atomic(dir / "a.txt", "second");

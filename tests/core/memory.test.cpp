@@ -50,7 +50,7 @@ TEST_CASE("memory limit: a lowered RLIMIT_AS bounds what require_memory allows a
     CHECK(text.find("in use (VmSize)") != std::string::npos);
 }
 
-TEST_CASE("memory limit: cgroup v2 memory.max and v1 memory.limit_in_bytes less their usage, ancestors included") {
+TEST_CASE("memory limit: cgroup v2 memory.max and v1 memory.limit_in_bytes less their usage - ancestors included") {
     testing::TempDir dir("cgroup");
     const auto root = dir.path;
     // v2: the process's own cgroup has no cap ("max"), its parent 1 GB with 600 MB in use, 100 MB of

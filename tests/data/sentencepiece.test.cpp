@@ -106,4 +106,26 @@ TEST_CASE("sentencepiece: training on a missing file is an error naming it") {
                          doctest::Contains(missing.c_str()), Error);
 }
 
+TEST_CASE("sentencepiece: a model from its bytes (a packed file's) tokenizes as the file does") {
+    sentencepiece_test::Trained t;
+    const data::Tokenizer from_file(t.model_path);
+    const data::Tokenizer from_bytes = data::Tokenizer::from_bytes(testing::read_bytes(t.model_path), "in memory");
+    CHECK(from_file.serialized() == testing::read_bytes(t.model_path));
+    const std::string text = "kalo miber 123 dan, tasing?";
+    CHECK(from_bytes.encode(text) == from_file.encode(text));
+    CHECK(from_bytes.vocab_size() == from_file.vocab_size());
+    CHECK_THROWS_WITH_AS(data::Tokenizer::from_bytes("not a model", "packed.safetensors (tokenizer.model)"),
+                         doctest::Contains("cannot load tokenizer packed.safetensors (tokenizer.model)"), Error);
+}
+
+TEST_CASE("sentencepiece: a vocabulary below the pieces the text needs is refused with the size it needs") {
+    testing::TempDir dir("spm-small");
+    // 4 special tokens + 256 byte pieces + the corpus's distinct characters: 256 cannot hold them.
+    testing::write_bytes(dir / "corpus.txt", sentencepiece_test::corpus());
+    CHECK_THROWS_WITH_AS(data::train_bpe_tokenizer((dir / "corpus.txt").string(), (dir / "tok").string(), 256),
+                         doctest::Contains("a vocabulary of 256 tokens is too small"), Error);
+    CHECK_THROWS_WITH_AS(data::train_bpe_tokenizer((dir / "corpus.txt").string(), (dir / "tok").string(), 256),
+                         doctest::Contains("use a vocabulary size of"), Error);
+}
+
 #endif  // BITGRAD_TEST_SENTENCEPIECE

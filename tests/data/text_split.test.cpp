@@ -37,7 +37,7 @@ TEST_CASE("split_every falls back to paragraphs in a text without chapter headin
                          doctest::Contains("t.txt:1: chapter number 99999999999999999999 is out of range"), Error);
 }
 
-TEST_CASE("split_tail cuts at a line break, never inside a UTF-8 character") {
+TEST_CASE("split_tail cuts at a line break - never inside a UTF-8 character") {
     const auto s = data::split_tail("aaaa\nbbbb\ncccc\ndddd\n", 0.25);
     CHECK(s.train == "aaaa\nbbbb\ncccc\n");
     CHECK(s.val == "dddd\n");

@@ -524,7 +524,7 @@ TEST_CASE("torch checkpoint: a view that repeats its storage says what it expand
     CHECK_FALSE(std::filesystem::exists(s.dir / "model.safetensors"));
 }
 
-TEST_CASE("torch checkpoint: convert of a stride-0 view under ulimit -v is refused by the size check, naming both") {
+TEST_CASE("torch checkpoint: convert of a stride-0 view under ulimit -v is refused by the size check - naming both") {
     // The issue's case: the 6.4 GB expansion under an address-space limit that MemAvailable does
     // not show. In a child, with RLIMIT_AS 2 GB above what it holds: a bitgrad::Error naming the
     // expansion and RLIMIT_AS, not std::bad_alloc from the gather.

@@ -4,7 +4,7 @@
 
 using namespace bitgrad;
 
-TEST_CASE("a run directory holds one run: Fresh refuses leftovers, Overwrite deletes them, Resume trims metrics") {
+TEST_CASE("a run directory holds one run: Fresh refuses leftovers - Overwrite deletes them - Resume trims metrics") {
     testing::TempDir dir("run-directory");
     const auto out = dir / "run";
     // An empty or new directory: nothing to refuse.

@@ -256,7 +256,7 @@ TEST_CASE("a batch that cannot fit in memory is refused before anything is alloc
     CHECK_THROWS_WITH_AS(Trainer(model, nullptr, shard, o), doctest::Contains("overflows 64 bits"), Error);
 }
 
-TEST_CASE("resume: another schedule or thread count is refused unless the policy allows it, and reported") {
+TEST_CASE("resume: another schedule or thread count is refused unless the policy allows it - and reported") {
     testing::TempDir dir("resume-policy");
     write_corpus(dir / "train.bin", 5);
     data::TokenShard shard((dir / "train.bin").string());

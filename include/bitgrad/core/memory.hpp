@@ -117,7 +117,10 @@ inline void cgroup_bound(const std::string& proc_cgroup, const std::filesystem::
     while (std::getline(lines, line)) {
         const auto a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
         if (b == std::string::npos) continue;
-        const std::string controllers = "," + line.substr(a + 1, b - a - 1) + ",";
+        // (appended, not "," + substr: GCC 12 warns falsely on const char* + std::string, -Wrestrict)
+        std::string controllers = ",";
+        controllers += line.substr(a + 1, b - a - 1);
+        controllers += ",";
         const bool v2 = line.compare(0, a, "0") == 0 && controllers == ",,";
         if (!v2 && controllers.find(",memory,") == std::string::npos) continue;
         const char* cap_file = v2 ? "memory.max" : "memory.limit_in_bytes";

@@ -1,6 +1,7 @@
 #pragma once
-// SentencePiece tokenizers through Debian's libsentencepiece (link with -lsentencepiece, or the
-// CMake target bitgrad::sentencepiece). Not part of the umbrella header for that reason.
+// SentencePiece tokenizers through Debian's libsentencepiece (link with -lsentencepiece_train
+// -lsentencepiece; in bitgrad's own build, the CMake target bitgrad::sentencepiece). Not part of the
+// umbrella header for that reason.
 //   train_bpe_tokenizer: a BPE vocabulary on a text file, with identity normalisation (the text is
 //     kept byte for byte), byte fallback (no unknown tokens) and digits split one by one.
 #include <sentencepiece_processor.h>
