@@ -57,14 +57,14 @@ int main() {
                 double(std::filesystem::file_size(path)) / 1e3);
     std::filesystem::remove(path);
 
-    // 3. Greedy continuation: the packed model with its KV cache, and the float model recomputing
-    //    the whole context each step, must produce the same tokens.
+    // 3. Greedy continuation: the packed model and the float model (the same decoder with its
+    //    float weights, infer::FloatLlama) must produce the same tokens.
     infer::SamplingOptions greedy;
     greedy.temperature = 0;
     Rng r1(1), r2(1);
     const std::vector<int32_t> prompt = {7, 8, 9, 10};
     const auto fast = loaded.generate(prompt, 12, greedy, r1);
-    const auto slow = infer::generate(model, prompt, 12, greedy, r2);
+    const auto slow = infer::generate(infer::FloatLlama(model), prompt, 12, greedy, r2);
     std::printf("prompt 7 8 9 10 ->");
     for (std::size_t i = prompt.size(); i < fast.size(); ++i) std::printf(" %d", fast[i]);
     std::printf("\npacked and float continuations %s\n", fast == slow ? "agree" : "DIFFER");

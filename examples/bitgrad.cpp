@@ -673,20 +673,14 @@ static int eval_text(const cxxopts::ParseResult& r) {
                 res.perplexity, bpb, (long long)(res.tokens / (seq - 1)), (long long)seq, (long long)res.tokens,
                 tokens.size(), how);
     };
-    std::error_code ec;
-    if (fs::is_regular_file(r["model"].as<std::string>(), ec)) {
-        const infer::PackedLlama m = infer::load_packed(r["model"].as<std::string>());
-        const kernels::SignActivationsScope scope(activations);
-        const int64_t seq = r.count("seq") ? positive<int64_t>(r, "seq") : m.config().max_position_embeddings;
-        report(eval::decoder_paper_perplexity(m, tokens, seq, progress), seq,
-               activations == kernels::SignActivations::Int8 ? "packed, int8 activations" : "packed");
-        return 0;
-    }
-    return with_model(existing_dir(r, "model"), [&](auto& m) {
-        const int64_t seq = r.count("seq") ? positive<int64_t>(r, "seq") : m.config.max_position_embeddings;
-        report(eval::paper_perplexity(m, tokens, seq, 1, progress), seq, "float checkpoint");
-        return 0;
-    });
+    const infer::OpenedModel opened = infer::open_model(r["model"].as<std::string>());
+    const kernels::SignActivationsScope scope(activations);
+    const int64_t seq = r.count("seq") ? positive<int64_t>(r, "seq") : opened.model->config().max_position_embeddings;
+    const std::string how = !opened.packed                                  ? "float checkpoint"
+                            : activations == kernels::SignActivations::Int8 ? "packed, int8 activations"
+                                                                            : "packed";
+    report(eval::decoder_paper_perplexity(*opened.model, tokens, seq, progress), seq, how.c_str());
+    return 0;
 }
 
 static int cmd_eval(int argc, char** argv) {
@@ -1107,8 +1101,7 @@ static int cmd_generate(int argc, char** argv) {
     apply_threads(r);
     const fs::path model_path = r["model"].as<std::string>();
     std::error_code ec;
-    const bool packed_file = fs::is_regular_file(model_path, ec);
-    if (!packed_file && !fs::is_directory(model_path, ec))
+    if (!fs::is_regular_file(model_path, ec) && !fs::is_directory(model_path, ec))
         throw UsageError("--model " + model_path.string() + ": no such file or directory");
     const data::Tokenizer tok = *find_tokenizer(r, model_path, true);
     std::vector<std::string> prompts;
@@ -1130,58 +1123,54 @@ static int cmd_generate(int argc, char** argv) {
     auto text_of = [&](const std::vector<int32_t>& ids, std::size_t from) {
         return tok.decode(std::vector<int>(ids.begin() + std::ptrdiff_t(from), ids.end()));
     };
-    if (packed_file) {
-        const infer::PackedLlama model = infer::load_packed(model_path.string());
-        BITGRAD_CHECK(model.config().vocab_size >= tok.vocab_size(),
-                      model_path.string() << ": vocabulary " << model.config().vocab_size
-                                          << " is smaller than the tokenizer's " << tok.vocab_size());
-        for (const auto& prompt : prompts) {
-            Rng rng(r["seed"].as<uint64_t>());
-            const std::vector<int32_t> ids = encode(prompt);
-            // Streamed: the text decoded so far is re-decoded after each token and only what is
-            // new is printed (a SentencePiece piece may change how the previous ones detokenize).
-            std::vector<int32_t> sequence = ids;
-            std::string shown = text_of(ids, 1);
-            std::printf("%s", shown.c_str());
-            std::fflush(stdout);
-            infer::GenerationStats stats;
-            try {
-                model.generate(
-                    ids, max_new, so, rng,
-                    [&](int32_t id) {
-                        sequence.push_back(id);
-                        const std::string text = text_of(sequence, 1);
-                        if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0)
-                            std::printf("%s", text.c_str() + shown.size());
-                        shown = text;
-                        std::fflush(stdout);
-                    },
-                    &stats);
-            } catch (const Error& e) {  // the KV cache's size refusal: its positions come from --tokens
-                const std::string what = e.what();
-                if (what.rfind("generate: ", 0) == 0 && what.find("max_new") != std::string::npos)
-                    throw Error("--tokens " + std::to_string(max_new) + ": " + what);
-                throw;
-            }
+    // A packed file or a model directory: the same decoder code, the same KV cache and sampling.
+    const infer::OpenedModel opened = infer::open_model(model_path);
+    const infer::CausalLM& model = *opened.model;
+    BITGRAD_CHECK(model.config().vocab_size >= tok.vocab_size(),
+                  model_path.string() << ": vocabulary " << model.config().vocab_size
+                                      << " is smaller than the tokenizer's " << tok.vocab_size());
+    for (const auto& prompt : prompts) {
+        Rng rng(r["seed"].as<uint64_t>());
+        const std::vector<int32_t> ids = encode(prompt);
+        // Streamed: the text decoded so far is re-decoded after each token and only what is
+        // new is printed (a SentencePiece piece may change how the previous ones detokenize).
+        std::vector<int32_t> sequence = ids;
+        std::string shown = text_of(ids, 1);
+        std::printf("%s", shown.c_str());
+        std::fflush(stdout);
+        infer::GenerationStats stats;
+        try {
+            infer::generate(
+                model, ids, max_new, so, rng,
+                [&](int32_t id) {
+                    sequence.push_back(id);
+                    const std::string text = text_of(sequence, 1);
+                    if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0)
+                        std::printf("%s", text.c_str() + shown.size());
+                    shown = text;
+                    std::fflush(stdout);
+                },
+                &stats);
+        } catch (const Error& e) {  // the KV cache's size refusal: its positions come from --tokens
             std::printf("\n");
-            std::fflush(stdout);  // the text's line ends before the speed line starts (2>&1 into one pipe)
-            std::fprintf(
-                stderr,
-                "[prefill %lld tokens: %.1f tok/s, decode %lld tokens: %.1f tok/s, %d threads, %s activations]\n",
-                (long long)stats.prompt_tokens, stats.prefill_tokens_per_second(), (long long)stats.new_tokens,
-                stats.decode_tokens_per_second(), num_threads(),
-                kernels::sign_activations_name(kernels::sign_activations()));
+            const std::string what = e.what();
+            if (what.rfind("generate: ", 0) == 0 && what.find("max_new") != std::string::npos)
+                throw Error("--tokens " + std::to_string(max_new) + ": " + what);
+            throw;
         }
-        return 0;
+        std::printf("\n");
+        std::fflush(stdout);  // the text's line ends before the speed line starts (2>&1 into one pipe)
+        const std::string how =
+            opened.packed ? std::string(kernels::sign_activations_name(kernels::sign_activations())) + " activations"
+                          : opened.description;
+        std::fprintf(stderr, "[prefill %lld tokens: %.1f tok/s, decode %lld tokens: %.1f tok/s, %d threads, %s]\n",
+                     (long long)stats.prompt_tokens, stats.prefill_tokens_per_second(), (long long)stats.new_tokens,
+                     stats.decode_tokens_per_second(), num_threads(), how.c_str());
+        if (stats.context_full)
+            std::fprintf(stderr, "[stopped at the model's context of %lld positions (max_position_embeddings)]\n",
+                         (long long)model.config().max_position_embeddings);
     }
-    return with_model(model_path, [&](auto& m) {
-        for (const auto& prompt : prompts) {
-            Rng rng(r["seed"].as<uint64_t>());
-            auto out = infer::generate(m, encode(prompt), max_new, so, rng);
-            std::printf("%s\n", text_of(out, 1).c_str());
-        }
-        return 0;
-    });
+    return 0;
 }
 
 static int cmd_info(int argc, char** argv) {

@@ -1,5 +1,10 @@
 #pragma once
+#include "bitgrad/infer/causal_lm.hpp"
+#include "bitgrad/infer/decoder.hpp"
 #include "bitgrad/infer/frozen_llama.hpp"
+#include "bitgrad/infer/kv_cache.hpp"
+#include "bitgrad/infer/linear.hpp"
+#include "bitgrad/infer/open_model.hpp"
 #include "bitgrad/infer/packed_file.hpp"
 #include "bitgrad/infer/packed_llama.hpp"
 #include "bitgrad/infer/sample.hpp"

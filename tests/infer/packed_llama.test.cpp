@@ -103,7 +103,7 @@ TEST_CASE("PackedLlama stays close to the float student and continues a prompt g
     CHECK(max_diff(logits, ref) < 1e-2 * max_abs(ref));
     CHECK(max_diff(logits, ref) > 0);
 
-    // Greedy continuation: the packed decode loop against the nn model's dense generate, on the
+    // Greedy continuation: the packed decode loop against the float decoder's, on the
     // model holding the packed values (random weights give near-ties that the fp16 rounding of
     // alpha/beta alone could flip).
     round_like_packed(model);
@@ -111,7 +111,7 @@ TEST_CASE("PackedLlama stays close to the float student and continues a prompt g
     infer::SamplingOptions greedy;
     greedy.temperature = 0;
     Rng r1(1), r2(1);
-    const auto expected = infer::generate(model, ids, 12, greedy, r1);
+    const auto expected = infer::generate(infer::FloatLlama(model), ids, 12, greedy, r1);
     std::vector<int32_t> streamed;
     infer::GenerationStats stats;
     const auto got = rounded.generate(
@@ -120,8 +120,12 @@ TEST_CASE("PackedLlama stays close to the float student and continues a prompt g
     CHECK(stats.prompt_tokens == 7);
     CHECK(stats.new_tokens == 12);
     CHECK(got == expected);
-    // At the context limit (48 positions) generation stops; stop_id ends it early and is kept.
-    CHECK(rounded.generate(ids, 100, greedy, r2).size() == 48);
+    // At the context limit (48 positions) generation stops, for the float model as for the packed
+    // one (one generate for both); stop_id ends it early and is kept.
+    infer::GenerationStats full;
+    CHECK(rounded.generate(ids, 100, greedy, r2, {}, &full).size() == 48);
+    CHECK(full.context_full);
+    CHECK(infer::generate(infer::FloatLlama(model), ids, 100, greedy, r1).size() == 48);
     const auto stopped = rounded.generate(ids, 12, greedy, r2, {}, nullptr, got[9]);
     std::size_t first = 7;
     while (got[first] != got[9]) ++first;  // the first generated occurrence of that id
@@ -166,7 +170,7 @@ TEST_CASE("PackedLlama refuses ids outside the vocabulary - a full cache and a c
     infer::KvCache cache(packed.config(), 8);
     const int32_t bad = 97;
     CHECK_THROWS_WITH_AS(packed.forward(&bad, 1, cache, logits.data()),
-                         doctest::Contains("token id 97 is outside the vocabulary [0, 97)"), Error);
+                         doctest::Contains("token id 97 at index 0 is outside the vocabulary [0, 97)"), Error);
     std::vector<int32_t> ids(9, 1);
     CHECK_THROWS_WITH_AS(packed.forward(ids.data(), 9, cache, logits.data()),
                          doctest::Contains("9 positions exceed the cache capacity 8"), Error);

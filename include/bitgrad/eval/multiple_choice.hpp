@@ -43,7 +43,7 @@
 #include "bitgrad/core/tensor.hpp"
 #include "bitgrad/eval/perplexity.hpp"
 #include "bitgrad/eval/py_string.hpp"
-#include "bitgrad/infer/packed_llama.hpp"
+#include "bitgrad/infer/causal_lm.hpp"
 
 namespace bitgrad::eval {
 
@@ -281,13 +281,12 @@ Scorer nn_scorer(const Model& model, int64_t batch = 8) {
     return s;
 }
 
-// An inference decoder (infer::PackedLlama, infer::DenseFbiDecoder): one prefill a request, keeping
+// An inference model (infer::CausalLM: a packed, float or bf16 infer::Decoder): one prefill a request, keeping
 // the KV cache of the previous request's tokens when reuse_prefix: the choices of an item share
 // their context, so each runs only from the context's last token on (positions past the cache's
 // length are overwritten, so nothing is copied). The decoder must outlive the scorer; the scorer
 // holds its cache, so one scorer serves one thread.
-template <class Decoder>
-Scorer decoder_scorer(const Decoder& decoder, bool reuse_prefix = true) {
+inline Scorer decoder_scorer(const infer::CausalLM& decoder, bool reuse_prefix = true) {
     struct State {
         infer::KvCache cache;
         std::vector<int32_t> cached;  // the tokens whose keys and values the cache holds

@@ -15,7 +15,7 @@
 
 #include "bitgrad/autograd/tape.hpp"
 #include "bitgrad/data/token_shard.hpp"
-#include "bitgrad/infer/packed_llama.hpp"
+#include "bitgrad/infer/causal_lm.hpp"
 #include "bitgrad/ops/loss.hpp"
 #include "bitgrad/ops/shape_ops.hpp"
 
@@ -131,14 +131,13 @@ PerplexityResult paper_perplexity(const Model& model, const std::vector<int32_t>
     return r;
 }
 
-// The same windows and the same definition for an inference decoder (infer::PackedLlama,
-// infer::DenseFbiDecoder): each window is one prefill on an empty KV cache that returns the logits
+// The same windows and the same definition for an inference model (infer::CausalLM: a packed,
+// float or bf16 infer::Decoder): each window is one prefill on an empty KV cache that returns the logits
 // of every position; the cross-entropy is summed in double. This measures what packing changes
 // (fp16 alpha/beta, the table format, int8 activations) on the numbers a user cares about.
-template <class Decoder>
-PerplexityResult decoder_perplexity(const Decoder& decoder, const data::TokenShard& shard, int64_t seq_len,
-                                    int64_t max_windows = 0,
-                                    const std::function<void(int64_t, int64_t)>& progress = nullptr) {
+inline PerplexityResult decoder_perplexity(const infer::CausalLM& decoder, const data::TokenShard& shard,
+                                           int64_t seq_len, int64_t max_windows = 0,
+                                           const std::function<void(int64_t, int64_t)>& progress = nullptr) {
     const auto& c = decoder.config();
     BITGRAD_CHECK(seq_len <= c.max_position_embeddings, "perplexity: seq_len "
                                                             << seq_len << " must be in [1, max_position_embeddings = "
@@ -165,9 +164,9 @@ PerplexityResult decoder_perplexity(const Decoder& decoder, const data::TokenSha
 }
 
 // FBI-LLM's protocol for an inference decoder: one prefill per window returning every position's logits.
-template <class Decoder>
-PerplexityResult decoder_paper_perplexity(const Decoder& decoder, const std::vector<int32_t>& tokens, int64_t seq_len,
-                                          const std::function<void(int64_t, int64_t)>& progress = nullptr) {
+inline PerplexityResult decoder_paper_perplexity(const infer::CausalLM& decoder, const std::vector<int32_t>& tokens,
+                                                 int64_t seq_len,
+                                                 const std::function<void(int64_t, int64_t)>& progress = nullptr) {
     const auto& c = decoder.config();
     const int64_t V = c.vocab_size;
     const int64_t windows = detail::paper_windows(tokens, seq_len, V, c.max_position_embeddings);

@@ -99,20 +99,20 @@ inline void save_packed(const std::filesystem::path& path, const PackedLlama& mo
         halves.push_back(std::move(h));
         return halves.back();
     };
-    std::size_t n_half = 0;
-    for (const auto& l : model.layers()) n_half += 2 * l.linears().size();
-    halves.reserve(n_half);  // blobs point into halves: no reallocation
+    const auto specs = block_linears(model.config());
+    halves.reserve(2 * specs.size() * model.layers().size());  // blobs point into halves: no reallocation
     for (std::size_t li = 0; li < model.layers().size(); ++li) {
         const auto& l = model.layers()[li];
-        const std::string prefix = "model.layers." + std::to_string(li) + ".";
+        const std::string prefix = block_prefix(int64_t(li));
         blobs.push_back(io::safetensors_blob(prefix + "input_layernorm.weight", l.n1));
         blobs.push_back(io::safetensors_blob(prefix + "post_attention_layernorm.weight", l.n2));
-        for (const auto& [name, lin] : l.linears()) {
-            const auto& s = lin->signs;
-            blobs.push_back({prefix + name + ".weight_signs", "U8", Shape{s.out, 8 * s.words_per_row}, s.bits.data(),
+        for (std::size_t i = 0; i < specs.size(); ++i) {
+            const std::string name = prefix + specs[i].name;
+            const auto& s = l.linears[i].signs;
+            blobs.push_back({name + ".weight_signs", "U8", Shape{s.out, 8 * s.words_per_row}, s.bits.data(),
                              uint64_t(s.out * s.words_per_row * 8)});
-            blobs.push_back(io::safetensors_blob(prefix + name + ".wscale", to_half(lin->alpha)));
-            blobs.push_back(io::safetensors_blob(prefix + name + ".wbias", to_half(lin->beta)));
+            blobs.push_back(io::safetensors_blob(name + ".wscale", to_half(l.linears[i].alpha)));
+            blobs.push_back(io::safetensors_blob(name + ".wbias", to_half(l.linears[i].beta)));
         }
     }
     blobs.push_back(io::safetensors_blob("model.norm.weight", model.final_norm()));
@@ -211,17 +211,18 @@ inline PackedLlama load_packed(const std::string& path) {
         return PackedFbiLinear();
     };
 
-    const int64_t C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
-    const int64_t qd = c.num_attention_heads * c.head_dim(), kvd = c.num_key_value_heads * c.head_dim();
+    const int64_t C = c.hidden_size, V = c.vocab_size;
     TokenTable embed = table("model.embed_tokens.weight", Shape{V, C});
-    std::vector<PackedLlama::Layer> layers;
+    std::vector<PackedLlama::BlockType> layers;
+    const auto specs = block_linears(c);
     for (int64_t li = 0; li < c.num_hidden_layers; ++li) {
-        const std::string p = "model.layers." + std::to_string(li) + ".";
-        layers.push_back(
-            {floats(p + "input_layernorm.weight", Shape{C}), floats(p + "post_attention_layernorm.weight", Shape{C}),
-             linear(p + "self_attn.q_proj", qd, C), linear(p + "self_attn.k_proj", kvd, C),
-             linear(p + "self_attn.v_proj", kvd, C), linear(p + "self_attn.o_proj", C, qd),
-             linear(p + "mlp.gate_proj", I, C), linear(p + "mlp.up_proj", I, C), linear(p + "mlp.down_proj", C, I)});
+        const std::string p = block_prefix(li);
+        PackedLlama::BlockType b{floats(p + "input_layernorm.weight", Shape{C}),
+                                 floats(p + "post_attention_layernorm.weight", Shape{C}),
+                                 {}};
+        for (std::size_t i = 0; i < specs.size(); ++i)
+            b.linears[i] = linear(p + specs[i].name, specs[i].out, specs[i].in);
+        layers.push_back(std::move(b));
     }
     Tensor<float> norm = floats("model.norm.weight", Shape{C});
     TokenTable lm_head = table("lm_head.weight", Shape{V, C});

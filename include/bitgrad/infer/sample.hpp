@@ -1,5 +1,5 @@
 #pragma once
-// Sampling the next token from logits, and plain (dense, no KV cache) autoregressive generation.
+// Sampling the next token from logits (generation itself: infer::generate, infer/causal_lm.hpp).
 //   repetition_penalty r != 1 first divides the logit of every token among the last
 //   repetition_window of `recent` (0: all of them) by r when it is positive and multiplies it by r
 //   when negative, once per distinct token (the CTRL / Hugging Face rule; llama.cpp's window is 64).
@@ -12,7 +12,6 @@
 #include <numeric>
 #include <vector>
 
-#include "bitgrad/autograd/tape.hpp"
 #include "bitgrad/core/rng.hpp"
 #include "bitgrad/core/tensor.hpp"
 
@@ -71,22 +70,6 @@ int32_t sample_token(const T* logits, int64_t V, const SamplingOptions& o, Rng& 
         if (u <= 0) return order[i];
     }
     return order[keep - 1];
-}
-
-// Appends max_new tokens to prompt (ids), recomputing the whole (cropped) context each step.
-template <class Model>
-std::vector<int32_t> generate(const Model& model, std::vector<int32_t> ids, int64_t max_new, const SamplingOptions& o,
-                              Rng& rng) {
-    NoGrad no_grad;
-    const int64_t ctx = model.config.max_position_embeddings, V = model.config.vocab_size;
-    for (int64_t n = 0; n < max_new; ++n) {
-        const int64_t len = std::min<int64_t>(int64_t(ids.size()), ctx), start = int64_t(ids.size()) - len;
-        Tensor<int32_t> input({1, len});
-        std::copy(ids.begin() + start, ids.end(), input.data());
-        auto logits = model.forward(input).value();
-        ids.push_back(sample_token(logits.data() + (len - 1) * V, V, o, rng, ids));
-    }
-    return ids;
 }
 
 }  // namespace bitgrad::infer

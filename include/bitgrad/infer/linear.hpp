@@ -1,0 +1,164 @@
+#pragma once
+// How a linear layer of an inference model is stored. The decoder (infer/decoder.hpp) is generic
+// over it: a new storage format is a new type here, never a new model. Each type answers
+//   out(), in()                       the shape of W [out, in]
+//   bytes()                           the bytes of weights a forward reads
+//   forward(x, rows, y, accumulate)   y [rows, out] = x [rows, in] W^T  (+ y when accumulate)
+//   from_weights(W, alpha, beta)      made from a trained layer's tensors: W [out, in] and, for an
+//                                     FBI-Linear, alpha and beta [in] (nullptr for a dense layer)
+//   random(out, in, rng)              random weights of a trained layer's magnitude (benchmarks)
+//   holds_dense, holds_fbi            which kind of trained layer it can store
+//   default_tables, bf16_products     the token tables that go with it, and whether the lm_head's
+//                                     product over many rows runs in bf16 as the layers' do
+//
+//   FloatLinear      W in float. A dense layer as it is; an FBI layer as W_hat = alpha * sign(W) + beta
+//                    (kernels::fbi_materialize: the training model's numbers)
+//   Bf16Linear       W in bf16, products in kernels::gemm_bf16: a frozen full-precision teacher at half
+//                    the bytes (an FBI layer is refused: pack it instead)
+//   PackedFbiLinear  an FBI layer as sign bits and fp16 alpha, beta, computing the folded identity
+//                      y = S (alpha * x) + (beta . x),   S = sign(W) in {+1, -1}
+//                    with float activations, or int8 ones under kernels::SignActivationsScope
+//                    (kernels/sign_matmul.hpp, kernels/sign_matmul_q8.hpp)
+#include <cmath>
+#include <cstdint>
+#include <tuple>
+#include <utility>
+
+#include "bitgrad/core/bf16.hpp"
+#include "bitgrad/core/error.hpp"
+#include "bitgrad/core/fp16.hpp"
+#include "bitgrad/core/parallel.hpp"
+#include "bitgrad/core/rng.hpp"
+#include "bitgrad/core/tensor.hpp"
+#include "bitgrad/infer/token_table.hpp"
+#include "bitgrad/kernels/fbi.hpp"
+#include "bitgrad/kernels/gemm.hpp"
+#include "bitgrad/kernels/gemm_bf16.hpp"
+#include "bitgrad/kernels/sign_matmul.hpp"
+#include "bitgrad/kernels/sign_matmul_q8.hpp"
+
+namespace bitgrad::infer {
+
+// Latent weights W [out, in] ~ N(0, 0.02), alpha [in] ~ |N(0, 0.02)|, beta [in] ~ N(0, 0.002).
+inline std::tuple<Tensor<float>, Tensor<float>, Tensor<float>> random_fbi_weights(int64_t out, int64_t in, Rng& rng) {
+    Tensor<float> W = Tensor<float>::randn({out, in}, rng, 0.02), a({in}), b({in});
+    for (int64_t j = 0; j < in; ++j) {
+        a[j] = float(std::abs(rng.normal()) * 0.02);
+        b[j] = float(rng.normal() * 0.002);
+    }
+    return {std::move(W), std::move(a), std::move(b)};
+}
+
+struct FloatLinear {
+    static constexpr TableFormat default_tables = TableFormat::Float;
+    static constexpr bool bf16_products = false;  // products follow the thread's matmul precision
+    static constexpr bool holds_dense = true, holds_fbi = true;
+    Tensor<float> weight;  // [out, in]: W, or W_hat of an FBI layer
+
+    static FloatLinear from_weights(const Tensor<float>& W, const Tensor<float>* alpha, const Tensor<float>* beta) {
+        if (!alpha) return {W.clone()};
+        FloatLinear l{Tensor<float>(W.shape())};
+        kernels::fbi_materialize(W.data(), alpha->data(), beta->data(), l.weight.data(), W.dim(0), W.dim(1));
+        return l;
+    }
+    // The dense baseline of a packed layer: W_hat of random FBI weights, alpha and beta rounded to
+    // fp16 as packing rounds them (the same numbers, only the storage differs).
+    static FloatLinear random(int64_t out, int64_t in, Rng& rng) {
+        auto [W, a, b] = random_fbi_weights(out, in, rng);
+        for (int64_t j = 0; j < in; ++j) a[j] = round_to_fp16(a[j]), b[j] = round_to_fp16(b[j]);
+        return from_weights(W, &a, &b);
+    }
+    int64_t out() const { return weight.dim(0); }
+    int64_t in() const { return weight.dim(1); }
+    int64_t bytes() const { return 4 * weight.numel(); }
+    void forward(const float* x, int64_t rows, float* y, bool accumulate) const {
+        kernels::gemm<float>(false, true, rows, out(), in(), 1.f, x, in(), weight.data(), in(), accumulate ? 1.f : 0.f,
+                             y, out());
+    }
+};
+
+struct Bf16Linear {
+    static constexpr TableFormat default_tables = TableFormat::Bf16;
+    static constexpr bool bf16_products = true;  // the lm_head's product in bf16 too
+    static constexpr bool holds_dense = true, holds_fbi = false;
+    Tensor<bf16> weight;  // [out, in]
+
+    static Bf16Linear from_weights(const Tensor<float>& W, const Tensor<float>* alpha, const Tensor<float>*) {
+        BITGRAD_CHECK(!alpha, "Bf16Linear holds a full-precision layer; a binarized one is packed (PackedFbiLinear)");
+        Bf16Linear l{Tensor<bf16>(W.shape())};
+        const float* src = W.data();
+        bf16* dst = l.weight.data();
+        parallel_chunks(W.numel(), [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) dst[i] = to_bf16(src[i]);
+        });
+        return l;
+    }
+    static Bf16Linear random(int64_t out, int64_t in, Rng& rng) {
+        return from_weights(Tensor<float>::randn({out, in}, rng, 0.02), nullptr, nullptr);
+    }
+    int64_t out() const { return weight.dim(0); }
+    int64_t in() const { return weight.dim(1); }
+    int64_t bytes() const { return 2 * weight.numel(); }
+    void forward(const float* x, int64_t rows, float* y, bool accumulate) const {
+        kernels::gemm_bf16(rows, out(), in(), 1.f, kernels::Bf16Operand::f32(x, in()),
+                           kernels::Bf16Operand::bf16(weight.data(), in(), /*trans=*/true), accumulate ? 1.f : 0.f, y,
+                           out());
+    }
+};
+
+struct PackedFbiLinear {
+    static constexpr TableFormat default_tables = TableFormat::Bf16;
+    static constexpr bool bf16_products = false;
+    static constexpr bool holds_dense = false, holds_fbi = true;
+    kernels::PackedSigns signs;
+    Tensor<float> alpha, beta;  // [in], values exactly representable in fp16
+
+    PackedFbiLinear() = default;
+    PackedFbiLinear(kernels::PackedSigns s, Tensor<float> a, Tensor<float> b)
+        : signs(std::move(s)), alpha(std::move(a)), beta(std::move(b)) {
+        BITGRAD_CHECK(alpha.numel() == signs.in && beta.numel() == signs.in,
+                      "PackedFbiLinear: alpha has " << alpha.numel() << " and beta " << beta.numel()
+                                                    << " values, expected " << signs.in);
+    }
+    // Signs packed, alpha and beta rounded to fp16.
+    static PackedFbiLinear from_weights(const Tensor<float>& W, const Tensor<float>* alpha, const Tensor<float>* beta) {
+        BITGRAD_CHECK(alpha && beta, "PackedFbiLinear packs a binarized (FBI-Linear) layer: it needs wscale and wbias");
+        const int64_t in = W.dim(1);
+        Tensor<float> a({in}), b({in});
+        for (int64_t j = 0; j < in; ++j) {
+            a[j] = round_to_fp16((*alpha)[j]);
+            b[j] = round_to_fp16((*beta)[j]);
+        }
+        return PackedFbiLinear(kernels::pack_signs(W.data(), W.dim(0), in), std::move(a), std::move(b));
+    }
+    static PackedFbiLinear random(int64_t out, int64_t in, Rng& rng) {
+        auto [W, a, b] = random_fbi_weights(out, in, rng);
+        return from_weights(W, &a, &b);
+    }
+    int64_t out() const { return signs.out; }
+    int64_t in() const { return signs.in; }
+    int64_t bytes() const { return signs.bytes() + 2 * 2 * in(); }  // bits + fp16 alpha, beta
+
+    void forward(const float* x, int64_t rows, float* y, bool accumulate) const {
+        const int64_t n_in = in(), n_out = out();
+        Tensor<float> xa({rows, n_in}), xb({rows}), s({rows, n_out});
+        const float *a = alpha.data(), *b = beta.data();
+        for (int64_t r = 0; r < rows; ++r) {  // O(rows * in): negligible next to the product
+            float dot = 0;
+            for (int64_t j = 0; j < n_in; ++j) {
+                xa[r * n_in + j] = x[r * n_in + j] * a[j];
+                dot += x[r * n_in + j] * b[j];
+            }
+            xb[r] = dot;
+        }
+        if (kernels::sign_activations() == kernels::SignActivations::Int8)
+            kernels::sign_matmul_q8(signs, xa.data(), rows, s.data());
+        else
+            kernels::sign_matmul(signs, xa.data(), rows, s.data());
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t i = 0; i < n_out; ++i)
+                y[r * n_out + i] = (accumulate ? y[r * n_out + i] : 0.f) + s[r * n_out + i] + xb[r];
+    }
+};
+
+}  // namespace bitgrad::infer
