@@ -25,10 +25,7 @@ __attribute__((target("avx512f"))) inline void dot4_int8_avx512(const int8_t* q,
         const __m512 xv = _mm512_loadu_ps(x + j);
         for (int r = 0; r < 4; ++r) {
             const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + r * in + j));
-            // All-lanes masked forms: the same instructions without GCC 12's false -Wmaybe-uninitialized
-            // on the unmasked ones (built on _mm512_undefined_*, GCC bug 105593).
-            const __m512i wide = _mm512_maskz_cvtepi8_epi32(0xffff, bytes);
-            acc[r] = _mm512_fmadd_ps(_mm512_maskz_cvtepi32_ps(0xffff, wide), xv, acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes)), xv, acc[r]);
         }
     }
     for (int r = 0; r < 4; ++r) {
