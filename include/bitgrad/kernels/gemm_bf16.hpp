@@ -25,7 +25,9 @@
 // dropped). The micro-kernel broadcasts row i's word of A against 32 words of B (two registers):
 //   C[i][j] += A[i][2p] B[2p][j] + A[i][2p+1] B[2p+1][j].
 // Blocking (KC x NC panel of B shared, MC x KC block of A per task) follows Goto's scheme.
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 
 #include "bitgrad/core/bf16.hpp"
 #include "bitgrad/core/error.hpp"
@@ -45,6 +47,18 @@ inline constexpr KernelVariant<Bf16Kernel, Bf16GemmFn> kBf16Variants[] = {
     {Bf16Kernel::Fp32Fallback, "fp32-fallback", always_supported, detail::gemm_bf16_fp32_fallback},
     {Bf16Kernel::Emulated, "emulated", always_supported, detail::gemm_bf16_emulated},
 };
+
+// Every Bf16Kernel has an entry: a new value is a -Wswitch warning here (no default), and once
+// counted, the static_assert asks for its entry in the list.
+constexpr std::size_t bf16_kernel_count(Bf16Kernel k) {
+    switch (k) {
+        case Bf16Kernel::Avx512Bf16:
+        case Bf16Kernel::Emulated:
+        case Bf16Kernel::Fp32Fallback: return 3;
+    }
+    return 0;
+}
+static_assert(std::size(kBf16Variants) == bf16_kernel_count(Bf16Kernel::Emulated));
 
 inline const char* bf16_kernel_name(Bf16Kernel k) { return variant_of(kBf16Variants, k).name; }
 

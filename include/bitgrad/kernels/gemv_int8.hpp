@@ -16,7 +16,9 @@
 // gemv_int8_reference is the plain loop in double the tests compare with.
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 
 #include "bitgrad/core/thread_override.hpp"
 #include "bitgrad/kernels/gemv_int8/avx512.hpp"
@@ -47,6 +49,17 @@ inline constexpr KernelVariant<GemvInt8Kernel, GemvInt8Fn> kGemvInt8Variants[] =
     {GemvInt8Kernel::Avx512, "avx512", detail::gemv_int8_avx512_supported, detail::gemv_int8_avx512},
     {GemvInt8Kernel::Generic, "generic", always_supported, detail::gemv_int8_generic},
 };
+
+// Every GemvInt8Kernel has an entry: a new value is a -Wswitch warning here (no default), and once
+// counted, the static_assert asks for its entry in the list.
+constexpr std::size_t gemv_int8_kernel_count(GemvInt8Kernel k) {
+    switch (k) {
+        case GemvInt8Kernel::Generic:
+        case GemvInt8Kernel::Avx512: return 2;
+    }
+    return 0;
+}
+static_assert(std::size(kGemvInt8Variants) == gemv_int8_kernel_count(GemvInt8Kernel::Generic));
 
 // RAII: this thread's gemv_int8 calls use the given kernel.
 using GemvInt8KernelScope = ThreadOverride<GemvInt8Kernel>;

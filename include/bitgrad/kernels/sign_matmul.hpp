@@ -45,7 +45,9 @@
 // change with the thread count (same bits for a given count). Against the exact sum, |error| is a few float ulps of sum_j |xa[r, j]| (tests allow 1e-5 of
 // it); Avx512's 2 * acc - sum cancels, so its error is the same size relative to sum |xa|, not |y|.
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 
 #include "bitgrad/core/error.hpp"
 #include "bitgrad/core/parallel.hpp"
@@ -85,6 +87,18 @@ inline constexpr KernelVariant<SignKernel, SignFn> kSignVariants[] = {
     {SignKernel::Avx2, "avx2", detail::sign_avx2_supported, detail::sign_matmul_avx2},
     {SignKernel::Reference, "reference", always_supported, detail::sign_matmul_reference},
 };
+
+// Every SignKernel has an entry: a new value is a -Wswitch warning here (no default), and once
+// counted, the static_assert asks for its entry in this list (and in kSignQ8Variants).
+constexpr std::size_t sign_kernel_count(SignKernel k) {
+    switch (k) {
+        case SignKernel::Reference:
+        case SignKernel::Avx2:
+        case SignKernel::Avx512: return 3;
+    }
+    return 0;
+}
+static_assert(std::size(kSignVariants) == sign_kernel_count(SignKernel::Reference));
 
 inline const char* sign_kernel_name(SignKernel k) { return variant_of(kSignVariants, k).name; }
 

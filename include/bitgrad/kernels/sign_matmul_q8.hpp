@@ -30,6 +30,7 @@
 // serves NR rows, each q load NI outputs); decode (rows = 1) runs NI = 8 over whole rows, prefill
 // NI = 4, NR = 4 over column chunks of kQ8KC so that chunk of q stays in L2. Threads own output rows.
 #include <cstdint>
+#include <iterator>
 #include <vector>
 
 #include "bitgrad/core/error.hpp"
@@ -89,6 +90,8 @@ inline constexpr KernelVariant<SignKernel, SignQ8Fn> kSignQ8Variants[] = {
     {SignKernel::Avx2, "avx2", detail::sign_q8_avx2_supported, detail::sign_q8_avx2},
     {SignKernel::Reference, "reference", always_supported, detail::sign_q8_reference},
 };
+
+static_assert(std::size(kSignQ8Variants) == sign_kernel_count(SignKernel::Reference));  // one entry per SignKernel
 
 // Whether this CPU runs kernel family k with int8 activations.
 inline bool sign_q8_kernel_supported(SignKernel k) { return variant_of(kSignQ8Variants, k).supported(); }
