@@ -20,7 +20,7 @@ struct TagB {};
 
 using namespace thread_override_test;
 
-TEST_CASE("ThreadOverride sets a value for its scope, nests - restores - stays on its thread") {
+TEST_CASE("ThreadOverride sets a value for its scope - nests - restores - stays on its thread") {
     using A = ThreadOverride<int, TagA>;
     using B = ThreadOverride<int, TagB>;
     CHECK(!A::current().has_value());
