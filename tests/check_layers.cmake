@@ -1,11 +1,12 @@
 # Checks docs/architecture.md's layering: a header in include/bitgrad/<layer>/ includes bitgrad
-# headers of its own layer or of layers earlier in LAYERS, never of a later one.
+# headers of its own layer or of layers earlier in LAYERS, never of a later one. Subfolders belong to
+# their layer (include/bitgrad/kernels/sign_matmul/avx2.hpp is in kernels).
 #   cmake -DROOT=<source dir> -P check_layers.cmake
 set(LAYERS core kernels autograd ops nn optim data io infer train eval dist)
 set(failures "")
 foreach(layer IN LISTS LAYERS)
   list(FIND LAYERS ${layer} own)
-  file(GLOB headers ${ROOT}/include/bitgrad/${layer}/*.hpp)
+  file(GLOB_RECURSE headers ${ROOT}/include/bitgrad/${layer}/*.hpp)
   if(NOT headers)
     message(FATAL_ERROR "no headers under include/bitgrad/${layer}/: update LAYERS in check_layers.cmake")
   endif()

@@ -6,6 +6,8 @@
 //                 of the weights totalling >= 96 MiB, so each call reads its weights from DRAM, as a
 //                 whole model's layers would. bits_gbps = packed bytes read / time, dense_gbps = float
 //                 bytes / time; speedup = dense time / kernel time.
+//                 "kernel": "int8_<variant>" rows time sign_matmul_q8 (activations rounded to int8,
+//                 kernels/sign_matmul_q8.hpp) with every variant of its list this CPU runs.
 //   sign_prefill  rows = 128: gflops = 2 * rows * out * in / time (multiply-adds of the equivalent
 //                 float GEMM), against the float GEMM of the same shape.
 // Usage: sign_matmul_bench [--quick]   (--quick: the 130M shapes only)
@@ -16,6 +18,7 @@
 
 #include "bench_util.hpp"
 #include "bitgrad/kernels/sign_matmul.hpp"
+#include "bitgrad/kernels/sign_matmul_q8.hpp"
 
 using namespace bitgrad;
 using kernels::PackedSigns;
@@ -41,10 +44,11 @@ static double seconds_per_call(F&& fn) {
     return best;
 }
 
+// Every variant of the family's list this CPU runs (a new variant is timed without a change here).
 static std::vector<SignKernel> kernels_here() {
     std::vector<SignKernel> ks;
-    for (SignKernel k : {SignKernel::Reference, SignKernel::Avx2, SignKernel::Avx512})
-        if (kernels::sign_kernel_supported(k)) ks.push_back(k);
+    for (const auto& v : kernels::kSignVariants)
+        if (v.supported()) ks.push_back(v.id);
     return ks;
 }
 
@@ -87,6 +91,16 @@ static void bench_gemv(const LinearShape& s, int threads, bool cold, Rng& rng) {
             "\"us\":%.2f,\"bits_gbps\":%.2f,\"dense_us\":%.2f,\"speedup_vs_dense\":%.2f}\n",
             long(out), long(in), threads, cache, kernels::sign_kernel_name(k), t * 1e6, bit_bytes / t * 1e-9,
             dense * 1e6, dense / t);
+    }
+    for (const auto& v : kernels::kSignQ8Variants) {
+        if (!v.supported() || (v.id == SignKernel::Reference && out * in > 4096 * 4096)) continue;
+        next = 0;
+        const double t = seconds_per_call(
+            [&] { kernels::sign_matmul_q8(Ps[std::size_t(next++ % n_bits)], x.data(), 1, y.data(), v.id); });
+        std::printf(
+            "{\"bench\":\"sign_gemv\",\"shape\":\"%ldx%ld\",\"threads\":%d,\"cache\":\"%s\",\"kernel\":\"int8_%s\","
+            "\"us\":%.2f,\"bits_gbps\":%.2f,\"dense_us\":%.2f,\"speedup_vs_dense\":%.2f}\n",
+            long(out), long(in), threads, cache, v.name, t * 1e6, bit_bytes / t * 1e-9, dense * 1e6, dense / t);
     }
     std::fflush(stdout);
 }

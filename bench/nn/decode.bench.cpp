@@ -73,9 +73,10 @@ void run(const Decoder& model, const char* preset, const char* format, int threa
         "\"weight_mib\":%.1f,\"bytes_per_token_mib\":%.2f,\"achieved_gbps\":%.2f,\"bandwidth_probe_gbps\":%.2f,"
         "\"fraction_of_bandwidth\":%.3f,\"rss_mib\":%.0f,\"peak_rss_mib\":%.0f}\n",
         preset, format, kernels::sign_activations_name(kernels::sign_activations()),
-        kernels::sign_kernel_name(int8 ? kernels::sign_q8_kernel() : kernels::sign_kernel()), threads, long(prompt),
-        long(gen), double(prompt) / prefill, decode_tps, double(model.bytes()) / 1048576.0, bytes / 1048576.0, gbps,
-        probe_gbps, gbps / probe_gbps, bench::rss_mib(), bench::peak_rss_mib());
+        int8 ? kernels::variant_of(kernels::kSignQ8Variants, kernels::sign_q8_kernel()).name
+             : kernels::sign_kernel_name(kernels::sign_kernel()),
+        threads, long(prompt), long(gen), double(prompt) / prefill, decode_tps, double(model.bytes()) / 1048576.0,
+        bytes / 1048576.0, gbps, probe_gbps, gbps / probe_gbps, bench::rss_mib(), bench::peak_rss_mib());
     std::fflush(stdout);
 }
 }  // namespace

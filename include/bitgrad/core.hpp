@@ -12,3 +12,4 @@
 #include "bitgrad/core/rng.hpp"
 #include "bitgrad/core/shape.hpp"
 #include "bitgrad/core/tensor.hpp"
+#include "bitgrad/core/thread_override.hpp"

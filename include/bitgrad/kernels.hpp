@@ -13,3 +13,4 @@
 #include "bitgrad/kernels/sign_matmul.hpp"
 #include "bitgrad/kernels/sign_matmul_q8.hpp"
 #include "bitgrad/kernels/softmax.hpp"
+#include "bitgrad/kernels/variant.hpp"

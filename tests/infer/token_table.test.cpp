@@ -50,33 +50,6 @@ TEST_CASE("quantize_int8_row: absmax scale - rounding to nearest - zero rows - e
     CHECK(worst <= 0.5 * sr * (1 + 1e-5));
 }
 
-TEST_CASE("gemv_int8 equals its reference on odd sizes - generic and AVX-512 rows") {
-    Rng rng(62);
-    for (int64_t in : {1, 15, 16, 17, 100, 769})
-        for (int64_t out : {1, 3, 37}) {
-            std::vector<int8_t> Q(static_cast<std::size_t>(out * in));
-            std::vector<float> scale(static_cast<std::size_t>(out)), x(static_cast<std::size_t>(in)),
-                y(static_cast<std::size_t>(out));
-            for (auto& q : Q) q = int8_t(int(rng.uniform_int(255)) - 127);
-            for (auto& s : scale) s = float(rng.uniform(0.001, 0.1));
-            for (auto& v : x) v = float(rng.normal());
-            std::vector<double> ref(static_cast<std::size_t>(out));
-            kernels::gemv_int8_reference(Q.data(), scale.data(), out, in, x.data(), ref.data());
-            for (bool wide : {false, true}) {
-                if (wide && !kernels::detail::gemv_int8_wide()) continue;  // no AVX-512 here: the generic rows only
-                CAPTURE(wide);
-                std::fill(y.begin(), y.end(), 1e30f);
-                kernels::gemv_int8(Q.data(), scale.data(), out, in, x.data(), y.data(), wide);
-                for (int64_t i = 0; i < out; ++i) {
-                    double l1 = 0;
-                    for (int64_t j = 0; j < in; ++j)
-                        l1 += std::abs(double(Q[std::size_t(i * in + j)]) * x[std::size_t(j)]) * scale[std::size_t(i)];
-                    CHECK(std::abs(y[std::size_t(i)] - ref[std::size_t(i)]) <= 1e-6 * l1 + 1e-30);
-                }
-            }
-        }
-}
-
 TEST_CASE("TokenTable: rows and products agree between gemv and matmul - int8 within its rounding of bf16") {
     Rng rng(63);
     const auto w = Tensor<float>::randn({37, 29}, rng, 0.05);

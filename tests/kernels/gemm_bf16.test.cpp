@@ -3,23 +3,25 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 
 using namespace bitgrad;
 using kernels::Bf16Kernel;
 using kernels::Bf16Operand;
 
 namespace gemm_bf16_test {
-// The kernels this CPU can run: the emulated one always (it shares packing, blocking and tiling
-// with the native kernel, so its agreement with the reference checks that logic everywhere), the
-// float fallback, and the AVX512_BF16 kernel where the CPU has the instruction.
+// The kernels this CPU can run, read from the family's list: the emulated one always (it shares
+// packing, blocking and tiling with the native kernel, so its agreement with the reference checks
+// that logic everywhere), the float fallback, and the AVX512_BF16 kernel where the CPU has it.
 std::vector<Bf16Kernel> runnable_kernels() {
-    std::vector<Bf16Kernel> k = {Bf16Kernel::Emulated, Bf16Kernel::Fp32Fallback};
-    if (cpu_has_bf16())
-        k.push_back(Bf16Kernel::Avx512Bf16);
-    else
-        MESSAGE(
-            "this CPU has no AVX512_BF16: the native bf16 micro-kernel is not run here (the emulated one shares all "
-            "its other code)");
+    std::vector<Bf16Kernel> k;
+    for (const auto& v : kernels::kBf16Variants) {
+        if (v.supported())
+            k.push_back(v.id);
+        else
+            MESSAGE("this CPU cannot run the " << std::string(v.name)
+                                               << " bf16 kernel (the emulated one shares all its other code)");
+    }
     return k;
 }
 

@@ -22,11 +22,12 @@ using kernels::SignKernel;
 
 namespace sign_matmul_test {
 
-// The kernels this CPU runs (Avx512 is skipped without AVX512F; the test that lists kernels says so).
+// The kernels this CPU runs, read from the family's list (Avx512 is skipped without AVX512F; the
+// test that lists kernels says so).
 std::vector<SignKernel> sign_runnable_kernels() {
     std::vector<SignKernel> ks;
-    for (SignKernel k : {SignKernel::Reference, SignKernel::Avx2, SignKernel::Avx512})
-        if (kernels::sign_kernel_supported(k)) ks.push_back(k);
+    for (const auto& v : kernels::kSignVariants)
+        if (v.supported()) ks.push_back(v.id);
     return ks;
 }
 
@@ -133,10 +134,9 @@ TEST_CASE("sign_kernel picks a supported kernel and SignKernelScope overrides it
     CHECK(kernels::sign_kernel_supported(best));
     CHECK(kernels::sign_kernel_supported(SignKernel::Reference));
     MESSAGE("sign kernel on this CPU: " << std::string(kernels::sign_kernel_name(best)));
-    for (SignKernel k : {SignKernel::Avx2, SignKernel::Avx512})
-        if (!kernels::sign_kernel_supported(k))
-            MESSAGE("this CPU cannot run the " << std::string(kernels::sign_kernel_name(k))
-                                               << " sign kernel: not tested here");
+    for (const auto& v : kernels::kSignVariants)
+        if (!v.supported())
+            MESSAGE("this CPU cannot run the " << std::string(v.name) << " sign kernel: not tested here");
     {
         kernels::SignKernelScope scope(SignKernel::Reference);
         CHECK(kernels::sign_kernel() == SignKernel::Reference);
@@ -146,9 +146,9 @@ TEST_CASE("sign_kernel picks a supported kernel and SignKernelScope overrides it
     const auto W = sign_weights(3, 10, rng);
     const PackedSigns P = kernels::pack_signs(W.data(), 3, 10);
     std::vector<float> x(10, 1.f), y(3);
-    for (SignKernel k : {SignKernel::Avx2, SignKernel::Avx512})
-        if (!kernels::sign_kernel_supported(k))
-            CHECK_THROWS_WITH_AS(kernels::sign_matmul(P, x.data(), 1, y.data(), k),
+    for (const auto& v : kernels::kSignVariants)
+        if (!v.supported())
+            CHECK_THROWS_WITH_AS(kernels::sign_matmul(P, x.data(), 1, y.data(), v.id),
                                  doctest::Contains("not supported by this CPU"), Error);
 }
 

@@ -20,10 +20,11 @@ using kernels::SignKernel;
 
 namespace sign_matmul_q8_test {
 
+// The kernels this CPU runs, read from the family's list.
 std::vector<SignKernel> q8_runnable_kernels() {
     std::vector<SignKernel> ks;
-    for (SignKernel k : {SignKernel::Reference, SignKernel::Avx2, SignKernel::Avx512})
-        if (kernels::sign_q8_kernel_supported(k)) ks.push_back(k);
+    for (const auto& v : kernels::kSignQ8Variants)
+        if (v.supported()) ks.push_back(v.id);
     return ks;
 }
 
@@ -194,11 +195,10 @@ TEST_CASE(
         }
         kernels::sign_matmul_q8(P, nullptr, 0, nullptr, k);
     }
-    for (SignKernel k : {SignKernel::Avx2, SignKernel::Avx512}) {
-        if (kernels::sign_q8_kernel_supported(k)) continue;
-        MESSAGE("this CPU cannot run the " << std::string(kernels::sign_kernel_name(k))
-                                           << " int8 sign kernel: not tested here");
-        CHECK_THROWS_WITH_AS(kernels::sign_matmul_q8(P, x.data(), 1, y.data(), k),
+    for (const auto& v : kernels::kSignQ8Variants) {
+        if (v.supported()) continue;
+        MESSAGE("this CPU cannot run the " << std::string(v.name) << " int8 sign kernel: not tested here");
+        CHECK_THROWS_WITH_AS(kernels::sign_matmul_q8(P, x.data(), 1, y.data(), v.id),
                              doctest::Contains("not supported by this CPU"), Error);
     }
     CHECK(kernels::sign_q8_kernel_supported(kernels::sign_q8_kernel()));

@@ -5,6 +5,8 @@
 // bit-for-bit reproducible for a fixed thread count.
 #include <cstdint>
 
+#include "bitgrad/core/thread_override.hpp"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -35,26 +37,17 @@ inline int thread_index() {
 #endif
 }
 
+struct ParallelMinWorkTag {};
+// RAII: sets this thread's fork threshold for the scope (1 forks every loop with n > 1), then
+// restores it. Per thread: the thread that calls parallel_for decides whether it forks.
+using ParallelMinWork = ThreadOverride<int64_t, ParallelMinWorkTag>;
+
 namespace detail {
 // Work (n * cost_per_item, about one flop a unit) below which a loop stays on one thread: a fork
 // costs a few microseconds. Tests lower it (ParallelMinWork) so threaded paths run at small sizes.
-inline int64_t& parallel_min_work() {
-    static int64_t work = 32768;
-    return work;
-}
+inline constexpr int64_t kParallelMinWork = 32768;
+inline int64_t parallel_min_work() { return ParallelMinWork::current().value_or(kParallelMinWork); }
 }  // namespace detail
-
-// RAII: sets the fork threshold for the scope (1 forks every loop with n > 1), then restores it.
-class ParallelMinWork {
-public:
-    explicit ParallelMinWork(int64_t work) : saved_(detail::parallel_min_work()) { detail::parallel_min_work() = work; }
-    ~ParallelMinWork() { detail::parallel_min_work() = saved_; }
-    ParallelMinWork(const ParallelMinWork&) = delete;
-    ParallelMinWork& operator=(const ParallelMinWork&) = delete;
-
-private:
-    int64_t saved_;
-};
 
 // Calls body(i) for i in [0, n), in parallel when n * cost_per_item is worth a fork.
 template <class F>

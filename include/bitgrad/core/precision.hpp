@@ -9,38 +9,29 @@
 #include <optional>
 #include <string_view>
 
+#include "bitgrad/core/thread_override.hpp"
+
 namespace bitgrad {
 
 enum class Precision { FP32, BF16 };
 
-inline const char* precision_name(Precision p) { return p == Precision::BF16 ? "bf16" : "fp32"; }
+inline const char* precision_name(Precision p) {
+    switch (p) {  // no default: -Wswitch names a new value here
+        case Precision::FP32: return "fp32";
+        case Precision::BF16: return "bf16";
+    }
+    return "?";  // not reached: p is one of the values above
+}
 inline std::optional<Precision> parse_precision(std::string_view s) {
     if (s == "fp32") return Precision::FP32;
     if (s == "bf16") return Precision::BF16;
     return std::nullopt;
 }
 
-namespace detail {
-inline Precision& matmul_precision_slot() {
-    thread_local Precision p = Precision::FP32;
-    return p;
-}
-}  // namespace detail
+// RAII: this thread's matmuls use the given precision until the scope ends.
+using PrecisionScope = ThreadOverride<Precision>;
 
-inline Precision matmul_precision() { return detail::matmul_precision_slot(); }
-
-class PrecisionScope {
-public:
-    explicit PrecisionScope(Precision p) : saved_(detail::matmul_precision_slot()) {
-        detail::matmul_precision_slot() = p;
-    }
-    ~PrecisionScope() { detail::matmul_precision_slot() = saved_; }
-    PrecisionScope(const PrecisionScope&) = delete;
-    PrecisionScope& operator=(const PrecisionScope&) = delete;
-
-private:
-    Precision saved_;
-};
+inline Precision matmul_precision() { return PrecisionScope::current().value_or(Precision::FP32); }
 
 // True when this CPU has AVX512_BF16 (vdpbf16ps): bf16 products at twice the float rate.
 inline bool cpu_has_bf16() {

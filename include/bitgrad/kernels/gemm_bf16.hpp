@@ -6,7 +6,10 @@
 // (frozen weights), or the sign of a float matrix: +1 where W >= 0, else -1, exact in bf16. The
 // last is FBI-Linear's S = sign(W), read straight from the latent weights and never stored.
 //
-// Kernels; bf16_gemm_kernel() is the one place that picks, at run time:
+// Kernels (kBf16Variants below, in preference order; bf16_gemm_kernel() runs the first this CPU
+// supports, Bf16KernelScope overrides it). Files: this one holds the API, the reference, the list
+// and the dispatch; gemm_bf16/common.hpp the operands, packing, blocking and the portable variants;
+// gemm_bf16/avx512bf16.hpp the native micro-kernel.
 //   Avx512Bf16    packed panels and a 12 x 32 micro-kernel on vdpbf16ps (AVX512_BF16, e.g. Zen 4,
 //                 Sapphire Rapids): each instruction does two multiply-adds per float lane.
 //   Emulated      the same packing, blocking and tiles, with the micro-kernel's arithmetic in plain
@@ -22,303 +25,51 @@
 // dropped). The micro-kernel broadcasts row i's word of A against 32 words of B (two registers):
 //   C[i][j] += A[i][2p] B[2p][j] + A[i][2p+1] B[2p+1][j].
 // Blocking (KC x NC panel of B shared, MC x KC block of A per task) follows Goto's scheme.
-#include <algorithm>
+#include <cstddef>
 #include <cstdint>
-#include <cstring>
-#include <vector>
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
+#include <iterator>
 
 #include "bitgrad/core/bf16.hpp"
 #include "bitgrad/core/error.hpp"
-#include "bitgrad/core/parallel.hpp"
-#include "bitgrad/core/precision.hpp"
-#include "bitgrad/core/tensor.hpp"
-#include "bitgrad/kernels/gemm_fp.hpp"
+#include "bitgrad/core/thread_override.hpp"
+#include "bitgrad/kernels/gemm_bf16/avx512bf16.hpp"
+#include "bitgrad/kernels/gemm_bf16/common.hpp"
+#include "bitgrad/kernels/variant.hpp"
 
 namespace bitgrad::kernels {
 
-struct Bf16Operand {
-    enum class Source { F32, BF16, SignOfF32 };
-    Source source = Source::F32;
-    const void* data = nullptr;
-    int64_t ld = 0;      // leading dimension of the stored matrix (row-major)
-    bool trans = false;  // op(X) = X^T
-
-    static Bf16Operand f32(const float* p, int64_t ld, bool trans = false) { return {Source::F32, p, ld, trans}; }
-    static Bf16Operand bf16(const bitgrad::bf16* p, int64_t ld, bool trans = false) {
-        return {Source::BF16, p, ld, trans};
-    }
-    static Bf16Operand sign_of(const float* W, int64_t ld, bool trans = false) {
-        return {Source::SignOfF32, W, ld, trans};
-    }
-
-    // Element (r, c) of op(X), as bf16 bits (for the reference and the generic packers).
-    uint16_t bits(int64_t r, int64_t c) const {
-        const int64_t off = trans ? c * ld + r : r * ld + c;
-        switch (source) {
-            case Source::F32: return to_bf16(static_cast<const float*>(data)[off]).bits;
-            case Source::BF16: return static_cast<const bitgrad::bf16*>(data)[off].bits;
-            case Source::SignOfF32:
-                return static_cast<const float*>(data)[off] >= 0.f ? kBf16One.bits : kBf16MinusOne.bits;
-        }
-        return 0;
-    }
-};
-
 enum class Bf16Kernel { Avx512Bf16, Emulated, Fp32Fallback };
 
-inline const char* bf16_kernel_name(Bf16Kernel k) {
-    return k == Bf16Kernel::Avx512Bf16 ? "avx512bf16" : (k == Bf16Kernel::Emulated ? "emulated" : "fp32-fallback");
-}
-
-namespace detail {
-inline int& bf16_kernel_override() {
-    thread_local int k = -1;  // -1: none
-    return k;
-}
-}  // namespace detail
-
-// The dispatch: the native kernel where the CPU has AVX512_BF16, else the float GEMM on rounded
-// copies (unless a Bf16KernelScope says otherwise).
-inline Bf16Kernel bf16_gemm_kernel() {
-    if (detail::bf16_kernel_override() >= 0) return Bf16Kernel(detail::bf16_kernel_override());
-    return cpu_has_bf16() ? Bf16Kernel::Avx512Bf16 : Bf16Kernel::Fp32Fallback;
-}
-
-// RAII: this thread's bf16 GEMMs use `kernel` (tests run whole models through the emulated kernel).
-class Bf16KernelScope {
-public:
-    explicit Bf16KernelScope(Bf16Kernel k) : saved_(detail::bf16_kernel_override()) {
-        detail::bf16_kernel_override() = int(k);
-    }
-    ~Bf16KernelScope() { detail::bf16_kernel_override() = saved_; }
-    Bf16KernelScope(const Bf16KernelScope&) = delete;
-    Bf16KernelScope& operator=(const Bf16KernelScope&) = delete;
-
-private:
-    int saved_;
+// The variants, in preference order (kernels/variant.hpp): the native kernel where the CPU has
+// AVX512_BF16, else the float GEMM on rounded copies; Emulated only when asked for (tests).
+inline constexpr KernelVariant<Bf16Kernel, Bf16GemmFn> kBf16Variants[] = {
+    {Bf16Kernel::Avx512Bf16, "avx512bf16", detail::gemm_bf16_avx512bf16_supported, detail::gemm_bf16_avx512bf16},
+    {Bf16Kernel::Fp32Fallback, "fp32-fallback", always_supported, detail::gemm_bf16_fp32_fallback},
+    {Bf16Kernel::Emulated, "emulated", always_supported, detail::gemm_bf16_emulated},
 };
 
-namespace detail {
-
-inline constexpr int64_t kBf16MR = 12, kBf16NR = 32, kBf16KC = 256, kBf16MC = 96, kBf16NC = 1024;
-
-// tile[MR][NR] = sum over kp pairs of the packed A panel (MR words a pair) times the B panel.
-using Bf16Microkernel = void (*)(int64_t kp, const uint32_t* a, const uint32_t* b, float* tile);
-
-inline void bf16_microkernel_emulated(int64_t kp, const uint32_t* a, const uint32_t* b, float* tile) {
-    float acc[kBf16MR][kBf16NR] = {};
-    auto lo = [](uint32_t w) { return to_float(bitgrad::bf16{uint16_t(w & 0xffffu)}); };
-    auto hi = [](uint32_t w) { return to_float(bitgrad::bf16{uint16_t(w >> 16)}); };
-    for (int64_t p = 0; p < kp; ++p) {
-        const uint32_t* ap = a + p * kBf16MR;
-        const uint32_t* bp = b + p * kBf16NR;
-        for (int64_t i = 0; i < kBf16MR; ++i) {
-            const float a0 = lo(ap[i]), a1 = hi(ap[i]);
-            for (int64_t j = 0; j < kBf16NR; ++j)
-                acc[i][j] = std::fma(a0, lo(bp[j]), std::fma(a1, hi(bp[j]), acc[i][j]));
-        }
+// Every Bf16Kernel has an entry: a new value is a -Wswitch warning here (no default), and once
+// counted, the static_assert asks for its entry in the list.
+constexpr std::size_t bf16_kernel_count(Bf16Kernel k) {
+    switch (k) {
+        case Bf16Kernel::Avx512Bf16:
+        case Bf16Kernel::Emulated:
+        case Bf16Kernel::Fp32Fallback: return 3;
     }
-    std::memcpy(tile, acc, sizeof acc);
+    return 0;
 }
+static_assert(std::size(kBf16Variants) == bf16_kernel_count(Bf16Kernel::Emulated));
 
-#if defined(__x86_64__) && defined(__GNUC__)
-// The AVX512_BF16 micro-kernel: 24 accumulators (12 rows x 2 registers of 16 columns). Compiled for
-// that ISA whatever -march says; called only when cpu_has_bf16().
-// One macro line per register row: clearer than what the formatter makes of it.
-// clang-format off
-__attribute__((target("avx512f,avx512bf16"))) inline void bf16_microkernel_avx512(int64_t kp, const uint32_t* a,
-                                                                                   const uint32_t* b, float* tile) {
-#define BITGRAD_BF16_ROW(i)                                                                   \
-    __m512 c##i##_lo = _mm512_setzero_ps(), c##i##_hi = _mm512_setzero_ps();
-    BITGRAD_BF16_ROW(0) BITGRAD_BF16_ROW(1) BITGRAD_BF16_ROW(2) BITGRAD_BF16_ROW(3) BITGRAD_BF16_ROW(4) BITGRAD_BF16_ROW(5)
-    BITGRAD_BF16_ROW(6) BITGRAD_BF16_ROW(7) BITGRAD_BF16_ROW(8) BITGRAD_BF16_ROW(9) BITGRAD_BF16_ROW(10) BITGRAD_BF16_ROW(11)
-#undef BITGRAD_BF16_ROW
-    for (int64_t p = 0; p < kp; ++p) {
-        const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + p * kBf16NR);
-        const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + p * kBf16NR + 16);
-        const uint32_t* ap = a + p * kBf16MR;
-#define BITGRAD_BF16_ROW(i)                                                                   \
-    {                                                                                         \
-        const __m512bh ai = (__m512bh)_mm512_set1_epi32(int(ap[i]));                         \
-        c##i##_lo = _mm512_dpbf16_ps(c##i##_lo, ai, b0);                                          \
-        c##i##_hi = _mm512_dpbf16_ps(c##i##_hi, ai, b1);                                          \
-    }
-        BITGRAD_BF16_ROW(0) BITGRAD_BF16_ROW(1) BITGRAD_BF16_ROW(2) BITGRAD_BF16_ROW(3) BITGRAD_BF16_ROW(4) BITGRAD_BF16_ROW(5)
-        BITGRAD_BF16_ROW(6) BITGRAD_BF16_ROW(7) BITGRAD_BF16_ROW(8) BITGRAD_BF16_ROW(9) BITGRAD_BF16_ROW(10) BITGRAD_BF16_ROW(11)
-#undef BITGRAD_BF16_ROW
-    }
-#define BITGRAD_BF16_ROW(i)                                                                   \
-    _mm512_storeu_ps(tile + (i) * kBf16NR, c##i##_lo);                                          \
-    _mm512_storeu_ps(tile + (i) * kBf16NR + 16, c##i##_hi);
-    BITGRAD_BF16_ROW(0) BITGRAD_BF16_ROW(1) BITGRAD_BF16_ROW(2) BITGRAD_BF16_ROW(3) BITGRAD_BF16_ROW(4) BITGRAD_BF16_ROW(5)
-    BITGRAD_BF16_ROW(6) BITGRAD_BF16_ROW(7) BITGRAD_BF16_ROW(8) BITGRAD_BF16_ROW(9) BITGRAD_BF16_ROW(10) BITGRAD_BF16_ROW(11)
-#undef BITGRAD_BF16_ROW
+inline const char* bf16_kernel_name(Bf16Kernel k) { return variant_of(kBf16Variants, k).name; }
+
+// RAII: this thread's bf16 GEMMs use the given kernel (tests run whole models through Emulated).
+using Bf16KernelScope = ThreadOverride<Bf16Kernel>;
+
+// The dispatch: the first variant this CPU runs (unless a Bf16KernelScope says otherwise).
+inline Bf16Kernel bf16_gemm_kernel() {
+    static const Bf16Kernel best = first_supported_variant(kBf16Variants);
+    return Bf16KernelScope::current().value_or(best);
 }
-// clang-format on
-#endif
-
-// Packs rows [r0, r0 + rows) x k in [k0, k0 + kc) of op(X) (rows < MR padded with zeros) into
-// MR-word pairs: out[p * MR + i] = X[r0 + i][k0 + 2p] | X[r0 + i][k0 + 2p + 1] << 16.
-// The B side is the same with X = op(B)^T (columns of op(B) as rows), so one packer serves both.
-template <int64_t R>
-void pack_pairs(const Bf16Operand& X, bool x_transposed, int64_t r0, int64_t rows, int64_t k0, int64_t kc,
-                uint32_t* out) {
-    const int64_t kp = (kc + 1) / 2;
-    // (r, k) of the packed view; x_transposed: the view is op(X)^T.
-    auto word = [&](auto get) {
-        for (int64_t p = 0; p < kp; ++p) {
-            const int64_t k = k0 + 2 * p;
-            const bool has_odd = 2 * p + 1 < kc;
-            uint32_t* o = out + p * R;
-            for (int64_t i = 0; i < R; ++i) {
-                if (i >= rows) {
-                    o[i] = 0;
-                    continue;
-                }
-                const uint32_t even = get(r0 + i, k), odd = has_odd ? get(r0 + i, k + 1) : 0u;
-                o[i] = even | (odd << 16);
-            }
-        }
-    };
-    const int64_t ld = X.ld;
-    // Element (r, k) of the view, stored at X[r][k] (row-major view) or X[k][r].
-    const bool stored_rk = (!X.trans) != x_transposed;
-    switch (X.source) {
-        case Bf16Operand::Source::F32: {
-            const float* d = static_cast<const float*>(X.data);
-            if (stored_rk)
-                word([&](int64_t r, int64_t k) -> uint32_t { return to_bf16(d[r * ld + k]).bits; });
-            else
-                word([&](int64_t r, int64_t k) -> uint32_t { return to_bf16(d[k * ld + r]).bits; });
-            break;
-        }
-        case Bf16Operand::Source::BF16: {
-            const bitgrad::bf16* d = static_cast<const bitgrad::bf16*>(X.data);
-            if (stored_rk)
-                word([&](int64_t r, int64_t k) -> uint32_t { return d[r * ld + k].bits; });
-            else
-                word([&](int64_t r, int64_t k) -> uint32_t { return d[k * ld + r].bits; });
-            break;
-        }
-        case Bf16Operand::Source::SignOfF32: {
-            const float* d = static_cast<const float*>(X.data);
-            auto s = [](float w) -> uint32_t { return w >= 0.f ? kBf16One.bits : kBf16MinusOne.bits; };
-            if (stored_rk)
-                word([&](int64_t r, int64_t k) { return s(d[r * ld + k]); });
-            else
-                word([&](int64_t r, int64_t k) { return s(d[k * ld + r]); });
-            break;
-        }
-    }
-}
-
-// C[i][j] (+)= alpha * tile[i][j] over the valid mr x nr corner; first: C = alpha tile + beta C.
-inline void store_tile(const float* tile, int64_t mr, int64_t nr, float alpha, float beta, bool first, float* C,
-                       int64_t ldc) {
-    for (int64_t i = 0; i < mr; ++i) {
-        float* c = C + i * ldc;
-        const float* t = tile + i * kBf16NR;
-        if (!first)
-            for (int64_t j = 0; j < nr; ++j) c[j] += alpha * t[j];
-        else if (beta == 0.f)
-            for (int64_t j = 0; j < nr; ++j) c[j] = alpha * t[j];
-        else
-            for (int64_t j = 0; j < nr; ++j) c[j] = alpha * t[j] + beta * c[j];
-    }
-}
-
-inline void gemm_bf16_packed(Bf16Microkernel kernel, int64_t M, int64_t N, int64_t K, float alpha, const Bf16Operand& A,
-                             const Bf16Operand& B, float beta, float* C, int64_t ldc) {
-    constexpr int64_t MR = kBf16MR, NR = kBf16NR;
-    std::vector<uint32_t> b_pack;
-    std::vector<uint32_t> a_shared;
-    for (int64_t jc = 0; jc < N; jc += kBf16NC) {
-        const int64_t nc = std::min(kBf16NC, N - jc), n_tiles = (nc + NR - 1) / NR;
-        for (int64_t pc = 0; pc < K; pc += kBf16KC) {
-            const int64_t kc = std::min(kBf16KC, K - pc), kp = (kc + 1) / 2;
-            const bool first = pc == 0;
-            b_pack.resize(std::size_t(n_tiles * kp * NR));
-            parallel_for(
-                n_tiles,
-                [&](int64_t t) {
-                    pack_pairs<NR>(B, /*x_transposed=*/true, jc + t * NR, std::min(NR, nc - t * NR), pc, kc,
-                                   b_pack.data() + t * kp * NR);
-                },
-                kp * NR * 4);
-            auto run_tiles = [&](const uint32_t* a_block, int64_t ic, int64_t mc, int64_t t0, int64_t t1) {
-                alignas(64) float tile[MR * NR];
-                for (int64_t mt = 0; mt * MR < mc; ++mt)
-                    for (int64_t t = t0; t < t1; ++t) {
-                        kernel(kp, a_block + mt * kp * MR, b_pack.data() + t * kp * NR, tile);
-                        const int64_t i0 = ic + mt * MR, j0 = jc + t * NR;
-                        store_tile(tile, std::min(MR, M - i0), std::min(NR, N - j0), alpha, beta, first,
-                                   C + i0 * ldc + j0, ldc);
-                    }
-            };
-            const int64_t m_blocks = (M + kBf16MC - 1) / kBf16MC;
-            if (m_blocks >= 2 * int64_t(num_threads()) || num_threads() == 1) {
-                // Enough row blocks for every thread: each packs its own A block.
-                parallel_for(
-                    m_blocks,
-                    [&](int64_t mb) {
-                        const int64_t ic = mb * kBf16MC, mc = std::min(kBf16MC, M - ic), m_tiles = (mc + MR - 1) / MR;
-                        thread_local std::vector<uint32_t> a_pack;
-                        a_pack.resize(std::size_t(m_tiles * kp * MR));
-                        for (int64_t mt = 0; mt < m_tiles; ++mt)
-                            pack_pairs<MR>(A, false, ic + mt * MR, std::min(MR, mc - mt * MR), pc, kc,
-                                           a_pack.data() + mt * kp * MR);
-                        run_tiles(a_pack.data(), ic, mc, 0, n_tiles);
-                    },
-                    2 * kBf16MC * nc * kc);
-            } else {
-                // Few rows (a small batch): pack each A block once, split its column tiles.
-                for (int64_t ic = 0; ic < M; ic += kBf16MC) {
-                    const int64_t mc = std::min(kBf16MC, M - ic), m_tiles = (mc + MR - 1) / MR;
-                    a_shared.resize(std::size_t(m_tiles * kp * MR));
-                    for (int64_t mt = 0; mt < m_tiles; ++mt)
-                        pack_pairs<MR>(A, false, ic + mt * MR, std::min(MR, mc - mt * MR), pc, kc,
-                                       a_shared.data() + mt * kp * MR);
-                    parallel_chunks(
-                        n_tiles, [&](int64_t t0, int64_t t1) { run_tiles(a_shared.data(), ic, mc, t0, t1); },
-                        2 * mc * NR * kc);
-                }
-            }
-        }
-    }
-}
-
-// op(X) rounded to bf16, as a float copy in X's stored layout ([rows, cols] with ld = cols).
-inline Tensor<float> rounded_copy(const Bf16Operand& X, int64_t rows, int64_t cols) {
-    const int64_t sr = X.trans ? cols : rows, sc = X.trans ? rows : cols;  // stored shape
-    Tensor<float> out({sr, sc});
-    float* o = out.data();
-    parallel_for(
-        sr,
-        [&](int64_t r) {
-            for (int64_t c = 0; c < sc; ++c) {
-                const int64_t off = r * X.ld + c;
-                switch (X.source) {
-                    case Bf16Operand::Source::F32:
-                        o[r * sc + c] = round_to_bf16(static_cast<const float*>(X.data)[off]);
-                        break;
-                    case Bf16Operand::Source::BF16:
-                        o[r * sc + c] = to_float(static_cast<const bitgrad::bf16*>(X.data)[off]);
-                        break;
-                    case Bf16Operand::Source::SignOfF32:
-                        o[r * sc + c] = static_cast<const float*>(X.data)[off] >= 0.f ? 1.f : -1.f;
-                        break;
-                }
-            }
-        },
-        sc);
-    return out;
-}
-
-}  // namespace detail
 
 // C [M, N] = alpha * op(A) [M, K] op(B) [K, N] + beta * C, operands rounded to bf16, float
 // accumulation, with the given kernel (tests pick each; everything else calls gemm_bf16 below).
@@ -330,25 +81,9 @@ inline void gemm_bf16_with(Bf16Kernel kernel, int64_t M, int64_t N, int64_t K, f
             for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.f ? 0.f : beta * C[i * ldc + j];
         return;
     }
-    switch (kernel) {
-        case Bf16Kernel::Fp32Fallback: {
-            const Tensor<float> a = detail::rounded_copy(A, M, K), b = detail::rounded_copy(B, K, N);
-            gemm_fp<float>(A.trans, B.trans, M, N, K, alpha, a.data(), a.shape().last(), b.data(), b.shape().last(),
-                           beta, C, ldc);
-            return;
-        }
-        case Bf16Kernel::Emulated:
-            detail::gemm_bf16_packed(detail::bf16_microkernel_emulated, M, N, K, alpha, A, B, beta, C, ldc);
-            return;
-        case Bf16Kernel::Avx512Bf16:
-#if defined(__x86_64__) && defined(__GNUC__)
-            BITGRAD_CHECK(cpu_has_bf16(), "gemm_bf16: the avx512bf16 kernel needs a CPU with AVX512_BF16");
-            detail::gemm_bf16_packed(detail::bf16_microkernel_avx512, M, N, K, alpha, A, B, beta, C, ldc);
-            return;
-#else
-            BITGRAD_CHECK(false, "gemm_bf16: the avx512bf16 kernel is only built for x86-64");
-#endif
-    }
+    const auto& v = variant_of(kBf16Variants, kernel);
+    BITGRAD_CHECK(v.supported(), "gemm_bf16: the " << v.name << " kernel is not supported by this CPU (or build)");
+    v.run(M, N, K, alpha, A, B, beta, C, ldc);
 }
 
 inline void gemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, const Bf16Operand& A, const Bf16Operand& B,

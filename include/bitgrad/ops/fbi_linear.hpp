@@ -117,10 +117,19 @@ Var<T> fbi_linear(const Var<T>& x, const Var<T>& W, const Var<T>& alpha, const V
             parallel_chunks(
                 out * in,
                 [&](int64_t s, int64_t e) {
-                    if (ste == Ste::Clipped)
-                        for (int64_t k = s; k < e; ++k) dW[k] += ste_derivative(Ste::Clipped, w[k]) * ga_p[k];
-                    else
-                        for (int64_t k = s; k < e; ++k) dW[k] += ste_derivative(Ste::ApproxSign, w[k]) * ga_p[k];
+                    // One loop per STE with the STE a constant, so each inlines its derivative. No
+                    // default: a new Ste is a -Wswitch warning here, not ApproxSign's derivative.
+                    switch (ste) {
+                        case Ste::Identity:  // handled above, without the Ga buffer
+                            for (int64_t k = s; k < e; ++k) dW[k] += ga_p[k];
+                            break;
+                        case Ste::Clipped:
+                            for (int64_t k = s; k < e; ++k) dW[k] += ste_derivative(Ste::Clipped, w[k]) * ga_p[k];
+                            break;
+                        case Ste::ApproxSign:
+                            for (int64_t k = s; k < e; ++k) dW[k] += ste_derivative(Ste::ApproxSign, w[k]) * ga_p[k];
+                            break;
+                    }
                 },
                 4);
         });

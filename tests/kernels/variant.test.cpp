@@ -1,0 +1,72 @@
+// Kernel variants as data (kernels/variant.hpp): every family's list is well formed, and its
+// dispatch is the list's first supported entry. A list that misses an id, repeats one, gives two
+// variants one name, or ends in a variant some CPU cannot run fails here.
+#include "helpers.hpp"
+
+#include <set>
+#include <string>
+
+#include "bitgrad/kernels/gemm_bf16.hpp"
+#include "bitgrad/kernels/gemv_int8.hpp"
+#include "bitgrad/kernels/sign_matmul.hpp"
+#include "bitgrad/kernels/sign_matmul_q8.hpp"
+
+using namespace bitgrad;
+
+namespace variant_test {
+
+// ids and names unique, a function wherever supported, the last entry runs anywhere, and every id
+// in `all` (the enum's values) has an entry.
+template <class Id, class Fn, std::size_t N>
+void check_list(const kernels::KernelVariant<Id, Fn> (&list)[N], std::initializer_list<Id> all, Id dispatched) {
+    std::set<int> ids;
+    std::set<std::string> names;
+    for (const auto& v : list) {
+        CAPTURE(std::string(v.name));
+        CHECK(ids.insert(int(v.id)).second);
+        CHECK(names.insert(v.name).second);
+        CHECK(!std::string(v.name).empty());
+        if (v.supported()) CHECK((v.run != nullptr));  // doctest cannot print a function pointer
+    }
+    CHECK(list[N - 1].supported());
+    CHECK(ids.size() == all.size());
+    for (Id id : all) CHECK(ids.count(int(id)) == 1);
+    CHECK(dispatched == kernels::first_supported_variant(list));
+    CHECK(kernels::variant_of(list, dispatched).supported());
+}
+
+}  // namespace variant_test
+
+using namespace variant_test;
+
+TEST_CASE("every kernel family's variant list is complete and its dispatch is the first supported entry") {
+    using kernels::SignKernel;
+    check_list(kernels::kSignVariants, {SignKernel::Reference, SignKernel::Avx2, SignKernel::Avx512},
+               kernels::sign_kernel());
+    check_list(kernels::kSignQ8Variants, {SignKernel::Reference, SignKernel::Avx2, SignKernel::Avx512},
+               kernels::sign_q8_kernel());
+    using kernels::Bf16Kernel;
+    check_list(kernels::kBf16Variants, {Bf16Kernel::Avx512Bf16, Bf16Kernel::Emulated, Bf16Kernel::Fp32Fallback},
+               kernels::bf16_gemm_kernel());
+    using kernels::GemvInt8Kernel;
+    check_list(kernels::kGemvInt8Variants, {GemvInt8Kernel::Generic, GemvInt8Kernel::Avx512},
+               kernels::gemv_int8_kernel());
+}
+
+TEST_CASE("kernel names come from the variant lists") {
+    CHECK(std::string(kernels::sign_kernel_name(kernels::SignKernel::Reference)) == "reference");
+    CHECK(std::string(kernels::sign_kernel_name(kernels::SignKernel::Avx2)) == "avx2");
+    CHECK(std::string(kernels::sign_kernel_name(kernels::SignKernel::Avx512)) == "avx512");
+    CHECK(std::string(kernels::bf16_kernel_name(kernels::Bf16Kernel::Avx512Bf16)) == "avx512bf16");
+    CHECK(std::string(kernels::bf16_kernel_name(kernels::Bf16Kernel::Emulated)) == "emulated");
+    CHECK(std::string(kernels::bf16_kernel_name(kernels::Bf16Kernel::Fp32Fallback)) == "fp32-fallback");
+}
+
+TEST_CASE("variant_of names an id its list lacks instead of answering with another variant") {
+    using Fn = void (*)();
+    const kernels::KernelVariant<kernels::SignKernel, Fn> partial[] = {
+        {kernels::SignKernel::Reference, "reference", kernels::always_supported, nullptr}};
+    CHECK(std::string(kernels::variant_of(partial, kernels::SignKernel::Reference).name) == "reference");
+    CHECK_THROWS_WITH_AS(kernels::variant_of(partial, kernels::SignKernel::Avx512),
+                         doctest::Contains("missing from its family's variant list"), Error);
+}
