@@ -29,7 +29,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PROGRAM = r"""
-#include <bitgrad/io/torch_checkpoint.hpp>
+#include <bitgrad/format/torch_checkpoint.hpp>
 
 #include <sys/mman.h>
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Writes the torch.save fixtures of tests/io/torch_checkpoint.test.cpp (tests/io/torch_fixtures/*.bin).
+"""Writes the torch.save fixtures of tests/format/torch_checkpoint.test.cpp (tests/format/torch_fixtures/*.bin).
 
 Made with Debian bookworm's python3-torch 1.13.1+dfsg-4 (torch.__version__ reports "1.13.0a0"),
 which is installed for Debian's /usr/bin/python3 (3.11), not for other pythons on PATH:
 
     apt-get install -y python3-torch
-    /usr/bin/python3 scripts/make_torch_fixtures.py tests/io/torch_fixtures
+    /usr/bin/python3 scripts/make_torch_fixtures.py tests/format/torch_fixtures
 
 torch.save writes no timestamps, so running it again gives the same bytes. torch is never a
 dependency of bitgrad or of its tests: the files are committed, and the test recomputes every value
@@ -122,7 +122,7 @@ def writer_reference():
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else "tests/io/torch_fixtures"
+    out = sys.argv[1] if len(sys.argv) > 1 else "tests/format/torch_fixtures"
     os.makedirs(out, exist_ok=True)
     torch.save(fbi_state_dict(), os.path.join(out, "fbi_state_dict.bin"))
     torch.save(dtypes_views(), os.path.join(out, "dtypes_views.bin"))

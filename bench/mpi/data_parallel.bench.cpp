@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
         o.seq_len = seq;
         o.log_every = 1;
         o.warmup_steps = 1;
-        o.precision = default_precision();
+        o.step.precision = default_precision();
         o.out_dir = "/tmp/bitgrad-dp-bench-out-" + std::to_string(::getpid());
         train::Trainer<float, nn::FbiLlama<float>> trainer(model, nullptr, shard, o);
         trainer.data_parallel = dp;
@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
                 "{\"bench\":\"dp_step\",\"preset\":\"%s\",\"ranks\":%d,\"threads\":%d,\"precision\":\"%s\","
                 "\"global_batch\":%lld,\"seq\":%lld,\"steps\":%lld,\"tokens_per_s\":%.1f,"
                 "\"step_s\":%.4f,\"allreduce_s_per_step\":%.6f}\n",
-                preset.c_str(), N, num_threads(), precision_name(o.precision), (long long)batch, (long long)seq,
+                preset.c_str(), N, num_threads(), precision_name(o.step.precision), (long long)batch, (long long)seq,
                 (long long)steps, tokens / seconds, seconds / double(steps), sum_in_steps / double(steps));
         std::remove(shard_path.c_str());
         if (mpi.rank() == 0) std::filesystem::remove_all(o.out_dir);

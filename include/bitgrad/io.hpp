@@ -1,8 +1,6 @@
 #pragma once
+// Models to and from files: config.json, Hugging Face checkpoints, training checkpoints.
 #include "bitgrad/io/checkpoint.hpp"
 #include "bitgrad/io/config_json.hpp"
 #include "bitgrad/io/hf_checkpoint.hpp"
-#include "bitgrad/io/pickle.hpp"
-#include "bitgrad/io/safetensors.hpp"
-#include "bitgrad/io/torch_checkpoint.hpp"
-#include "bitgrad/io/zip.hpp"
+#include "bitgrad/io/hf_model.hpp"

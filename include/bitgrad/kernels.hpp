@@ -13,4 +13,5 @@
 #include "bitgrad/kernels/sign_matmul.hpp"
 #include "bitgrad/kernels/sign_matmul_q8.hpp"
 #include "bitgrad/kernels/softmax.hpp"
+#include "bitgrad/kernels/ste.hpp"
 #include "bitgrad/kernels/variant.hpp"

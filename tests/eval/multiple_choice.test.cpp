@@ -1,3 +1,4 @@
+#include "eval/tape_lm.hpp"
 #include "helpers.hpp"
 
 #include <cmath>
@@ -38,12 +39,8 @@ double hand_ll(const Model& model, const std::string& context, const std::string
     for (int64_t t = 0; t + 1 < n; ++t) in[t] = all[std::size_t(t)];
     const auto logits = model.forward(in).value();
     double ll = 0;
-    for (int64_t t = n - 1 - scored; t < n - 1; ++t) {
-        double m = -1e300, sum = 0;
-        for (int64_t v = 0; v < 64; ++v) m = std::max(m, double(logits[t * 64 + v]));
-        for (int64_t v = 0; v < 64; ++v) sum += std::exp(double(logits[t * 64 + v]) - m);
-        ll += double(logits[t * 64 + all[std::size_t(t + 1)]]) - m - std::log(sum);
-    }
+    for (int64_t t = n - 1 - scored; t < n - 1; ++t)
+        ll -= testing::hand_nll(logits.data() + t * 64, 64, all[std::size_t(t + 1)]);
     return ll;
 }
 
@@ -130,6 +127,7 @@ TEST_CASE("multiple choice log-likelihoods - acc and acc_norm equal a hand compu
     using namespace mc_test;
     Rng rng(11);
     const nn::DenseLlama<double> model(nn::LlamaConfig::preset("tiny"), rng);
+    const testing::TapeLM lm(model);
     const auto cs = cases();
     const auto items = items_of(cs);
     // The requests lm-eval makes, as written by hand above.
@@ -142,7 +140,7 @@ TEST_CASE("multiple choice log-likelihoods - acc and acc_norm equal a hand compu
             CHECK(p.continuation == bytes(c.requests[k].second));
         }
     }
-    const auto r = eval::evaluate_multiple_choice(items, bytes, eval::nn_scorer(model, 4));
+    const auto r = eval::evaluate_multiple_choice(items, bytes, eval::make_scorer(lm));
     REQUIRE(r.loglikelihoods.size() == cs.size());
     int64_t correct = 0, correct_norm = 0, disagree = 0;
     for (std::size_t i = 0; i < cs.size(); ++i) {
@@ -169,7 +167,7 @@ TEST_CASE("multiple choice log-likelihoods - acc and acc_norm equal a hand compu
     CHECK_FALSE(r.has_acc_norm);  // a partial item: acc only
 
     const std::vector<eval::MultipleChoiceItem> four(items.begin(), items.begin() + 4);
-    const auto r4 = eval::evaluate_multiple_choice(four, bytes, eval::nn_scorer(model, 4));
+    const auto r4 = eval::evaluate_multiple_choice(four, bytes, eval::make_scorer(lm));
     REQUIRE(r4.has_acc_norm);
     CHECK(r4.acc_norm == doctest::Approx(double(correct_norm) / 4));
     CHECK(r4.acc_norm_stderr == doctest::Approx(std::sqrt(r4.acc_norm * (1 - r4.acc_norm) / 3)));
@@ -191,25 +189,29 @@ TEST_CASE("acc_norm divides by characters of the choice - not bytes - and ties g
     CHECK(std::isnan(eval::score_multiple_choice({b}, {{-1.0, -2.0}}).acc_stderr));  // n = 1: lm-eval's "N/A"
 }
 
-TEST_CASE("batched scoring equals one request at a time and reports progress per block of items") {
+TEST_CASE("scoring that reuses the context's cache equals one request alone and reports progress per block of items") {
     using namespace mc_test;
     Rng rng(12);
     const nn::DenseLlama<double> model(nn::LlamaConfig::preset("tiny"), rng);
+    const testing::TapeLM shared_lm(model), alone_lm(model);
     const auto items = items_of(cases());
     std::vector<std::pair<int64_t, int64_t>> seen;
     eval::MultipleChoiceOptions o;
     o.items_per_call = 2;
-    const auto batched = eval::evaluate_multiple_choice(items, bytes, eval::nn_scorer(model, 5), o,
-                                                        [&](int64_t d, int64_t t) { seen.emplace_back(d, t); });
+    const auto shared = eval::evaluate_multiple_choice(items, bytes, eval::make_scorer(shared_lm), o,
+                                                       [&](int64_t d, int64_t t) { seen.emplace_back(d, t); });
     CHECK(seen == std::vector<std::pair<int64_t, int64_t>>{{2, 5}, {4, 5}, {5, 5}});
-    const auto single = eval::evaluate_multiple_choice(items, bytes, eval::nn_scorer(model, 1));
+    const auto alone = eval::evaluate_multiple_choice(items, bytes, eval::make_scorer(alone_lm, false));
+    // The TapeLM reads the prefix back from the cache: a wrong prefix kept would change the numbers.
     for (std::size_t i = 0; i < items.size(); ++i)
-        for (std::size_t k = 0; k < single.loglikelihoods[i].size(); ++k)
-            CHECK(batched.loglikelihoods[i][k] == doctest::Approx(single.loglikelihoods[i][k]).epsilon(1e-12));
-    CHECK(batched.acc == single.acc);
+        for (std::size_t k = 0; k < alone.loglikelihoods[i].size(); ++k)
+            CHECK(shared.loglikelihoods[i][k] == doctest::Approx(alone.loglikelihoods[i][k]).epsilon(1e-12));
+    CHECK(shared.acc == alone.acc);
+    CHECK(shared_lm.calls == alone_lm.calls);           // one prefill a request either way,
+    CHECK(shared_lm.tokens_run < alone_lm.tokens_run);  // shorter when the context's keys are kept
     // Deterministic: the same call twice gives the same bits.
-    const auto again = eval::evaluate_multiple_choice(items, bytes, eval::nn_scorer(model, 5), o);
-    CHECK(again.loglikelihoods == batched.loglikelihoods);
+    const auto again = eval::evaluate_multiple_choice(items, bytes, eval::make_scorer(shared_lm), o);
+    CHECK(again.loglikelihoods == shared.loglikelihoods);
 }
 
 TEST_CASE("the packed decoder scores as the float FbiLlama does - with and without reusing the context's cache") {
@@ -217,10 +219,11 @@ TEST_CASE("the packed decoder scores as the float FbiLlama does - with and witho
     Rng rng(13);
     const nn::FbiLlama<float> model(nn::LlamaConfig::preset("tiny"), rng);
     const infer::PackedLlama packed(model);
+    const infer::FloatLlama dense_lm(model);
     const auto items = items_of(cases());
-    const auto dense = eval::evaluate_multiple_choice(items, bytes, eval::nn_scorer(model, 4));
-    const auto shared = eval::evaluate_multiple_choice(items, bytes, eval::decoder_scorer(packed));
-    const auto alone = eval::evaluate_multiple_choice(items, bytes, eval::decoder_scorer(packed, false));
+    const auto dense = eval::evaluate_multiple_choice(items, bytes, eval::make_scorer(dense_lm));
+    const auto shared = eval::evaluate_multiple_choice(items, bytes, eval::make_scorer(packed));
+    const auto alone = eval::evaluate_multiple_choice(items, bytes, eval::make_scorer(packed, false));
     for (std::size_t i = 0; i < items.size(); ++i)
         for (std::size_t k = 0; k < dense.loglikelihoods[i].size(); ++k) {
             // fp16 alpha and beta, bf16 embedding and lm_head: within 0.05% of the float model's sum
@@ -428,29 +431,25 @@ TEST_CASE("malformed items and records are refused naming the file - the line an
     // Evaluation: a tokenizer of another vocabulary, an empty context without a prefix token.
     Rng rng(1);
     const nn::DenseLlama<double> model(nn::LlamaConfig::preset("tiny"), rng);
+    const testing::TapeLM lm(model);
     auto item = ordinary("ctx", {"a", "b"}, 0);
     item.source = "t.jsonl:4";
     const eval::Tokenizer wide = [](const std::string& s) { return std::vector<int32_t>(s.size(), 64); };
-    CHECK_THROWS_WITH_AS(eval::evaluate_multiple_choice({item}, wide, eval::nn_scorer(model)),
+    CHECK_THROWS_WITH_AS(eval::evaluate_multiple_choice({item}, wide, eval::make_scorer(lm)),
                          doctest::Contains("t.jsonl:4 choice 0: token id 64 is outside the model's vocabulary of 64"),
                          Error);
     auto empty = ordinary("", {"a", "b"}, 0);
-    CHECK_THROWS_WITH_AS(eval::evaluate_multiple_choice({empty}, bytes, eval::nn_scorer(model)),
+    CHECK_THROWS_WITH_AS(eval::evaluate_multiple_choice({empty}, bytes, eval::make_scorer(lm)),
                          doctest::Contains("empty context"), Error);
     eval::MultipleChoiceOptions o;
     o.prefix_token = 1;
-    const auto r = eval::evaluate_multiple_choice({empty}, bytes, eval::nn_scorer(model), o);
+    const auto r = eval::evaluate_multiple_choice({empty}, bytes, eval::make_scorer(lm), o);
     NoGrad no_grad;
     Tensor<int32_t> in({1, 2});
     in[0] = 1;
     in[1] = ' ';
     const auto logits = model.forward(in).value();  // [1, 2, 64]: log p(' ' | BOS) + log p('a' | BOS ' ')
     double hand = 0;
-    for (int64_t t = 0; t < 2; ++t) {
-        double m = -1e300, sum = 0;
-        for (int64_t v = 0; v < 64; ++v) m = std::max(m, logits[t * 64 + v]);
-        for (int64_t v = 0; v < 64; ++v) sum += std::exp(logits[t * 64 + v] - m);
-        hand += logits[t * 64 + (t == 0 ? ' ' : 'a' % 64)] - m - std::log(sum);
-    }
+    for (int64_t t = 0; t < 2; ++t) hand -= testing::hand_nll(logits.data() + t * 64, 64, t == 0 ? ' ' : 'a' % 64);
     CHECK(r.loglikelihoods[0][0] == doctest::Approx(hand).epsilon(1e-12));
 }

@@ -1,3 +1,4 @@
+#include "eval/tape_lm.hpp"
 #include "helpers.hpp"
 
 #include <cmath>
@@ -12,14 +13,11 @@ double hand_window_nll(const nn::DenseLlama<double>& model, const std::vector<Id
                        int64_t scored) {
     Tensor<int32_t> in({1, T});
     for (int64_t t = 0; t < T; ++t) in[t] = int32_t(ids[std::size_t(w * T + t)]);
+    NoGrad no_grad;
     const auto logits = model.forward(in).value();
     double nll = 0;
-    for (int64_t t = 0; t < scored; ++t) {
-        double m = -1e300, sum = 0;
-        for (int64_t c = 0; c < 64; ++c) m = std::max(m, logits[t * 64 + c]);
-        for (int64_t c = 0; c < 64; ++c) sum += std::exp(logits[t * 64 + c] - m);
-        nll += m + std::log(sum) - logits[t * 64 + int64_t(ids[std::size_t(w * T + t + 1)])];
-    }
+    for (int64_t t = 0; t < scored; ++t)
+        nll += testing::hand_nll(logits.data() + t * 64, 64, ids[std::size_t(w * T + t + 1)]);
     return nll;
 }
 }  // namespace
@@ -33,8 +31,10 @@ TEST_CASE("perplexity uses non-overlapping windows and equals exp(mean NLL) comp
     Rng rng(1);
     nn::DenseLlama<double> model(nn::LlamaConfig::preset("tiny"), rng);
     const int64_t T = 8;  // (53 - 1) / 8 = 6 windows, 48 predicted tokens
-    auto r = eval::perplexity(model, shard, T, /*batch=*/4);
+    const testing::TapeLM lm(model);
+    auto r = eval::perplexity(lm, shard, T);
     CHECK(r.tokens == 48);
+    CHECK(lm.calls == 6);  // one prefill a window
     double nll = 0;
     for (int64_t w = 0; w < 6; ++w) nll += hand_window_nll(model, ids, w, T, /*scored=*/T);  // T + 1 tokens a window
     CHECK(r.nll == doctest::Approx(nll / 48).epsilon(1e-12));
@@ -48,32 +48,40 @@ TEST_CASE("paper protocol: windows of T tokens - the T - 1 next tokens of each s
     Rng rng(2);
     nn::DenseLlama<double> model(nn::LlamaConfig::preset("tiny"), rng);
     const int64_t T = 8;  // 53 / 8 = 6 windows (5 tokens dropped), 7 scored in each
-    const auto r = eval::paper_perplexity(model, ids, T, /*batch=*/4);
+    const testing::TapeLM lm(model);
+    const auto r = eval::paper_perplexity(lm, ids, T);
     CHECK(r.tokens == 42);
+    CHECK(lm.calls == 6);
     double nll = 0;
     for (int64_t w = 0; w < 6; ++w) nll += hand_window_nll(model, ids, w, T, /*scored=*/T - 1);
     CHECK(r.nll == doctest::Approx(nll / 42).epsilon(1e-12));
     CHECK(r.perplexity == doctest::Approx(std::exp(nll / 42)).epsilon(1e-12));
-    CHECK(eval::paper_perplexity(model, ids, T, /*batch=*/1).nll == doctest::Approx(r.nll).epsilon(1e-12));
+    int64_t reported = 0;
+    CHECK(eval::paper_perplexity(lm, ids, T, [&](int64_t done, int64_t of) { reported = done * 100 + of; }).nll ==
+          r.nll);
+    CHECK(reported == 606);  // the last call: 6 of 6 windows
 
     // Refusals name the problem.
     std::vector<int32_t> bad = ids;
     bad[17] = 64;
-    CHECK_THROWS_WITH_AS(eval::paper_perplexity(model, bad, T), doctest::Contains("token 17 is 64"), Error);
-    CHECK_THROWS_WITH_AS(eval::paper_perplexity(model, std::vector<int32_t>(5, 1), T),
+    CHECK_THROWS_WITH_AS(eval::paper_perplexity(lm, bad, T), doctest::Contains("token 17 is 64"), Error);
+    CHECK_THROWS_WITH_AS(eval::paper_perplexity(lm, std::vector<int32_t>(5, 1), T),
                          doctest::Contains("fewer than one window of 8"), Error);
-    CHECK_THROWS_WITH_AS(eval::paper_perplexity(model, ids, 65), doctest::Contains("max_position_embeddings = 64"),
-                         Error);
+    CHECK_THROWS_WITH_AS(eval::paper_perplexity(lm, ids, 65), doctest::Contains("max_position_embeddings = 64"), Error);
 }
 
-TEST_CASE("paper protocol through the packed decoder matches the float model") {
+TEST_CASE("paper protocol through the packed decoder matches the float model - and the float decoder the tape model") {
     std::vector<int32_t> ids;
     for (int32_t i = 0; i < 100; ++i) ids.push_back((i * 11 + 5) % 64);
     Rng rng(3);
     nn::FbiLlama<float> model(nn::LlamaConfig::preset("tiny"), rng);
     const infer::PackedLlama packed(model);
-    const auto dense = eval::paper_perplexity(model, ids, 16, 2),
-               fast = eval::decoder_paper_perplexity(packed, ids, 16);
+    const auto tape = eval::paper_perplexity(testing::TapeLM(model), ids, 16),
+               dense = eval::paper_perplexity(infer::FloatLlama(model), ids, 16),
+               fast = eval::paper_perplexity(packed, ids, 16);
+    CHECK(dense.tokens == tape.tokens);
+    // The inference decoder's kernels and the tape's ops: float rounding apart.
+    CHECK(dense.nll == doctest::Approx(tape.nll).epsilon(1e-5));
     CHECK(fast.tokens == dense.tokens);
     CHECK(fast.tokens == 6 * 15);
     // fp16 alpha/beta and bf16 tables: close, not equal.
@@ -86,7 +94,7 @@ TEST_CASE("perplexity refuses a shard tokenized with a larger vocabulary than th
     data::TokenShard shard((dir / "v.bin").string());
     Rng rng(1);
     nn::DenseLlama<float> model(nn::LlamaConfig::preset("tiny"), rng);  // vocab 64
-    CHECK_THROWS_WITH_AS(eval::perplexity(model, shard, 4),
+    CHECK_THROWS_WITH_AS(eval::perplexity(infer::FloatLlama(model), shard, 4),
                          doctest::Contains("v.bin: vocabulary of 65 tokens, larger than the model's 64"), Error);
 }
 

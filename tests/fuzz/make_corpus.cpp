@@ -6,7 +6,7 @@
 #include <bitgrad/data/token_shard.hpp>
 #include <bitgrad/infer/packed_file.hpp>
 #include <bitgrad/io/config_json.hpp>
-#include <bitgrad/io/safetensors.hpp>
+#include <bitgrad/format/safetensors.hpp>
 #include <bitgrad/nn/llama.hpp>
 
 #include <cstring>

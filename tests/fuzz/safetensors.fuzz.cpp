@@ -1,7 +1,7 @@
 // Fuzz target: io::load_safetensors<float> and <double> (the two instantiations bitgrad uses).
 // A file that loads must account for every byte: 8 + header + sum(numel * itemsize) == file size,
 // and every element of every tensor must be readable (ASan checks the buffer really is that long).
-#include <bitgrad/io/safetensors.hpp>
+#include <bitgrad/format/safetensors.hpp>
 
 #include <cstring>
 #include <set>

@@ -11,9 +11,9 @@
 // the reader's entries read one by one, and save_torch_state_dict then load of what was read giving
 // it back exactly. Tensors of more than 64 MiB are not read: a stride-0 view may claim far more bytes
 // than the file holds (allowed, as in torch), and allocating them is require_memory's business.
-// Seeds: corpus/torch_checkpoint/*.bin are copies of tests/io/torch_fixtures fixtures (torch 1.13), *.pkl
+// Seeds: corpus/torch_checkpoint/*.bin are copies of tests/format/torch_fixtures fixtures (torch 1.13), *.pkl
 // their data.pkl entries.
-#include <bitgrad/io/torch_checkpoint.hpp>
+#include <bitgrad/format/torch_checkpoint.hpp>
 
 #include <cstring>
 #include <map>

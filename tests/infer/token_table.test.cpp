@@ -1,5 +1,6 @@
 // The 8-bit table format (kernels/gemv_int8.hpp, infer/token_table.hpp), the packed file with int8
-// tables, and eval::decoder_perplexity (a packed model's perplexity, as the float model's is defined).
+// tables, and eval::perplexity of a packed model against the tape model's.
+#include "eval/tape_lm.hpp"
 #include "helpers.hpp"
 
 #include <cmath>
@@ -154,19 +155,18 @@ TEST_CASE("decoder_perplexity of a packed model equals the float model's perplex
     for (auto& v : ids) v = uint32_t(rng.uniform_int(53));
     data::write_token_shard(dir / "val.bin", ids, 53);
     const data::TokenShard shard((dir / "val.bin").string());
-    const auto want = eval::perplexity(student, shard, 16);
+    const auto want = eval::perplexity(testing::TapeLM(student), shard, 16);
     const infer::PackedLlama packed(student);
     int64_t calls = 0;
-    const auto got = eval::decoder_perplexity(packed, shard, 16, 0, [&](int64_t, int64_t) { ++calls; });
+    const auto got = eval::perplexity(packed, shard, 16, 0, [&](int64_t, int64_t) { ++calls; });
     CHECK(got.tokens == want.tokens);
     CHECK(got.tokens == 12 * 16);  // (200 - 1) / 16 windows
     CHECK(calls == 12);
     CHECK(got.nll == doctest::Approx(want.nll).epsilon(1e-5));
     // int8 activations cost a little and stay close on this random model.
     kernels::SignActivationsScope int8(kernels::SignActivations::Int8);
-    const auto q = eval::decoder_perplexity(packed, shard, 16);
+    const auto q = eval::perplexity(packed, shard, 16);
     CHECK(q.nll != got.nll);
     CHECK(q.nll == doctest::Approx(got.nll).epsilon(1e-2));
-    CHECK_THROWS_WITH_AS(eval::decoder_perplexity(packed, shard, 25), doctest::Contains("max_position_embeddings = 24"),
-                         Error);
+    CHECK_THROWS_WITH_AS(eval::perplexity(packed, shard, 25), doctest::Contains("max_position_embeddings = 24"), Error);
 }

@@ -227,7 +227,7 @@ int main(int argc, char** argv) {
                 return base(ids);
             };
             auto opt = small_run(dir / "out", 2);
-            opt.loss = train::Loss::AD;
+            opt.step.loss = train::Loss::AD;
             opt.steps = 100;
             train::Trainer<float, nn::FbiLlama<float>> t(student, teacher, shard, opt);
             t.data_parallel = dist::mpi_data_parallel();

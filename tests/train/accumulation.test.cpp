@@ -43,7 +43,7 @@ train::TrainOptions options(const std::filesystem::path& out, train::Loss loss, 
     o.warmup_steps = 1;
     o.clip_norm = 0;  // no clipping: the update sees the raw accumulated gradient
     o.log_every = 1;
-    o.loss = loss;
+    o.step.loss = loss;
     o.out_dir = out.string();
     o.seed = 31;
     return o;

@@ -24,7 +24,7 @@ train::TrainOptions tiny_options(const std::filesystem::path& out, train::Loss l
     o.min_lr = 1e-3;
     o.warmup_steps = 2;
     o.log_every = 1;
-    o.loss = loss;
+    o.step.loss = loss;
     o.out_dir = out.string();
     o.seed = 99;
     return o;
@@ -96,7 +96,7 @@ TEST_CASE("validation runs every eval_every steps and after the last one - witho
     nn::FbiLlama<float> validated(c, r2);
     o.out_dir = (dir / "validated").string();
     train::Trainer<float, nn::FbiLlama<float>> t(validated, nullptr, shard, o);
-    t.validate = [&](const nn::FbiLlama<float>& m) { return eval::perplexity(m, val, 16, 4).nll; };
+    t.validate = [&](const nn::FbiLlama<float>& m) { return eval::perplexity(infer::FloatLlama(m), val, 16).nll; };
     std::vector<int64_t> val_steps, flip_steps, flip_spans;
     double last_val = 0;
     t.on_log = [&](const train::StepLog& l) {
@@ -108,7 +108,7 @@ TEST_CASE("validation runs every eval_every steps and after the last one - witho
     CHECK(flip_steps == std::vector<int64_t>{3, 5});  // log steps only: validation does not split a flip interval
     CHECK(flip_spans == std::vector<int64_t>{3, 2});
     // The last validation loss is that of the trained model, computed again here.
-    CHECK(last_val == eval::perplexity(validated, val, 16, 4).nll);
+    CHECK(last_val == eval::perplexity(infer::FloatLlama(validated), val, 16).nll);
     CHECK(std::isfinite(last_val));
     auto wa = weights(plain), wb = weights(validated);
     for (std::size_t i = 0; i < wa.size(); ++i) CHECK(max_abs_diff(wa[i], wb[i]) == 0);

@@ -29,21 +29,19 @@
 #include <functional>
 #include <limits>
 #include <memory>
-#include <numeric>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "bitgrad/autograd/tape.hpp"
 #include "bitgrad/core/atomic_file.hpp"
 #include "bitgrad/core/error.hpp"
 #include "bitgrad/core/json.hpp"
-#include "bitgrad/core/tensor.hpp"
 #include "bitgrad/eval/perplexity.hpp"
 #include "bitgrad/eval/py_string.hpp"
 #include "bitgrad/infer/causal_lm.hpp"
+#include "bitgrad/kernels/softmax.hpp"
 
 namespace bitgrad::eval {
 
@@ -240,53 +238,13 @@ struct Scorer {
     std::function<std::vector<double>(const std::vector<TokenRequest>&)> loglikelihoods;
 };
 
-// A training-side model (nn::LlamaForCausalLM: forward(ids [B, T]) -> logits [B, T, V]): `batch`
-// requests a forward, longest first, padded on the right (causal attention: padding changes no
-// earlier position). The model must outlive the scorer.
-template <class Model>
-Scorer nn_scorer(const Model& model, int64_t batch = 8) {
-    BITGRAD_CHECK(batch > 0, "multiple choice: batch " << batch << " must be > 0");
-    Scorer s;
-    s.max_length = model.config.max_position_embeddings;
-    s.vocab_size = model.config.vocab_size;
-    s.loglikelihoods = [&model, batch](const std::vector<TokenRequest>& reqs) {
-        const int64_t V = model.config.vocab_size;
-        std::vector<std::size_t> order(reqs.size());
-        std::iota(order.begin(), order.end(), std::size_t(0));
-        std::stable_sort(order.begin(), order.end(),
-                         [&](std::size_t a, std::size_t b) { return reqs[a].tokens.size() > reqs[b].tokens.size(); });
-        std::vector<double> lls(reqs.size(), 0.0);
-        NoGrad no_grad;
-        for (std::size_t b0 = 0; b0 < order.size(); b0 += std::size_t(batch)) {
-            const int64_t B = int64_t(std::min(std::size_t(batch), order.size() - b0));
-            const int64_t T = int64_t(reqs[order[b0]].tokens.size()) - 1;
-            Tensor<int32_t> in = Tensor<int32_t>::zeros({B, T});
-            for (int64_t b = 0; b < B; ++b) {
-                const auto& tok = reqs[order[b0 + std::size_t(b)]].tokens;
-                std::copy(tok.begin(), tok.end() - 1, in.data() + b * T);
-            }
-            const auto out = model.forward(in);  // logits [B, T, V]
-            const auto* logits = out.value().data();
-            for (int64_t b = 0; b < B; ++b) {
-                const auto& r = reqs[order[b0 + std::size_t(b)]];
-                const int64_t n = int64_t(r.tokens.size());
-                double ll = 0;
-                for (int64_t t = n - 1 - r.scored; t < n - 1; ++t)
-                    ll -= detail::row_nll(logits + (b * T + t) * V, V, r.tokens[std::size_t(t + 1)]);
-                lls[order[b0 + std::size_t(b)]] = ll;
-            }
-        }
-        return lls;
-    };
-    return s;
-}
-
-// An inference model (infer::CausalLM: a packed, float or bf16 infer::Decoder): one prefill a request, keeping
+// Any inference model (infer::CausalLM: a packed, float or bf16 infer::Decoder; a model in training
+// through infer::FloatLlama(model)): one prefill a request, keeping
 // the KV cache of the previous request's tokens when reuse_prefix: the choices of an item share
 // their context, so each runs only from the context's last token on (positions past the cache's
 // length are overwritten, so nothing is copied). The decoder must outlive the scorer; the scorer
 // holds its cache, so one scorer serves one thread.
-inline Scorer decoder_scorer(const infer::CausalLM& decoder, bool reuse_prefix = true) {
+inline Scorer make_scorer(const infer::CausalLM& decoder, bool reuse_prefix = true) {
     struct State {
         infer::KvCache cache;
         std::vector<int32_t> cached;  // the tokens whose keys and values the cache holds
@@ -302,7 +260,7 @@ inline Scorer decoder_scorer(const infer::CausalLM& decoder, bool reuse_prefix =
         for (const auto& r : reqs) {
             const int64_t n = int64_t(r.tokens.size()), ctx = n - r.scored;
             BITGRAD_CHECK(r.scored >= 1 && ctx >= 1 && n - 1 <= c.max_position_embeddings,
-                          "decoder_scorer: a request of " << n << " tokens scoring " << r.scored);
+                          "multiple choice: a request of " << n << " tokens scoring " << r.scored);
             if (st->cache.capacity < n - 1) {  // grows in steps of 64 positions
                 st->cached.clear();
                 st->cache = infer::KvCache(c, std::min(c.max_position_embeddings, (n - 1 + 63) / 64 * 64));
@@ -319,7 +277,7 @@ inline Scorer decoder_scorer(const infer::CausalLM& decoder, bool reuse_prefix =
             st->cached.assign(r.tokens.begin(), r.tokens.end() - 1);
             double ll = 0;
             for (int64_t k = 0; k < r.scored; ++k)
-                ll -= detail::row_nll(st->logits.data() + k * V, V, r.tokens[std::size_t(ctx + k)]);
+                ll -= kernels::nll_row<float, double>(st->logits.data() + k * V, V, r.tokens[std::size_t(ctx + k)]);
             lls.push_back(ll);
         }
         return lls;

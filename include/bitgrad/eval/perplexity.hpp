@@ -1,8 +1,8 @@
 #pragma once
 // Perplexity with non-overlapping windows, each run from an empty context. Two protocols:
-//   perplexity / decoder_perplexity (bitgrad's, over a token shard): windows of seq_len + 1 tokens
+//   perplexity (bitgrad's, over a token shard): windows of seq_len + 1 tokens
 //     advancing by seq_len, so every token after the first is predicted exactly once;
-//   paper_perplexity / decoder_paper_perplexity (FBI-LLM's eval.py, after GPTQ and SparseGPT):
+//   paper_perplexity (FBI-LLM's eval.py, after GPTQ and SparseGPT):
 //     n = tokens / seq_len windows of seq_len tokens (the rest dropped), the seq_len - 1 next
 //     tokens of each window scored. eval.py's exp(sum_w mean_w * seq_len / (n * seq_len)) is
 //     exp of the mean over all scored tokens, since every window scores as many.
@@ -13,11 +13,10 @@
 #include <functional>
 #include <vector>
 
-#include "bitgrad/autograd/tape.hpp"
 #include "bitgrad/data/token_shard.hpp"
 #include "bitgrad/infer/causal_lm.hpp"
-#include "bitgrad/ops/loss.hpp"
-#include "bitgrad/ops/shape_ops.hpp"
+#include "bitgrad/infer/kv_cache.hpp"
+#include "bitgrad/kernels/softmax.hpp"
 
 namespace bitgrad::eval {
 
@@ -45,49 +44,7 @@ inline int64_t perplexity_windows(const data::TokenShard& shard, int64_t seq_len
 }
 }  // namespace detail
 
-// max_windows > 0 limits the number of windows (for quick checks).
-template <class Model>
-PerplexityResult perplexity(const Model& model, const data::TokenShard& shard, int64_t seq_len, int64_t batch = 8,
-                            int64_t max_windows = 0, const std::function<void(int64_t, int64_t)>& progress = nullptr) {
-    BITGRAD_CHECK(batch > 0, "perplexity: batch " << batch << " must be > 0");
-    const int64_t windows = detail::perplexity_windows(shard, seq_len, model.config.vocab_size, max_windows);
-    NoGrad no_grad;
-    double total = 0;
-    int64_t count = 0;
-    const int64_t V = model.config.vocab_size;
-    for (int64_t w0 = 0; w0 < windows; w0 += batch) {
-        const int64_t B = std::min(batch, windows - w0);
-        Tensor<int32_t> inputs({B, seq_len}), labels({B * seq_len});
-        for (int64_t b = 0; b < B; ++b) {
-            Tensor<int32_t> window({seq_len + 1});
-            shard.copy(uint64_t((w0 + b) * seq_len), uint64_t(seq_len + 1), window.data());
-            for (int64_t t = 0; t < seq_len; ++t) {
-                inputs[b * seq_len + t] = window[t];
-                labels[b * seq_len + t] = window[t + 1];
-            }
-        }
-        auto logits = reshape(model.forward(inputs), Shape{B * seq_len, V});
-        total += double(cross_entropy(logits, labels).item()) * double(B * seq_len);
-        count += B * seq_len;
-        if (progress) progress(w0 + B, windows);
-    }
-    PerplexityResult r;
-    r.tokens = count;
-    r.nll = count ? total / double(count) : 0;
-    r.perplexity = std::exp(r.nll);
-    return r;
-}
-
 namespace detail {
-// -log softmax(z)[target] in double, for a row of V logits.
-template <class T>
-double row_nll(const T* z, int64_t V, int32_t target) {
-    double m = double(z[0]), sum = 0;
-    for (int64_t v = 1; v < V; ++v) m = std::max(m, double(z[v]));
-    for (int64_t v = 0; v < V; ++v) sum += std::exp(double(z[v]) - m);
-    return m + std::log(sum) - double(z[target]);
-}
-
 // The number of paper-protocol windows, after checking there is one and every id is < vocab_size.
 inline int64_t paper_windows(const std::vector<int32_t>& tokens, int64_t seq_len, int64_t vocab_size,
                              int64_t max_position_embeddings) {
@@ -104,40 +61,13 @@ inline int64_t paper_windows(const std::vector<int32_t>& tokens, int64_t seq_len
 }
 }  // namespace detail
 
-// FBI-LLM's protocol (header comment) for a training-side model, batch windows at a time.
-template <class Model>
-PerplexityResult paper_perplexity(const Model& model, const std::vector<int32_t>& tokens, int64_t seq_len,
-                                  int64_t batch = 1, const std::function<void(int64_t, int64_t)>& progress = nullptr) {
-    BITGRAD_CHECK(batch > 0, "perplexity: batch " << batch << " must be > 0");
-    const int64_t V = model.config.vocab_size;
-    const int64_t windows = detail::paper_windows(tokens, seq_len, V, model.config.max_position_embeddings);
-    NoGrad no_grad;
-    double total = 0;
-    for (int64_t w0 = 0; w0 < windows; w0 += batch) {
-        const int64_t B = std::min(batch, windows - w0);
-        Tensor<int32_t> inputs({B, seq_len});
-        std::copy_n(tokens.data() + w0 * seq_len, B * seq_len, inputs.data());
-        const auto out = model.forward(inputs);  // logits [B, T, V]
-        const auto* logits = out.value().data();
-        for (int64_t b = 0; b < B; ++b)
-            for (int64_t t = 0; t + 1 < seq_len; ++t)
-                total += detail::row_nll(logits + (b * seq_len + t) * V, V, inputs[b * seq_len + t + 1]);
-        if (progress) progress(w0 + B, windows);
-    }
-    PerplexityResult r;
-    r.tokens = windows * (seq_len - 1);
-    r.nll = total / double(r.tokens);
-    r.perplexity = std::exp(r.nll);
-    return r;
-}
-
-// The same windows and the same definition for an inference model (infer::CausalLM: a packed,
-// float or bf16 infer::Decoder): each window is one prefill on an empty KV cache that returns the logits
-// of every position; the cross-entropy is summed in double. This measures what packing changes
-// (fp16 alpha/beta, the table format, int8 activations) on the numbers a user cares about.
-inline PerplexityResult decoder_perplexity(const infer::CausalLM& decoder, const data::TokenShard& shard,
-                                           int64_t seq_len, int64_t max_windows = 0,
-                                           const std::function<void(int64_t, int64_t)>& progress = nullptr) {
+// bitgrad's protocol on any inference model (infer::CausalLM: a float, bf16 or packed
+// infer::Decoder; a model in training through infer::FloatLlama(model)): each window is one prefill
+// on an empty KV cache that returns the logits of every position; the cross-entropy is summed in
+// double. max_windows > 0 limits the number of windows (for quick checks).
+inline PerplexityResult perplexity(const infer::CausalLM& decoder, const data::TokenShard& shard, int64_t seq_len,
+                                   int64_t max_windows = 0,
+                                   const std::function<void(int64_t, int64_t)>& progress = nullptr) {
     const auto& c = decoder.config();
     BITGRAD_CHECK(seq_len <= c.max_position_embeddings, "perplexity: seq_len "
                                                             << seq_len << " must be in [1, max_position_embeddings = "
@@ -153,7 +83,7 @@ inline PerplexityResult decoder_perplexity(const infer::CausalLM& decoder, const
         cache.clear();
         decoder.forward(window.data(), seq_len, cache, logits.data(), seq_len);
         for (int64_t t = 0; t < seq_len; ++t)
-            total += detail::row_nll(logits.data() + t * V, V, window[std::size_t(t + 1)]);
+            total += kernels::nll_row<float, double>(logits.data() + t * V, V, window[std::size_t(t + 1)]);
         if (progress) progress(w + 1, windows);
     }
     PerplexityResult r;
@@ -163,10 +93,10 @@ inline PerplexityResult decoder_perplexity(const infer::CausalLM& decoder, const
     return r;
 }
 
-// FBI-LLM's protocol for an inference decoder: one prefill per window returning every position's logits.
-inline PerplexityResult decoder_paper_perplexity(const infer::CausalLM& decoder, const std::vector<int32_t>& tokens,
-                                                 int64_t seq_len,
-                                                 const std::function<void(int64_t, int64_t)>& progress = nullptr) {
+// FBI-LLM's protocol: one prefill per window returning every position's logits.
+inline PerplexityResult paper_perplexity(const infer::CausalLM& decoder, const std::vector<int32_t>& tokens,
+                                         int64_t seq_len,
+                                         const std::function<void(int64_t, int64_t)>& progress = nullptr) {
     const auto& c = decoder.config();
     const int64_t V = c.vocab_size;
     const int64_t windows = detail::paper_windows(tokens, seq_len, V, c.max_position_embeddings);
@@ -177,7 +107,8 @@ inline PerplexityResult decoder_paper_perplexity(const infer::CausalLM& decoder,
         const int32_t* window = tokens.data() + w * seq_len;
         cache.clear();
         decoder.forward(window, seq_len, cache, logits.data(), seq_len);
-        for (int64_t t = 0; t + 1 < seq_len; ++t) total += detail::row_nll(logits.data() + t * V, V, window[t + 1]);
+        for (int64_t t = 0; t + 1 < seq_len; ++t)
+            total += kernels::nll_row<float, double>(logits.data() + t * V, V, window[t + 1]);
         if (progress) progress(w + 1, windows);
     }
     PerplexityResult r;

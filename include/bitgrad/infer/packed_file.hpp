@@ -45,8 +45,8 @@
 
 #include "bitgrad/infer/packed_llama.hpp"
 #include "bitgrad/io/config_json.hpp"
-#include "bitgrad/io/safetensors.hpp"
-#include "bitgrad/io/zip.hpp"
+#include "bitgrad/format/safetensors.hpp"
+#include "bitgrad/format/zip.hpp"
 
 namespace bitgrad::infer {
 

@@ -29,8 +29,9 @@
 #include <vector>
 
 #include "bitgrad/core/json.hpp"
+#include "bitgrad/format/safetensors.hpp"
 #include "bitgrad/io/config_json.hpp"
-#include "bitgrad/io/safetensors.hpp"
+#include "bitgrad/io/hf_model.hpp"
 #include "bitgrad/nn/module.hpp"
 #include "bitgrad/optim/adamw.hpp"
 

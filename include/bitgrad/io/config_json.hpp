@@ -10,7 +10,6 @@
 #include "bitgrad/core/atomic_file.hpp"
 #include "bitgrad/core/json.hpp"
 #include "bitgrad/nn/config.hpp"
-#include "bitgrad/nn/linear.hpp"
 
 namespace bitgrad::io {
 
@@ -99,17 +98,6 @@ inline nn::LlamaConfig config_from_json(const nlohmann::json& j, const std::stri
         c.require_memory_for_parameters(bytes_per_parameter, form.str());
     } catch (const Error& e) { BITGRAD_CHECK(false, where << ": " << e.what()); }
     return c;
-}
-
-// What a saved model's config.json records: config with the STE its binarized layers hold
-// (nn::held_ste), which is what training with it does; a config.ste assigned after the model was
-// built changed nothing in the layers. Layers holding different STEs are refused (`where`: the save).
-template <class T>
-nn::LlamaConfig saved_config(const nn::Module<T>& model, nn::LlamaConfig config, const std::string& where) {
-    try {
-        if (const auto ste = nn::held_ste(model)) config.ste = *ste;
-    } catch (const Error& e) { BITGRAD_CHECK(false, where << ": " << e.what()); }
-    return config;
 }
 
 inline void save_config(const std::filesystem::path& path, const nn::LlamaConfig& c,

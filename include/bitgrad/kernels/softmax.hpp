@@ -2,7 +2,9 @@
 // Row kernels of softmax and the losses (tape-free; shared by ops/softmax.hpp, ops/loss.hpp and
 // ops/lm_head_loss.hpp). Each keeps one log-sum-exp per row and never a probability row.
 //
-//   logsumexp_row(x, n, k)      = log sum_c exp(k x_c), stable (the row max is subtracted first)
+//   logsumexp_row(x, n, k)      = log sum_c exp(k x_c), stable (the row max is subtracted first),
+//                                 accumulated in Acc (T by default; evaluation sums float logits in double)
+//   nll_row(x, n, label)        = -log softmax(x)[label] = logsumexp_row(x, n) - x[label]
 //   loss_row(s, t, label, w):   the per-row loss of the trainer, and optionally its gradient,
 //     ce_w * (lse(s) - s[label])  +  ad_w * (lse(s/tau) - sum_c p_c s_c / tau),   p = softmax(t / tau)
 //     d/ds_c = ce_w * (softmax(s)_c - [c == label])  +  (ad_w / tau) * (softmax(s/tau)_c - p_c)
@@ -12,21 +14,28 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "bitgrad/kernels/exp.hpp"
 
 namespace bitgrad::kernels {
 
-template <class T>
-T logsumexp_row(const T* x, int64_t n, T inv_temp = T(1)) {
-    T m = -std::numeric_limits<T>::infinity();
+template <class T, class Acc = T>
+Acc logsumexp_row(const T* x, int64_t n, std::type_identity_t<Acc> inv_temp = Acc(1)) {
+    Acc m = -std::numeric_limits<Acc>::infinity();
 #pragma omp simd reduction(max : m)
-    for (int64_t c = 0; c < n; ++c) m = std::max(m, x[c] * inv_temp);
+    for (int64_t c = 0; c < n; ++c) m = std::max(m, Acc(x[c]) * inv_temp);
     if (!std::isfinite(m)) return m;
-    T s = 0;
+    Acc s = 0;
 #pragma omp simd reduction(+ : s)
-    for (int64_t c = 0; c < n; ++c) s += exp(x[c] * inv_temp - m);
+    for (int64_t c = 0; c < n; ++c) s += exp(Acc(x[c]) * inv_temp - m);
     return m + std::log(s);
+}
+
+// The cross-entropy of one row of logits against its label, in Acc.
+template <class T, class Acc = T>
+Acc nll_row(const T* x, int64_t n, int32_t label) {
+    return logsumexp_row<T, Acc>(x, n) - Acc(x[label]);
 }
 
 struct LossRowWeights {

@@ -9,7 +9,7 @@
 
 #include "bitgrad/core/error.hpp"
 #include "bitgrad/core/memory.hpp"
-#include "bitgrad/ops/sign.hpp"
+#include "bitgrad/kernels/ste.hpp"
 
 namespace bitgrad::nn {
 

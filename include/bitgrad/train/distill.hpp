@@ -17,6 +17,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <utility>
 
 #include "bitgrad/autograd/profile.hpp"
 #include "bitgrad/autograd/var.hpp"
@@ -28,7 +30,24 @@ namespace bitgrad::train {
 
 enum class Loss { CE, AD, Mixed };
 
-inline const char* loss_name(Loss l) { return l == Loss::CE ? "ce" : (l == Loss::AD ? "ad" : "mixed"); }
+// Switches without default: a new Loss is a -Wswitch warning in each.
+inline const char* loss_name(Loss l) {
+    switch (l) {
+        case Loss::CE: return "ce";
+        case Loss::AD: return "ad";
+        case Loss::Mixed: return "mixed";
+    }
+    return "?";
+}
+// The weights of the two parts of the loss (spec: the mixed loss averages them).
+inline std::pair<double, double> loss_weights(Loss l) {  // {cross-entropy, autoregressive distillation}
+    switch (l) {
+        case Loss::CE: return {1.0, 0.0};
+        case Loss::AD: return {0.0, 1.0};
+        case Loss::Mixed: return {0.5, 0.5};
+    }
+    return {1.0, 0.0};
+}
 inline std::optional<Loss> parse_loss(std::string_view s) {
     for (Loss l : {Loss::CE, Loss::AD, Loss::Mixed})
         if (s == loss_name(l)) return l;
@@ -93,8 +112,7 @@ double distill_step(const Student& student, const Teacher<T>* teacher, const Ten
     const Var<T> hidden = student.model.forward(inputs);
     LossTargets<T> targets;
     targets.labels = labels;
-    targets.ce_weight = o.loss == Loss::CE ? 1.0 : (o.loss == Loss::Mixed ? 0.5 : 0.0);
-    targets.ad_weight = o.loss == Loss::CE ? 0.0 : (o.loss == Loss::Mixed ? 0.5 : 1.0);
+    std::tie(targets.ce_weight, targets.ad_weight) = loss_weights(o.loss);
     targets.temperature = o.temperature;
     targets.teacher = o.loss == Loss::CE ? nullptr : &teacher_logits;
     targets.eager_weight_grad_scale = o.loss_scale;  // the backward below uses exactly this seed

@@ -46,9 +46,10 @@ struct TrainOptions {
     double min_lr = 3e-5;
     int64_t warmup_steps = 100;
     double clip_norm = 1.0;
-    Loss loss = Loss::CE;
-    double temperature = 1.0;
-    Precision precision = Precision::FP32;   // of the matrix products; default_precision() picks bf16 where native
+    // What each micro-step runs (train/distill.hpp): loss, AD temperature, precision of the matrix
+    // products (default_precision() picks bf16 where native). Its loss_scale is the trainer's to set
+    // (1 / (grad_accum x replicas): the micro-batches' gradients then average).
+    StepOptions step;
     int64_t log_every = 10, save_every = 0;  // 0: save only at the end
     int64_t eval_every = 0;  // steps between calls of Trainer::validate (0: none); also after the last step
     int keep_last = 2;
@@ -94,7 +95,8 @@ public:
               opt.adamw),
           sampler_(shard, opt.batch, opt.seq_len + 1, opt.seed),
           flips_(student) {
-        BITGRAD_CHECK(opt.loss == Loss::CE || teacher_, "Trainer: loss " << loss_name(opt.loss) << " needs a teacher");
+        BITGRAD_CHECK(opt.step.loss == Loss::CE || teacher_,
+                      "Trainer: loss " << loss_name(opt.step.loss) << " needs a teacher");
         schedule_ = {opt.adamw.lr, opt.min_lr, opt.warmup_steps, opt.steps};
     }
 
@@ -102,7 +104,8 @@ public:
     std::function<void(const std::string&)> on_event;  // checkpoint saved, warnings
     // The validation loss (mean negative log-likelihood per token of held-out text), computed every
     // opt.eval_every steps and after the last one, reported in StepLog::val_loss. A callback, so the
-    // trainer needs no evaluation code: e.g. [&](const auto& m) { return eval::perplexity(m, val, T).nll; }.
+    // trainer needs no evaluation code: e.g.
+    //   [&](const auto& m) { return eval::perplexity(infer::FloatLlama(m), val, T).nll; }.
     // Its time is not counted in tokens_per_s.
     std::function<double(const Student&)> validate;
     // Which replica this is and the collectives (default: one process). Set before resume() and run().
@@ -133,11 +136,12 @@ public:
                               ": the run continues, but not bit for bit as an uninterrupted run would");
         }
         const std::string loss = field("loss", std::string());
-        BITGRAD_CHECK(loss == loss_name(opt_.loss),
-                      where << ": saved with loss " << loss << ", now " << loss_name(opt_.loss));
+        BITGRAD_CHECK(loss == loss_name(opt_.step.loss),
+                      where << ": saved with loss " << loss << ", now " << loss_name(opt_.step.loss));
         const std::string precision = json_field_or<std::string>(state, "precision", "fp32", where);
-        BITGRAD_CHECK(precision == precision_name(opt_.precision),
-                      where << ": saved with --precision " << precision << ", now " << precision_name(opt_.precision)
+        BITGRAD_CHECK(precision == precision_name(opt_.step.precision),
+                      where << ": saved with --precision " << precision << ", now "
+                            << precision_name(opt_.step.precision)
                             << "; resume with the same precision (the run would not continue the same way)");
         const int world = json_field_or<int>(state, "world_size", 1, where);
         BITGRAD_CHECK(world == data_parallel.world_size,
@@ -200,8 +204,8 @@ public:
                                 {"seed", opt_.seed},
                                 {"threads", num_threads()},
                                 {"world_size", data_parallel.world_size},
-                                {"loss", loss_name(opt_.loss)},
-                                {"precision", precision_name(opt_.precision)},
+                                {"loss", loss_name(opt_.step.loss)},
+                                {"precision", precision_name(opt_.step.precision)},
                                 {"batch", opt_.batch},
                                 {"seq_len", opt_.seq_len},
                                 {"grad_accum", opt_.grad_accum},
@@ -331,7 +335,7 @@ private:
                 {"min_lr", opt_.min_lr},
                 {"weight_decay", opt_.adamw.weight_decay},
                 {"clip_norm", opt_.clip_norm},
-                {"temperature", opt_.temperature}};
+                {"temperature", opt_.step.temperature}};
     }
     // "steps 30, now 60; warmup_steps 30, now 5" for the settings that differ from the checkpoint's
     // (empty: none, or a checkpoint written before the schedule was recorded).
@@ -369,12 +373,9 @@ private:
     double micro_step() {
         const auto& dp = data_parallel;
         auto [inputs, labels] = data::split_inputs_labels(sampler_.next(dp.rank, dp.world_size));
-        StepOptions so;
-        so.loss = opt_.loss;
-        so.temperature = opt_.temperature;
+        StepOptions so = opt_.step;
         // Summed over the replicas, these gradients are the mean loss's over the global batch.
         so.loss_scale = 1.0 / double(opt_.grad_accum * dp.world_size);
-        so.precision = opt_.precision;
         return distill_step<T>(student_, teacher_ ? &teacher_ : nullptr, inputs, labels, so);
     }
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "bitgrad/core/error.hpp"
-#include "bitgrad/io/zip.hpp"
+#include "bitgrad/format/zip.hpp"
 
 namespace bitgrad::io::detail {
 

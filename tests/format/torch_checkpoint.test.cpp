@@ -1,4 +1,4 @@
-// PyTorch state dicts (io/torch_checkpoint.hpp): files written by real torch.save (tests/io/torch_fixtures,
+// PyTorch state dicts (format/torch_checkpoint.hpp): files written by real torch.save (tests/format/torch_fixtures,
 // made by scripts/make_torch_fixtures.py, whose formulas are recomputed here value by value), the
 // writer against torch's bytes and through the reader, then hostile and damaged files, each refused
 // naming what is wrong.
@@ -7,8 +7,8 @@
 #include "../core/child_process.hpp"
 #include "helpers.hpp"
 
+#include <bitgrad/format/torch_checkpoint.hpp>
 #include <bitgrad/io/hf_checkpoint.hpp>
-#include <bitgrad/io/torch_checkpoint.hpp>
 
 #include <cstring>
 

@@ -64,9 +64,9 @@
 #include "bitgrad/core/mapped_file.hpp"
 #include "bitgrad/core/memory.hpp"
 #include "bitgrad/core/shape.hpp"
-#include "bitgrad/io/pickle.hpp"
-#include "bitgrad/io/safetensors.hpp"
-#include "bitgrad/io/zip.hpp"
+#include "bitgrad/format/pickle.hpp"
+#include "bitgrad/format/safetensors.hpp"
+#include "bitgrad/format/zip.hpp"
 
 namespace bitgrad::io {
 
