@@ -47,13 +47,7 @@ __attribute__((target("avx512f"), always_inline)) inline void sign_step_avx512(_
 struct SignAvx512 {
     template <int NI, int NR>
     __attribute__((target("avx512f"))) static void block(const SignBlock& B) {
-        __m512 acc[NI][NR], tot[NR];
-#pragma GCC unroll 4
-        for (int r = 0; r < NR; ++r) {
-            tot[r] = _mm512_setzero_ps();
-#pragma GCC unroll 8
-            for (int i = 0; i < NI; ++i) acc[i][r] = _mm512_setzero_ps();
-        }
+        __m512 acc[NI][NR] = {}, tot[NR] = {};  // zeros
         const int64_t full = B.n / 16;
         for (int64_t t = 0; t < full; ++t) {
             __m512 xv[NR];
@@ -82,10 +76,7 @@ struct SignAvx512 {
 inline bool sign_avx512_supported() { return __builtin_cpu_supports("avx512f"); }
 
 inline void sign_matmul_avx512(const PackedSigns& S, const float* xa, int64_t rows, float* y) {
-    if (rows >= kSignGemmRows)
-        sign_matmul_gemm(S, xa, rows, y);
-    else
-        sign_matmul_simd<SignAvx512>(S, xa, rows, y);
+    sign_matmul_simd<SignAvx512>(S, xa, rows, y);
 }
 
 #else

@@ -166,17 +166,6 @@ void sign_blocked(int64_t out, int64_t in, int64_t rows, int64_t kc, int64_t cos
         NI * cost);
 }
 
-// The blocked driver of sign_matmul's SIMD variants (see kernels/sign_matmul.hpp).
-template <class Isa>
-void sign_matmul_simd(const PackedSigns& S, const float* xa, int64_t rows, float* y) {
-    const int64_t row_bytes = S.words_per_row * 8;
-    const uint8_t* bits = reinterpret_cast<const uint8_t*>(S.bits.data());
-    sign_blocked<Isa, 8, 4, 3>(
-        S.out, S.in, rows, kSignKC, S.in * rows, y, [&](int64_t i0, int64_t r0, int64_t k0, int64_t n, float* sums) {
-            return SignBlock{bits + i0 * row_bytes + k0 / 8, row_bytes, xa + r0 * S.in + k0, S.in, n, sums};
-        });
-}
-
 // Prefill with many activation rows: the signs of a block of output rows are expanded to a +-1.f
 // panel (one 32-byte table copy per byte of bits) and multiplied by the float GEMM. The expansion
 // writes out * in floats once per call; the GEMM does 2 * rows * out * in flops at the tuned
@@ -202,6 +191,19 @@ inline void sign_matmul_gemm(const PackedSigns& S, const float* xa, int64_t rows
             ld);
         gemm_fp(false, true, rows, n, S.in, 1.f, xa, S.in, P, ld, 0.f, y + i0, S.out);
     }
+}
+
+// What every SIMD variant of sign_matmul runs (see kernels/sign_matmul.hpp): from kSignGemmRows
+// rows on the float GEMM on +-1 panels, below that the blocked loop over Isa's micro-kernel.
+template <class Isa>
+void sign_matmul_simd(const PackedSigns& S, const float* xa, int64_t rows, float* y) {
+    if (rows >= kSignGemmRows) return sign_matmul_gemm(S, xa, rows, y);
+    const int64_t row_bytes = S.words_per_row * 8;
+    const uint8_t* bits = reinterpret_cast<const uint8_t*>(S.bits.data());
+    sign_blocked<Isa, 8, 4, 3>(
+        S.out, S.in, rows, kSignKC, S.in * rows, y, [&](int64_t i0, int64_t r0, int64_t k0, int64_t n, float* sums) {
+            return SignBlock{bits + i0 * row_bytes + k0 / 8, row_bytes, xa + r0 * S.in + k0, S.in, n, sums};
+        });
 }
 
 }  // namespace detail

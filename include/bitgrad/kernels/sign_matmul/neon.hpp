@@ -34,11 +34,7 @@ struct SignNeon {
 
     template <int NI, int NR>
     static void block(const SignBlock& B) {
-        float32x4_t acc[NI][NR];
-#pragma GCC unroll 8
-        for (int i = 0; i < NI; ++i)
-#pragma GCC unroll 4
-            for (int r = 0; r < NR; ++r) acc[i][r] = vdupq_n_f32(0.f);
+        float32x4_t acc[NI][NR] = {};  // zeros
         const int64_t full = B.n / 8;
         float32x4_t lo[NR], hi[NR];
         for (int64_t t = 0; t < full; ++t) {
@@ -71,10 +67,7 @@ struct SignNeon {
 inline bool sign_neon_supported() { return true; }
 
 inline void sign_matmul_neon(const PackedSigns& S, const float* xa, int64_t rows, float* y) {
-    if (rows >= kSignGemmRows)
-        sign_matmul_gemm(S, xa, rows, y);
-    else
-        sign_matmul_simd<SignNeon>(S, xa, rows, y);
+    sign_matmul_simd<SignNeon>(S, xa, rows, y);
 }
 
 #else

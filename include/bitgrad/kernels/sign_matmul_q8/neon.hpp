@@ -26,11 +26,7 @@ namespace bitgrad::kernels::detail {
 struct SignQ8Neon {
     template <int NI, int NR>
     static void block(const Q8Block& B) {
-        int32x4_t acc[NI][NR];
-#pragma GCC unroll 8
-        for (int i = 0; i < NI; ++i)
-#pragma GCC unroll 4
-            for (int r = 0; r < NR; ++r) acc[i][r] = vdupq_n_s32(0);
+        int32x4_t acc[NI][NR] = {};  // zeros
         // Group g of a word (columns 16g .. 16g+15): lane k reads byte 2g + k / 8 and tests bit k % 8.
         alignas(16) static constexpr uint8_t kSpread[4][16] = {{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
                                                                {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
