@@ -308,10 +308,17 @@ std::vector<SafetensorsBlob> model_blobs(const nn::Module<T>& model, HfDtype dty
 // layout, for code that calls torch.load), or both (holding the same values).
 enum class HfFormat { Safetensors, Pytorch, Both };
 
+inline const char* hf_format_name(HfFormat f) {
+    switch (f) {  // no default: -Wswitch names a new value here
+        case HfFormat::Safetensors: return "safetensors";
+        case HfFormat::Pytorch: return "pytorch";
+        case HfFormat::Both: return "both";
+    }
+    return "?";  // not reached
+}
 inline std::optional<HfFormat> parse_hf_format(std::string_view s) {
-    if (s == "safetensors") return HfFormat::Safetensors;
-    if (s == "pytorch") return HfFormat::Pytorch;
-    if (s == "both") return HfFormat::Both;
+    for (HfFormat f : {HfFormat::Safetensors, HfFormat::Pytorch, HfFormat::Both})
+        if (s == hf_format_name(f)) return f;
     return std::nullopt;
 }
 
