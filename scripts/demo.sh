@@ -19,7 +19,7 @@ if [ "${1:-}" = "--quick" ]; then teacher_steps=40 student_steps=30 eval_every=1
 bash scripts/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target bitgrad_cli
-bitgrad=./build/examples/bitgrad
+bitgrad=./build/bin/bitgrad
 runs=runs/demo
 mkdir -p "$runs"
 start=$(date +%s)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what bitgrad needs from Debian packages (root, or sudo), skipping what is present
-# (clang-format: the layout check; gnuplot-nox: the demo's plots; OpenMPI: data-parallel training).
+# (clang-format: the layout check; gnuplot-nox: the demo's plots; OpenMPI: data-parallel training;
+# g++-aarch64-linux-gnu and qemu-user: the NEON kernels' tests, ctest label aarch64).
 set -euo pipefail
 packages=(cmake ninja-build g++ libeigen3-dev doctest-dev libcxxopts-dev libopenblas-openmp-dev
           nlohmann-json3-dev libsentencepiece-dev sentencepiece clang-format gnuplot-nox
-          libopenmpi-dev openmpi-bin)
+          libopenmpi-dev openmpi-bin g++-aarch64-linux-gnu qemu-user)
 missing=()
 # npm (for the demo's text package) often comes with a Node.js that is not Debian's; only ask
 # Debian for it when there is no npm at all.

@@ -1,7 +1,7 @@
 # Checks that every C++ source is laid out as .clang-format says (column limit 120).
 #   cmake -DROOT=<source dir> -DCLANG_FORMAT=<clang-format> -P check_format.cmake
 # Fix with: bash scripts/format.sh
-file(GLOB_RECURSE sources ${ROOT}/include/*.hpp ${ROOT}/examples/*.cpp ${ROOT}/tests/*.hpp ${ROOT}/tests/*.cpp
+file(GLOB_RECURSE sources ${ROOT}/include/*.hpp ${ROOT}/examples/*.cpp ${ROOT}/tools/*.hpp ${ROOT}/tools/*.cpp ${ROOT}/tests/*.hpp ${ROOT}/tests/*.cpp
      ${ROOT}/bench/*.hpp ${ROOT}/bench/*.cpp)
 set(unformatted "")
 foreach(source IN LISTS sources)

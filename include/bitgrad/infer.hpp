@@ -5,6 +5,7 @@
 #include "bitgrad/infer/kv_cache.hpp"
 #include "bitgrad/infer/linear.hpp"
 #include "bitgrad/infer/open_model.hpp"
+#include "bitgrad/infer/pack_checks.hpp"
 #include "bitgrad/infer/packed_file.hpp"
 #include "bitgrad/infer/packed_llama.hpp"
 #include "bitgrad/infer/sample.hpp"

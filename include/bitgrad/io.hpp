@@ -4,3 +4,4 @@
 #include "bitgrad/io/config_json.hpp"
 #include "bitgrad/io/hf_checkpoint.hpp"
 #include "bitgrad/io/hf_model.hpp"
+#include "bitgrad/io/load_model.hpp"

@@ -122,7 +122,7 @@ expect 0 "decode 5 tokens: [0-9.]+ tok/s" "$bitgrad" generate --model bin.packed
 printf 'the whale\n\nthe sea\n' > prompts.txt
 expect 0 "decode 4 tokens: [0-9.]+ tok/s" "$bitgrad" generate --model bin.packed.safetensors --data data --tokens 4 --prompts prompts.txt --temperature 0 --repetition-penalty 1.3
 expect 0 "decode 4 tokens: [0-9.]+ tok/s, [0-9]+ threads, int8 activations" "$bitgrad" generate --model bin.packed.safetensors --data data --tokens 4 --prompt "the" --activations int8
-expect 2 "--activations must be float or int8, not int4" "$bitgrad" generate --model bin.packed.safetensors --data data --activations int4
+expect 2 "--activations int4: expected float or int8" "$bitgrad" generate --model bin.packed.safetensors --data data --activations int4
 expect 0 '"packed":true.*"perplexity":[0-9]|"perplexity":[0-9].*"packed":true' "$bitgrad" eval --model bin.packed.safetensors --data data --json --seq 16
 expect 0 "packed.*int8 tables, int8 activations" "$bitgrad" eval --model bin.q8.safetensors --data data --seq 16 --activations int8
 # zero-shot multiple choice: an ordinary item and a partial-scoring one, float and packed
@@ -131,7 +131,7 @@ cat > items.jsonl <<'EOF'
 {"contexts": ["the whale swam in the sea", "the whale swam in the sand"], "continuation": "and dived.", "gold": 0}
 EOF
 expect 0 "items: acc [01][.][0-9]+ \+- [0-9.]+ \(2 items, float checkpoint" "$bitgrad" zeroshot --model run/final --data data --items items.jsonl
-expect 0 '"task":"items","model":"bin.packed.safetensors","n":2,"acc":[0-9.]+,"acc_stderr":[0-9.]+,"run":"packed"' "$bitgrad" zeroshot --model bin.packed.safetensors --data data --items items.jsonl --json
+expect 0 '"task":"items","model":"bin.packed.safetensors","n":2,"acc":[0-9.]+,"acc_stderr":[0-9.]+,"run":"packed, bf16 tables, float activations"' "$bitgrad" zeroshot --model bin.packed.safetensors --data data --items items.jsonl --json
 # PIQA's official layout + labels file -> items, exactly as lm-eval 0.4.2's piqa.yaml builds them
 printf '{"goal": "To open a jar", "sol1": "twist the lid", "sol2": "eat the lid"}\n' > piqa.jsonl
 echo 0 > piqa-labels.lst
@@ -150,7 +150,7 @@ expect 0 '"protocol":"fbi-llm".*"tokens_scored":[1-9]' "$bitgrad" eval --model r
 expect 0 "perplexity [0-9.]+, bits per byte [0-9.]+: [0-9]+ windows of 8 tokens.*packed" "$bitgrad" eval --model bin.packed.safetensors --text text.txt --tokenizer data/tokenizer.model --seq 8
 expect 1 "seq_len 4096 must be in \\[2, max_position_embeddings = 16\\]" "$bitgrad" eval --model run/final --text text.txt --data data --seq 4096
 expect 2 "no tokenizer: exp16 carries none; give --data DIR or --tokenizer FILE" "$bitgrad" eval --model exp16 --text text.txt
-expect 2 "--tables must be bf16 or int8, not fp8" "$bitgrad" pack --model bin/final --out x.safetensors --tables fp8
+expect 2 "--tables fp8: expected bf16 or int8" "$bitgrad" pack --model bin/final --out x.safetensors --tables fp8
 expect 1 "binarized.* is false; pack needs an FBI-LLM" "$bitgrad" pack --model run/final --out x.safetensors
 expect 1 "__metadata__.format is \"pt\"" "$bitgrad" generate --model bin/final/model.safetensors --data data
 head -c 100 bin.packed.safetensors > cut.safetensors
@@ -164,7 +164,7 @@ if [ "$n_saves" -ne 0 ]; then echo "FAIL: resume of a finished run saved again (
 expect 2 "--preset: .*unknown preset 'bogus'"  "$bitgrad" train --data data --out x --preset bogus
 expect 2 "--data nodir: no such directory"     "$bitgrad" train --data nodir --out x
 expect 2 "--teacher nodir: no such directory"  "$bitgrad" distill --data data --teacher nodir --out x
-expect 2 "--model nodir: no such directory"    "$bitgrad" eval --model nodir --data data
+expect 2 "--model nodir: no such file or directory" "$bitgrad" eval --model nodir --data data
 expect 2 "--model nodir: no such file or directory" "$bitgrad" generate --model nodir --data data
 expect 2 "--text none.txt: no such file"       "$bitgrad" prepare --text none.txt --out p
 expect 2 "--steps must be > 0"                 "$bitgrad" train --data data --out x --steps 0

@@ -139,7 +139,7 @@ TEST_CASE("packed file with int8 tables: round trip bit for bit - half the table
                          doctest::Contains("__metadata__.tables is \"int4\", expected \"bf16\" or \"int8\""), Error);
 }
 
-TEST_CASE("decoder_perplexity of a packed model equals the float model's perplexity when both hold the same values") {
+TEST_CASE("perplexity of a packed model equals the tape model's when both hold the same values") {
     testing::TempDir dir("decoder-perplexity");
     Rng rng(65);
     nn::FbiLlama<float> student(table_config(), rng);

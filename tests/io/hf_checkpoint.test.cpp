@@ -277,4 +277,8 @@ TEST_CASE("HF export: F32 BF16 and F16 files hold each weight rounded once and c
     CHECK(io::parse_hf_dtype("bf16") == io::HfDtype::BF16);
     CHECK(io::parse_hf_dtype("float16") == io::HfDtype::F16);
     CHECK(!io::parse_hf_dtype("int8"));
+    CHECK(std::string(io::hf_format_name(io::HfFormat::Pytorch)) == "pytorch");
+    CHECK(io::parse_hf_format("safetensors") == io::HfFormat::Safetensors);
+    CHECK(io::parse_hf_format("both") == io::HfFormat::Both);
+    CHECK(!io::parse_hf_format("onnx"));
 }

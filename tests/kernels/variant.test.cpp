@@ -41,15 +41,14 @@ using namespace variant_test;
 
 TEST_CASE("every kernel family's variant list is complete and its dispatch is the first supported entry") {
     using kernels::SignKernel;
-    check_list(kernels::kSignVariants, {SignKernel::Reference, SignKernel::Avx2, SignKernel::Avx512},
-               kernels::sign_kernel());
-    check_list(kernels::kSignQ8Variants, {SignKernel::Reference, SignKernel::Avx2, SignKernel::Avx512},
-               kernels::sign_q8_kernel());
+    const auto sign_ids = {SignKernel::Reference, SignKernel::Avx2, SignKernel::Avx512, SignKernel::Neon};
+    check_list(kernels::kSignVariants, sign_ids, kernels::sign_kernel());
+    check_list(kernels::kSignQ8Variants, sign_ids, kernels::sign_q8_kernel());
     using kernels::Bf16Kernel;
     check_list(kernels::kBf16Variants, {Bf16Kernel::Avx512Bf16, Bf16Kernel::Emulated, Bf16Kernel::Fp32Fallback},
                kernels::bf16_gemm_kernel());
     using kernels::GemvInt8Kernel;
-    check_list(kernels::kGemvInt8Variants, {GemvInt8Kernel::Generic, GemvInt8Kernel::Avx512},
+    check_list(kernels::kGemvInt8Variants, {GemvInt8Kernel::Generic, GemvInt8Kernel::Avx512, GemvInt8Kernel::Neon},
                kernels::gemv_int8_kernel());
 }
 
@@ -57,6 +56,7 @@ TEST_CASE("kernel names come from the variant lists") {
     CHECK(std::string(kernels::sign_kernel_name(kernels::SignKernel::Reference)) == "reference");
     CHECK(std::string(kernels::sign_kernel_name(kernels::SignKernel::Avx2)) == "avx2");
     CHECK(std::string(kernels::sign_kernel_name(kernels::SignKernel::Avx512)) == "avx512");
+    CHECK(std::string(kernels::sign_kernel_name(kernels::SignKernel::Neon)) == "neon");
     CHECK(std::string(kernels::bf16_kernel_name(kernels::Bf16Kernel::Avx512Bf16)) == "avx512bf16");
     CHECK(std::string(kernels::bf16_kernel_name(kernels::Bf16Kernel::Emulated)) == "emulated");
     CHECK(std::string(kernels::bf16_kernel_name(kernels::Bf16Kernel::Fp32Fallback)) == "fp32-fallback");
@@ -69,4 +69,29 @@ TEST_CASE("variant_of names an id its list lacks instead of answering with anoth
     CHECK(std::string(kernels::variant_of(partial, kernels::SignKernel::Reference).name) == "reference");
     CHECK_THROWS_WITH_AS(kernels::variant_of(partial, kernels::SignKernel::Avx512),
                          doctest::Contains("missing from its family's variant list"), Error);
+}
+
+// The kernel tests run every supported entry against its reference; this says which entries those
+// are on the CPU the suite runs on, so a build whose SIMD variants all reported "not supported"
+// (and left only the portable ones tested) fails instead of passing on the reference alone. On
+// AArch64 (tests/aarch64/run_kernel_tests.sh, under qemu) that is NEON in every family.
+TEST_CASE("the dispatch picks this CPU family's SIMD variants") {
+    using kernels::GemvInt8Kernel;
+    using kernels::SignKernel;
+#if defined(__aarch64__)
+    CHECK(kernels::sign_kernel() == SignKernel::Neon);
+    CHECK(kernels::sign_q8_kernel() == SignKernel::Neon);
+    CHECK(kernels::gemv_int8_kernel() == GemvInt8Kernel::Neon);
+    CHECK(!kernels::sign_kernel_supported(SignKernel::Avx2));
+#elif defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        CHECK(kernels::sign_kernel() != SignKernel::Reference);
+        CHECK(kernels::sign_q8_kernel() != SignKernel::Reference);
+    }
+    CHECK(!kernels::sign_kernel_supported(SignKernel::Neon));
+    CHECK(!kernels::variant_of(kernels::kGemvInt8Variants, GemvInt8Kernel::Neon).supported());
+#else
+    MESSAGE("no SIMD variants for this CPU family: the portable ones are tested");
+    CHECK(kernels::sign_kernel() == SignKernel::Reference);
+#endif
 }

@@ -214,3 +214,19 @@ TEST_CASE("130M summary reports 134265600 parameters" * doctest::test_suite("slo
     auto s = nn::param_stats(model);
     CHECK(s.binary == 12 * (4 * 768 * 768 + 3 * 768 * 2048));
 }
+
+TEST_CASE("param_stats of a config counts what the model's parameters hold - binarized - dense - and GQA") {
+    Rng rng(8);
+    nn::LlamaConfig c = nn::LlamaConfig::preset("tiny");
+    c.num_key_value_heads = c.num_attention_heads / 2;
+    auto check = [&](const auto& model) {
+        const auto from_model = nn::param_stats(model), from_config = nn::param_stats(model.config);
+        CHECK(from_config.total == from_model.total);
+        CHECK(from_config.binary == from_model.binary);
+        CHECK((from_config.binary > 0) == model.config.binarized);
+    };
+    c.binarized = true;
+    check(nn::FbiLlama<float>(c, rng));
+    c.binarized = false;
+    check(nn::DenseLlama<float>(c, rng));
+}

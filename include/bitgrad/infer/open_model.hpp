@@ -24,15 +24,21 @@ struct OpenedModel {
     std::string description;  // "packed, bf16 tables" / "float checkpoint"
 };
 
-inline OpenedModel open_model(const std::filesystem::path& path) {
+// True for a file (a packed model), false for a directory; an error naming the path otherwise.
+inline bool is_packed_model(const std::filesystem::path& path) {
     std::error_code ec;
-    if (std::filesystem::is_regular_file(path, ec)) {
+    if (std::filesystem::is_regular_file(path, ec)) return true;
+    BITGRAD_CHECK(std::filesystem::is_directory(path, ec),
+                  path.string() << ": no such file or directory (a packed model file or a model directory)");
+    return false;
+}
+
+inline OpenedModel open_model(const std::filesystem::path& path) {
+    if (is_packed_model(path)) {
         auto m = std::make_unique<PackedLlama>(load_packed(path.string()));
         const std::string tables = table_format_name(m->lm_head().format());
         return {std::move(m), true, "packed, " + tables + " tables"};
     }
-    BITGRAD_CHECK(std::filesystem::is_directory(path, ec),
-                  path.string() << ": no such file or directory (a packed model file or a model directory)");
     const nn::LlamaConfig config = io::load_config(path / "config.json", sizeof(float));
     return {std::make_unique<FloatLlama>(FloatLlama::load(io::HfCheckpoint(path), config)), false, "float checkpoint"};
 }

@@ -83,10 +83,20 @@ void load_hf_weights(const std::filesystem::path& dir, nn::Module<T>& model, boo
 enum class HfDtype { F32, BF16, F16 };
 
 inline const char* torch_dtype_name(HfDtype d) {
-    return d == HfDtype::F32 ? "float32" : (d == HfDtype::BF16 ? "bfloat16" : "float16");
+    switch (d) {
+        case HfDtype::F32: return "float32";
+        case HfDtype::BF16: return "bfloat16";
+        case HfDtype::F16: return "float16";
+    }
+    return "?";
 }
 inline const char* safetensors_dtype_name(HfDtype d) {
-    return d == HfDtype::F32 ? "F32" : (d == HfDtype::BF16 ? "BF16" : "F16");
+    switch (d) {
+        case HfDtype::F32: return "F32";
+        case HfDtype::BF16: return "BF16";
+        case HfDtype::F16: return "F16";
+    }
+    return "?";
 }
 // "float32" / "bfloat16" / "float16" (torch's names) or "f32" / "bf16" / "f16".
 inline std::optional<HfDtype> parse_hf_dtype(std::string_view s) {
@@ -143,10 +153,17 @@ std::vector<SafetensorsBlob> model_blobs(const nn::Module<T>& model, HfDtype dty
 // layout, for code that calls torch.load), or both (holding the same values).
 enum class HfFormat { Safetensors, Pytorch, Both };
 
+inline const char* hf_format_name(HfFormat f) {
+    switch (f) {  // no default: -Wswitch names a new value here
+        case HfFormat::Safetensors: return "safetensors";
+        case HfFormat::Pytorch: return "pytorch";
+        case HfFormat::Both: return "both";
+    }
+    return "?";  // not reached
+}
 inline std::optional<HfFormat> parse_hf_format(std::string_view s) {
-    if (s == "safetensors") return HfFormat::Safetensors;
-    if (s == "pytorch") return HfFormat::Pytorch;
-    if (s == "both") return HfFormat::Both;
+    for (HfFormat f : {HfFormat::Safetensors, HfFormat::Pytorch, HfFormat::Both})
+        if (s == hf_format_name(f)) return f;
     return std::nullopt;
 }
 

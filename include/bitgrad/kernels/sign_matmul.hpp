@@ -30,7 +30,8 @@
 //              word at a time (bytes picked out with shifts) and software-prefetched 1 KiB ahead.
 //   Avx512     (AVX512F) 16 bits are a __mmask16: acc += x on the lanes whose bit is 1 (one masked
 //              add per 16 products), then y = 2 * acc - sum_j xa[j]: the +1 columns minus the rest.
-// Both SIMD kernels run the same blocking: a micro-kernel takes NI output rows x NR activation rows
+//   Neon       (AArch64) Avx2's table read as two float32x4 per byte: two fmas per 8 products.
+// The SIMD kernels run the same blocking: a micro-kernel takes NI output rows x NR activation rows
 // and keeps NI * NR vector accumulators; each x load serves NI output rows, each bit expansion NR
 // activation rows (the reuse that makes prefill faster than repeated GEMVs). rows = 1 (decode GEMV):
 // NI = 8, NR = 1, whole rows in one pass, the bits read once. rows > 1 (prefill): NI = 4, NR = 3, over
@@ -55,11 +56,12 @@
 #include "bitgrad/kernels/sign_matmul/avx2.hpp"
 #include "bitgrad/kernels/sign_matmul/avx512.hpp"
 #include "bitgrad/kernels/sign_matmul/common.hpp"
+#include "bitgrad/kernels/sign_matmul/neon.hpp"
 #include "bitgrad/kernels/variant.hpp"
 
 namespace bitgrad::kernels {
 
-enum class SignKernel { Reference, Avx2, Avx512 };
+enum class SignKernel { Reference, Avx2, Avx512, Neon };
 
 namespace detail {
 
@@ -85,6 +87,7 @@ inline void sign_matmul_reference(const PackedSigns& S, const float* xa, int64_t
 inline constexpr KernelVariant<SignKernel, SignFn> kSignVariants[] = {
     {SignKernel::Avx512, "avx512", detail::sign_avx512_supported, detail::sign_matmul_avx512},
     {SignKernel::Avx2, "avx2", detail::sign_avx2_supported, detail::sign_matmul_avx2},
+    {SignKernel::Neon, "neon", detail::sign_neon_supported, detail::sign_matmul_neon},
     {SignKernel::Reference, "reference", always_supported, detail::sign_matmul_reference},
 };
 
@@ -94,7 +97,8 @@ constexpr std::size_t sign_kernel_count(SignKernel k) {
     switch (k) {
         case SignKernel::Reference:
         case SignKernel::Avx2:
-        case SignKernel::Avx512: return 3;
+        case SignKernel::Avx512:
+        case SignKernel::Neon: return 4;
     }
     return 0;
 }

@@ -15,7 +15,7 @@
 // docs/inference.md measures what this does to the logits of a trained model.
 //
 // Kernels (kSignQ8Variants below, in preference order; sign_q8_kernel() runs the first this CPU
-// supports; SignKernelScope's choice of Reference / Avx2 / Avx512 applies here too). Files: this one
+// supports; SignKernelScope's choice of a SignKernel applies here too). Files: this one
 // holds the API, the reference, the list and the dispatch; sign_matmul_q8/common.hpp the int8 rows
 // and the blocking; sign_matmul_q8/<isa>.hpp one ISA each.
 //   Reference    a plain loop over the bits, in int64.
@@ -26,6 +26,8 @@
 //   Avx512       (AVX512BW + AVX512_VNNI) 64 sign bits are a __mmask64: vmovdqu8 of ones under it
 //                gives 64 bytes of 0 / 1, vpdpbusd multiplies them by 64 q and adds groups of four
 //                into 16 int32 lanes: 1 instruction per 64 products and row, plus the mask's 1.
+//   Neon         (AArch64) 16 bits become 16 byte masks (vqtbl1q, vtst); vdotq_s32 of the 0 / 1 bytes
+//                and q with the dot-product extension, else vand + vpaddl + vpadal.
 // Blocking as in sign_matmul: a micro-kernel takes NI output rows x NR activation rows (each mask
 // serves NR rows, each q load NI outputs); decode (rows = 1) runs NI = 8 over whole rows, prefill
 // NI = 4, NR = 4 over column chunks of kQ8KC so that chunk of q stays in L2. Threads own output rows.
@@ -40,6 +42,7 @@
 #include "bitgrad/kernels/sign_matmul_q8/avx2.hpp"
 #include "bitgrad/kernels/sign_matmul_q8/avx512.hpp"
 #include "bitgrad/kernels/sign_matmul_q8/common.hpp"
+#include "bitgrad/kernels/sign_matmul_q8/neon.hpp"
 #include "bitgrad/kernels/variant.hpp"
 
 namespace bitgrad::kernels {
@@ -88,6 +91,7 @@ inline void sign_q8_reference(const PackedSigns& S, const Q8Rows& X, int32_t* P)
 inline constexpr KernelVariant<SignKernel, SignQ8Fn> kSignQ8Variants[] = {
     {SignKernel::Avx512, "avx512", detail::sign_q8_avx512_supported, detail::sign_q8_avx512},
     {SignKernel::Avx2, "avx2", detail::sign_q8_avx2_supported, detail::sign_q8_avx2},
+    {SignKernel::Neon, "neon", detail::sign_q8_neon_supported, detail::sign_q8_neon},
     {SignKernel::Reference, "reference", always_supported, detail::sign_q8_reference},
 };
 

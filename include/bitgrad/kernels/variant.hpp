@@ -25,6 +25,15 @@
 #endif
 #endif
 
+// The same for the ARM files (NEON is part of every AArch64 CPU; -DBITGRAD_KERNELS_ARM=0 turns them off).
+#ifndef BITGRAD_KERNELS_ARM
+#if defined(__aarch64__) && defined(__GNUC__)
+#define BITGRAD_KERNELS_ARM 1
+#else
+#define BITGRAD_KERNELS_ARM 0
+#endif
+#endif
+
 namespace bitgrad::kernels {
 
 template <class Id, class Fn>

@@ -55,6 +55,14 @@ struct LlamaConfig {
         return checked_add(total, C, what);                                                    // final norm
     }
 
+    // The 1-bit weights among them: every block linear of a binarized model (none otherwise).
+    int64_t num_binary_parameters() const {
+        if (!binarized) return 0;
+        const int64_t C = hidden_size, I = intermediate_size, q = num_attention_heads * head_dim(),
+                      kv = num_key_value_heads * head_dim();
+        return num_hidden_layers * (C * (2 * q + 2 * kv) + 3 * C * I);  // num_parameters() checked the sizes
+    }
+
     // The size field that most inflates num_parameters(): of vocab_size, hidden_size,
     // intermediate_size and num_hidden_layers, the one which, brought down to the LLaMA-7B preset's
     // value, removes the most parameters (a typo of 10^12 shows up here). nullopt when none exceeds

@@ -19,6 +19,7 @@
 #include "bitgrad/ops/activation.hpp"
 #include "bitgrad/ops/attention.hpp"
 #include "bitgrad/ops/rope.hpp"
+#include "bitgrad/ops/shape_ops.hpp"
 
 namespace bitgrad::nn {
 

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <string>
 
+#include "bitgrad/nn/config.hpp"
 #include "bitgrad/nn/module.hpp"
 
 namespace bitgrad::nn {
@@ -22,6 +23,12 @@ struct ParamStats {
         binary += o.binary;
     }
 };
+
+// The same counts from a config alone (a model held in inference storage: infer::Decoder).
+inline ParamStats param_stats(const LlamaConfig& c) {
+    const int64_t total = c.num_parameters();
+    return {total, c.num_binary_parameters()};
+}
 
 template <class T>
 ParamStats param_stats(const Module<T>& m) {

@@ -2,7 +2,6 @@
 // gemv_int8's AVX-512 variant (kernels/gemv_int8.hpp describes it): four rows at a time.
 #include <cstdint>
 
-#include "bitgrad/core/parallel.hpp"
 #include "bitgrad/kernels/gemv_int8/common.hpp"
 #include "bitgrad/kernels/variant.hpp"
 
@@ -29,31 +28,16 @@ __attribute__((target("avx512f"))) inline void dot4_int8_avx512(const int8_t* q,
         }
     }
     for (int r = 0; r < 4; ++r) {
-        alignas(64) float lanes[16];
+        alignas(64) float lanes[kInt8Lanes];
         _mm512_store_ps(lanes, acc[r]);
-        float tail = 0.f;
-        for (int64_t t = j; t < in; ++t) tail += float(q[r * in + t]) * x[t];
-        float s = 0.f;
-        for (int l = 0; l < 16; ++l) s += lanes[l];
-        out[r] = s + tail;
+        out[r] = dot_int8_finish(lanes, q + r * in, x, j, in);
     }
 }
 
 inline bool gemv_int8_avx512_supported() { return __builtin_cpu_supports("avx512f"); }
 
 inline void gemv_int8_avx512(const int8_t* Q, const float* scale, int64_t out, int64_t in, const float* x, float* y) {
-    parallel_for((out + 3) / 4,
-                 [&](int64_t g) {
-                     const int64_t i0 = 4 * g;
-                     if (i0 + 4 <= out) {
-                         float d[4];
-                         dot4_int8_avx512(Q + i0 * in, in, x, d);
-                         for (int r = 0; r < 4; ++r) y[i0 + r] = scale[i0 + r] * d[r];
-                     } else {
-                         for (int64_t i = i0; i < out; ++i) y[i] = scale[i] * dot_int8_generic(Q + i * in, x, in);
-                     }
-                 },
-                 2 * in);
+    gemv_int8_by4<dot4_int8_avx512>(Q, scale, out, in, x, y);
 }
 
 #else

@@ -43,42 +43,32 @@ __attribute__((target("avx512f"), always_inline)) inline void sign_step_avx512(_
     }
 }
 
-template <int NI, int NR>
-__attribute__((target("avx512f"))) inline void sign_block_avx512(const SignBlock& B) {
-    __m512 acc[NI][NR], tot[NR];
-#pragma GCC unroll 4
-    for (int r = 0; r < NR; ++r) {
-        tot[r] = _mm512_setzero_ps();
-#pragma GCC unroll 8
-        for (int i = 0; i < NI; ++i) acc[i][r] = _mm512_setzero_ps();
-    }
-    const int64_t full = B.n / 16;
-    for (int64_t t = 0; t < full; ++t) {
-        __m512 xv[NR];
-#pragma GCC unroll 4
-        for (int r = 0; r < NR; ++r) xv[r] = _mm512_loadu_ps(B.x + r * B.ldx + 16 * t);
-        sign_step_avx512<NI, NR>(acc, tot, xv, B, t);
-    }
-    if (const int64_t rem = B.n % 16) {
-        // Lanes past n load as 0; the 16-bit read stays inside the row (a row has whole 64-bit words).
-        const __mmask16 keep = __mmask16((1u << rem) - 1u);
-        __m512 xv[NR];
-#pragma GCC unroll 4
-        for (int r = 0; r < NR; ++r) xv[r] = _mm512_maskz_loadu_ps(keep, B.x + r * B.ldx + 16 * full);
-        sign_step_avx512<NI, NR>(acc, tot, xv, B, full);
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < NR; ++r) {
-        const float total = hsum_avx512(tot[r]);
-#pragma GCC unroll 8
-        for (int i = 0; i < NI; ++i) B.out[i * NR + r] = 2.f * hsum_avx512(acc[i][r]) - total;
-    }
-}
-
+// The micro-kernel (block_dispatch in sign_matmul/common.hpp calls it for each NI x NR).
 struct SignAvx512 {
     template <int NI, int NR>
-    static void block(const SignBlock& B) {
-        sign_block_avx512<NI, NR>(B);
+    __attribute__((target("avx512f"))) static void block(const SignBlock& B) {
+        __m512 acc[NI][NR] = {}, tot[NR] = {};  // zeros
+        const int64_t full = B.n / 16;
+        for (int64_t t = 0; t < full; ++t) {
+            __m512 xv[NR];
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; ++r) xv[r] = _mm512_loadu_ps(B.x + r * B.ldx + 16 * t);
+            sign_step_avx512<NI, NR>(acc, tot, xv, B, t);
+        }
+        if (const int64_t rem = B.n % 16) {
+            // Lanes past n load as 0; the 16-bit read stays inside the row (a row has whole 64-bit words).
+            const __mmask16 keep = __mmask16((1u << rem) - 1u);
+            __m512 xv[NR];
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; ++r) xv[r] = _mm512_maskz_loadu_ps(keep, B.x + r * B.ldx + 16 * full);
+            sign_step_avx512<NI, NR>(acc, tot, xv, B, full);
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; ++r) {
+            const float total = hsum_avx512(tot[r]);
+#pragma GCC unroll 8
+            for (int i = 0; i < NI; ++i) B.out[i * NR + r] = 2.f * hsum_avx512(acc[i][r]) - total;
+        }
     }
 };
 
@@ -86,10 +76,7 @@ struct SignAvx512 {
 inline bool sign_avx512_supported() { return __builtin_cpu_supports("avx512f"); }
 
 inline void sign_matmul_avx512(const PackedSigns& S, const float* xa, int64_t rows, float* y) {
-    if (rows >= kSignGemmRows)
-        sign_matmul_gemm(S, xa, rows, y);
-    else
-        sign_matmul_simd<SignAvx512>(S, xa, rows, y);
+    sign_matmul_simd<SignAvx512>(S, xa, rows, y);
 }
 
 #else

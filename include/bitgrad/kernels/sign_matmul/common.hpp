@@ -112,54 +112,58 @@ inline constexpr SignLut kSignLut = [] {
 }();
 
 // The micro-kernel for (ni, nr) <= (NI, NR), chosen at run time among the template instances;
-// Isa::block<NI, NR> is one instruction set's micro-kernel (sign_matmul/avx2.hpp, avx512.hpp).
-template <int NI, int NR, class Isa>
-void sign_block_dispatch(int ni, int nr, const SignBlock& B) {
+// Isa::block<NI, NR>(B) is one instruction set's micro-kernel (sign_matmul/<isa>.hpp takes a
+// SignBlock, sign_matmul_q8/<isa>.hpp a Q8Block).
+template <int NI, int NR, class Isa, class Block>
+void block_dispatch(int ni, int nr, const Block& B) {
     if constexpr (NI > 1) {
-        if (ni < NI) return sign_block_dispatch<NI - 1, NR, Isa>(ni, nr, B);
+        if (ni < NI) return block_dispatch<NI - 1, NR, Isa>(ni, nr, B);
     }
     if constexpr (NR > 1) {
-        if (nr < NR) return sign_block_dispatch<NI, NR - 1, Isa>(ni, nr, B);
+        if (nr < NR) return block_dispatch<NI, NR - 1, Isa>(ni, nr, B);
     }
     Isa::template block<NI, NR>(B);
 }
 
-// The blocked driver shared by the SIMD variants (see kernels/sign_matmul.hpp).
-template <class Isa>
-void sign_matmul_simd(const PackedSigns& S, const float* xa, int64_t rows, float* y) {
+// The loop nest of every SIMD variant of sign_matmul and sign_matmul_q8: y [rows, out] (T = float
+// or int32 sums). Threads own contiguous blocks of NI output rows. For each column chunk [k0, k0 + n)
+// of width kc (rows == 1, decode: the whole row, NI = NIGemv, NR = 1; else NI = NIGemm, NR = NRGemm)
+// and each block of NR activation rows, make_block(i0, r0, k0, n, sums) describes one micro-kernel
+// call, which writes sums[i * NR + r]; the first chunk stores them in y, later chunks add. The order
+// of the sums depends on rows == 1 or not, never on the threads. cost: work per output row (a unit
+// about one flop), for the fork decision.
+template <class Isa, int NIGemv, int NIGemm, int NRGemm, class T, class MakeBlock>
+void sign_blocked(int64_t out, int64_t in, int64_t rows, int64_t kc, int64_t cost, T* y, MakeBlock make_block) {
     const bool gemv = rows == 1;
-    constexpr int kNIGemv = 8, kNIGemm = 4, kNRGemm = 3;
-    const int NI = gemv ? kNIGemv : kNIGemm, NR = gemv ? 1 : kNRGemm;
-    const int64_t kc = gemv ? S.in : kSignKC, row_bytes = S.words_per_row * 8;
-    const int64_t blocks = (S.out + NI - 1) / NI;
-    const uint8_t* bits = reinterpret_cast<const uint8_t*>(S.bits.data());
+    const int NI = gemv ? NIGemv : NIGemm, NR = gemv ? 1 : NRGemm;
+    if (gemv) kc = in;
+    const int64_t blocks = (out + NI - 1) / NI;
     parallel_chunks(
         blocks,
         [&](int64_t b0, int64_t b1) {
-            const int64_t i_begin = b0 * NI, i_end = std::min(S.out, b1 * NI);
-            float sums[kNIGemv * kNRGemm];
-            for (int64_t k0 = 0; k0 < S.in; k0 += kc) {
-                const int64_t n = std::min(kc, S.in - k0);
+            const int64_t i_begin = b0 * NI, i_end = std::min(out, b1 * NI);
+            T sums[std::max(NIGemv, NIGemm * NRGemm)];
+            for (int64_t k0 = 0; k0 < in; k0 += kc) {
+                const int64_t n = std::min(kc, in - k0);
                 for (int64_t i0 = i_begin; i0 < i_end; i0 += NI) {
                     const int ni = int(std::min<int64_t>(NI, i_end - i0));
                     for (int64_t r0 = 0; r0 < rows; r0 += NR) {
                         const int nr = int(std::min<int64_t>(NR, rows - r0));
-                        const SignBlock B{
-                            bits + i0 * row_bytes + k0 / 8, row_bytes, xa + r0 * S.in + k0, S.in, n, sums};
+                        const auto B = make_block(i0, r0, k0, n, sums);
                         if (gemv)
-                            sign_block_dispatch<kNIGemv, 1, Isa>(ni, nr, B);
+                            block_dispatch<NIGemv, 1, Isa>(ni, nr, B);
                         else
-                            sign_block_dispatch<kNIGemm, kNRGemm, Isa>(ni, nr, B);
+                            block_dispatch<NIGemm, NRGemm, Isa>(ni, nr, B);
                         for (int i = 0; i < ni; ++i)
                             for (int r = 0; r < nr; ++r) {
-                                float& out = y[(r0 + r) * S.out + i0 + i];
-                                out = k0 == 0 ? sums[i * nr + r] : out + sums[i * nr + r];
+                                T& o = y[(r0 + r) * out + i0 + i];
+                                o = k0 == 0 ? sums[i * nr + r] : o + sums[i * nr + r];
                             }
                     }
                 }
             }
         },
-        NI * S.in * rows);
+        NI * cost);
 }
 
 // Prefill with many activation rows: the signs of a block of output rows are expanded to a +-1.f
@@ -187,6 +191,19 @@ inline void sign_matmul_gemm(const PackedSigns& S, const float* xa, int64_t rows
             ld);
         gemm_fp(false, true, rows, n, S.in, 1.f, xa, S.in, P, ld, 0.f, y + i0, S.out);
     }
+}
+
+// What every SIMD variant of sign_matmul runs (see kernels/sign_matmul.hpp): from kSignGemmRows
+// rows on the float GEMM on +-1 panels, below that the blocked loop over Isa's micro-kernel.
+template <class Isa>
+void sign_matmul_simd(const PackedSigns& S, const float* xa, int64_t rows, float* y) {
+    if (rows >= kSignGemmRows) return sign_matmul_gemm(S, xa, rows, y);
+    const int64_t row_bytes = S.words_per_row * 8;
+    const uint8_t* bits = reinterpret_cast<const uint8_t*>(S.bits.data());
+    sign_blocked<Isa, 8, 4, 3>(
+        S.out, S.in, rows, kSignKC, S.in * rows, y, [&](int64_t i0, int64_t r0, int64_t k0, int64_t n, float* sums) {
+            return SignBlock{bits + i0 * row_bytes + k0 / 8, row_bytes, xa + r0 * S.in + k0, S.in, n, sums};
+        });
 }
 
 }  // namespace detail

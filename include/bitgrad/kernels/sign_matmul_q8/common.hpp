@@ -67,58 +67,20 @@ struct Q8Block {
     int32_t* P;
 };
 
-// The micro-kernel for (ni, nr) <= (NI, NR), chosen at run time among the template instances;
-// Isa::block<NI, NR> is one instruction set's micro-kernel (sign_matmul_q8/avx2.hpp, avx512.hpp).
-template <int NI, int NR, class Isa>
-void q8_block_dispatch(int ni, int nr, const Q8Block& B) {
-    if constexpr (NI > 1) {
-        if (ni < NI) return q8_block_dispatch<NI - 1, NR, Isa>(ni, nr, B);
-    }
-    if constexpr (NR > 1) {
-        if (nr < NR) return q8_block_dispatch<NI, NR - 1, Isa>(ni, nr, B);
-    }
-    Isa::template block<NI, NR>(B);
-}
-
-// The blocked driver shared by the SIMD variants (see kernels/sign_matmul_q8.hpp).
+// The blocked driver of the SIMD variants (see kernels/sign_matmul_q8.hpp): sign_blocked
+// (sign_matmul/common.hpp) over the padded width of q, in chunks of whole 64-bit words.
 template <class Isa>
 void sign_q8_simd(const PackedSigns& S, const Q8Rows& X, int32_t* P) {
-    const bool gemv = X.rows == 1;
-    constexpr int kNIGemv = 8, kNIGemm = 4, kNRGemm = 4;
-    const int NI = gemv ? kNIGemv : kNIGemm, NR = gemv ? 1 : kNRGemm;
-    const int64_t kc_words = gemv ? S.words_per_row : kQ8KC / 64;
-    const int64_t blocks = (S.out + NI - 1) / NI;
-    parallel_chunks(
-        blocks,
-        [&](int64_t b0, int64_t b1) {
-            const int64_t i_begin = b0 * NI, i_end = std::min(S.out, b1 * NI);
-            int32_t sums[kNIGemv * kNRGemm];
-            for (int64_t w0 = 0; w0 < S.words_per_row; w0 += kc_words) {
-                const int64_t words = std::min(kc_words, S.words_per_row - w0);
-                for (int64_t i0 = i_begin; i0 < i_end; i0 += NI) {
-                    const int ni = int(std::min<int64_t>(NI, i_end - i0));
-                    for (int64_t r0 = 0; r0 < X.rows; r0 += NR) {
-                        const int nr = int(std::min<int64_t>(NR, X.rows - r0));
-                        const Q8Block B{S.bits.data() + i0 * S.words_per_row + w0,
-                                        S.words_per_row,
-                                        X.q.data() + r0 * X.stride + 64 * w0,
-                                        X.stride,
-                                        words,
-                                        sums};
-                        if (gemv)
-                            q8_block_dispatch<kNIGemv, 1, Isa>(ni, nr, B);
-                        else
-                            q8_block_dispatch<kNIGemm, kNRGemm, Isa>(ni, nr, B);
-                        for (int i = 0; i < ni; ++i)
-                            for (int r = 0; r < nr; ++r) {
-                                int32_t& out = P[(r0 + r) * S.out + i0 + i];
-                                out = w0 == 0 ? sums[i * nr + r] : out + sums[i * nr + r];
-                            }
-                    }
-                }
-            }
-        },
-        NI * S.in * X.rows / 8);  // integer work: ~8x cheaper per product than sign_matmul's floats
+    sign_blocked<Isa, 8, 4, 4>(S.out, X.stride, X.rows, kQ8KC,
+                               S.in * X.rows / 8,  // integer work: ~8x cheaper per product than floats
+                               P, [&](int64_t i0, int64_t r0, int64_t k0, int64_t n, int32_t* sums) {
+                                   return Q8Block{S.bits.data() + i0 * S.words_per_row + k0 / 64,
+                                                  S.words_per_row,
+                                                  X.q.data() + r0 * X.stride + k0,
+                                                  X.stride,
+                                                  n / 64,
+                                                  sums};
+                               });
 }
 
 }  // namespace detail
