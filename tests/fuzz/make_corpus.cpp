@@ -4,9 +4,9 @@
 //
 //   fuzz_make_corpus tests/fuzz/corpus      (writes corpus/<reader>/<name> for every reader)
 #include <bitgrad/data/token_shard.hpp>
+#include <bitgrad/format/safetensors.hpp>
 #include <bitgrad/infer/packed_file.hpp>
 #include <bitgrad/io/config_json.hpp>
-#include <bitgrad/format/safetensors.hpp>
 #include <bitgrad/nn/llama.hpp>
 
 #include <cstring>

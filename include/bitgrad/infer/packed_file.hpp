@@ -43,10 +43,10 @@
 #include <string>
 #include <vector>
 
-#include "bitgrad/infer/packed_llama.hpp"
-#include "bitgrad/io/config_json.hpp"
 #include "bitgrad/format/safetensors.hpp"
 #include "bitgrad/format/zip.hpp"
+#include "bitgrad/infer/packed_llama.hpp"
+#include "bitgrad/io/config_json.hpp"
 
 namespace bitgrad::infer {
 

@@ -13,18 +13,28 @@
 
 namespace bitgrad {
 
-template <class T>
-Var<T> softmax(const Var<T>& x) {
+namespace detail {
+// y_c = f(x_c - lse(x)) for every row of x (the forward both ops share).
+template <class T, class F>
+Tensor<T> minus_row_logsumexp(const Tensor<T>& x, F&& f) {
     const int64_t C = x.shape().last(), N = x.shape().rows();
     Tensor<T> y(x.shape());
-    const T* xp = x.value().data();
+    const T* xp = x.data();
     parallel_for(
         N,
         [&](int64_t n) {
             const T lse = kernels::logsumexp_row(xp + n * C, C);
-            for (int64_t c = 0; c < C; ++c) y[n * C + c] = kernels::exp(xp[n * C + c] - lse);
+            for (int64_t c = 0; c < C; ++c) y[n * C + c] = f(xp[n * C + c] - lse);
         },
         C);
+    return y;
+}
+}  // namespace detail
+
+template <class T>
+Var<T> softmax(const Var<T>& x) {
+    const int64_t C = x.shape().last(), N = x.shape().rows();
+    Tensor<T> y = detail::minus_row_logsumexp(x.value(), [](T v) { return kernels::exp(v); });
     return record_op("softmax", y, {x}, [x, y, N, C](const Tensor<T>& g) {
         auto* gx = grad_sink(x);
         if (!gx) return;
@@ -44,15 +54,7 @@ Var<T> softmax(const Var<T>& x) {
 template <class T>
 Var<T> log_softmax(const Var<T>& x) {
     const int64_t C = x.shape().last(), N = x.shape().rows();
-    Tensor<T> y(x.shape());
-    const T* xp = x.value().data();
-    parallel_for(
-        N,
-        [&](int64_t n) {
-            const T lse = kernels::logsumexp_row(xp + n * C, C);
-            for (int64_t c = 0; c < C; ++c) y[n * C + c] = xp[n * C + c] - lse;
-        },
-        C);
+    Tensor<T> y = detail::minus_row_logsumexp(x.value(), [](T v) { return v; });
     return record_op("log_softmax", y, {x}, [x, y, N, C](const Tensor<T>& g) {
         auto* gx = grad_sink(x);
         if (!gx) return;

@@ -18,7 +18,7 @@
 #include "bitgrad/core/error.hpp"
 #include "bitgrad/infer/frozen_llama.hpp"
 #include "bitgrad/io/config_json.hpp"
-#include "bitgrad/io/hf_checkpoint.hpp"
+#include "bitgrad/io/hf_model.hpp"
 #include "bitgrad/nn/llama.hpp"
 #include "bitgrad/train/distill.hpp"
 
