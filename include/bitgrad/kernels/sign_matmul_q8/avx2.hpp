@@ -24,7 +24,11 @@ __attribute__((target("avx2"))) inline int32_t hsum_epi32_avx2(__m256i v) {
 struct SignQ8Avx2 {
     template <int NI, int NR>
     __attribute__((target("avx2"))) static void block(const Q8Block& B) {
-        __m256i acc[NI][NR] = {};  // zeros
+        __m256i acc[NI][NR];  // zeroed one by one: GCC 12 ran the kernel slower with = {} (decode_bench)
+#pragma GCC unroll 8
+        for (int i = 0; i < NI; ++i)
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; ++r) acc[i][r] = _mm256_setzero_si256();
         // Byte k of the 32 lanes: which byte of the 32 bits it tests (vpshufb works within 128-bit
         // halves; the 32 bits are broadcast to both), and which bit of that byte.
         const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
