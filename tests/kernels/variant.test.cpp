@@ -48,7 +48,7 @@ TEST_CASE("every kernel family's variant list is complete and its dispatch is th
     check_list(kernels::kBf16Variants, {Bf16Kernel::Avx512Bf16, Bf16Kernel::Emulated, Bf16Kernel::Fp32Fallback},
                kernels::bf16_gemm_kernel());
     using kernels::GemvInt8Kernel;
-    check_list(kernels::kGemvInt8Variants, {GemvInt8Kernel::Generic, GemvInt8Kernel::Avx512, GemvInt8Kernel::Neon},
+    check_list(kernels::kGemvInt8Variants, {GemvInt8Kernel::Generic, GemvInt8Kernel::Avx512, GemvInt8Kernel::Avx2, GemvInt8Kernel::Neon},
                kernels::gemv_int8_kernel());
 }
 
@@ -87,6 +87,7 @@ TEST_CASE("the dispatch picks this CPU family's SIMD variants") {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         CHECK(kernels::sign_kernel() != SignKernel::Reference);
         CHECK(kernels::sign_q8_kernel() != SignKernel::Reference);
+        CHECK(kernels::gemv_int8_kernel() != GemvInt8Kernel::Generic);
     }
     CHECK(!kernels::sign_kernel_supported(SignKernel::Neon));
     CHECK(!kernels::variant_of(kernels::kGemvInt8Variants, GemvInt8Kernel::Neon).supported());

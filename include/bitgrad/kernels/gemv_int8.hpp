@@ -12,8 +12,8 @@
 // float lanes per row, the lanes added in a fixed order, then the scale; results do not depend on
 // the thread count. Variants (kGemvInt8Variants, in preference order; gemv_int8_kernel() runs the
 // first this CPU supports, GemvInt8KernelScope overrides it): Avx512 (four rows at a time,
-// gemv_int8/avx512.hpp), Neon (the same on AArch64, gemv_int8/neon.hpp) and Generic (a loop GCC
-// vectorizes, gemv_int8/common.hpp).
+// gemv_int8/avx512.hpp), Avx2 (the same with two 8-lane halves, gemv_int8/avx2.hpp), Neon (the same
+// on AArch64, gemv_int8/neon.hpp) and Generic (a loop GCC vectorizes, gemv_int8/common.hpp).
 // gemv_int8_reference is the plain loop in double the tests compare with.
 #include <algorithm>
 #include <cmath>
@@ -22,6 +22,7 @@
 #include <iterator>
 
 #include "bitgrad/core/thread_override.hpp"
+#include "bitgrad/kernels/gemv_int8/avx2.hpp"
 #include "bitgrad/kernels/gemv_int8/avx512.hpp"
 #include "bitgrad/kernels/gemv_int8/common.hpp"
 #include "bitgrad/kernels/gemv_int8/neon.hpp"
@@ -44,11 +45,12 @@ inline float quantize_int8_row(const float* w, int64_t n, int8_t* q) {
     return absmax / 127.f;
 }
 
-enum class GemvInt8Kernel { Generic, Avx512, Neon };
+enum class GemvInt8Kernel { Generic, Avx512, Avx2, Neon };
 
 // The variants, in preference order (kernels/variant.hpp): dispatch, names, tests and benches read this.
 inline constexpr KernelVariant<GemvInt8Kernel, GemvInt8Fn> kGemvInt8Variants[] = {
     {GemvInt8Kernel::Avx512, "avx512", detail::gemv_int8_avx512_supported, detail::gemv_int8_avx512},
+    {GemvInt8Kernel::Avx2, "avx2", detail::gemv_int8_avx2_supported, detail::gemv_int8_avx2},
     {GemvInt8Kernel::Neon, "neon", detail::gemv_int8_neon_supported, detail::gemv_int8_neon},
     {GemvInt8Kernel::Generic, "generic", always_supported, detail::gemv_int8_generic},
 };
@@ -59,7 +61,8 @@ constexpr std::size_t gemv_int8_kernel_count(GemvInt8Kernel k) {
     switch (k) {
         case GemvInt8Kernel::Generic:
         case GemvInt8Kernel::Avx512:
-        case GemvInt8Kernel::Neon: return 3;
+        case GemvInt8Kernel::Avx2:
+        case GemvInt8Kernel::Neon: return 4;
     }
     return 0;
 }
