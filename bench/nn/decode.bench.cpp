@@ -7,7 +7,9 @@
 // One JSON line per (shape, format, threads): prefill tok/s (pp: a prompt of --prompt tokens on an
 // empty cache), decode tok/s (tg: --gen tokens one at a time after it), the bytes a decode step
 // reads (weights + KV cache at the mean context), achieved GB/s, its fraction of the probe, the
-// process's resident memory with that model loaded (rss_mib) and its peak so far (peak_rss_mib).
+// process's resident memory with that model loaded (rss_mib) and its peak so far (peak_rss_mib), and
+// whether the line is the library's default packed model (library_default: the tables `bitgrad
+// pack` writes and the activations `generate` uses unless told otherwise).
 // The packed model is built once per --tables entry (embedding and lm_head in bf16, or int8 with a
 // scale per row: infer/token_table.hpp) and runs once per --activations entry: float (the default
 // of the library) and int8 (kernels/sign_matmul_q8.hpp: rounded per token, integer sign products).
@@ -45,7 +47,7 @@ double bandwidth_gbps() {
 
 template <class Decoder>
 void run(const Decoder& model, const char* preset, const char* format, int threads, int64_t prompt, int64_t gen,
-         double probe_gbps) {
+         double probe_gbps, bool library_default) {
     const auto& c = model.config();
     Rng rng(3);
     std::vector<int32_t> ids(std::size_t(prompt + gen));
@@ -71,12 +73,13 @@ void run(const Decoder& model, const char* preset, const char* format, int threa
         "\"threads\":%d,"
         "\"prompt\":%ld,\"gen\":%ld,\"prefill_tokens_per_s\":%.1f,\"decode_tokens_per_s\":%.1f,"
         "\"weight_mib\":%.1f,\"bytes_per_token_mib\":%.2f,\"achieved_gbps\":%.2f,\"bandwidth_probe_gbps\":%.2f,"
-        "\"fraction_of_bandwidth\":%.3f,\"rss_mib\":%.0f,\"peak_rss_mib\":%.0f}\n",
+        "\"fraction_of_bandwidth\":%.3f,\"rss_mib\":%.0f,\"peak_rss_mib\":%.0f,\"library_default\":%s}\n",
         preset, format, kernels::sign_activations_name(kernels::sign_activations()),
         int8 ? kernels::variant_of(kernels::kSignQ8Variants, kernels::sign_q8_kernel()).name
              : kernels::sign_kernel_name(kernels::sign_kernel()),
         threads, long(prompt), long(gen), double(prompt) / prefill, decode_tps, double(model.bytes()) / 1048576.0,
-        bytes / 1048576.0, gbps, probe_gbps, gbps / probe_gbps, bench::rss_mib(), bench::peak_rss_mib());
+        bytes / 1048576.0, gbps, probe_gbps, gbps / probe_gbps, bench::rss_mib(), bench::peak_rss_mib(),
+        library_default ? "true" : "false");
     std::fflush(stdout);
 }
 }  // namespace
@@ -85,6 +88,7 @@ int main(int argc, char** argv) {
     std::string presets = "130M,1.3B,7B", threads_list = "1,2", dense_mode = "auto", activations_list = "float,int8",
                 tables_list = "bf16,int8";
     int64_t prompt = 128, gen = 64;
+    const kernels::SignActivations default_activations = kernels::sign_activations();  // no scope yet
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -136,7 +140,9 @@ int main(int argc, char** argv) {
                     }
                     kernels::SignActivationsScope scope(act == "int8" ? kernels::SignActivations::Int8
                                                                       : kernels::SignActivations::Float);
-                    run(*packed, preset.c_str(), name.c_str(), std::stoi(th), prompt, gen, probe);
+                    run(*packed, preset.c_str(), name.c_str(), std::stoi(th), prompt, gen, probe,
+                        format == infer::PackedFbiLinear::default_tables &&
+                            kernels::sign_activations() == default_activations);
                 }
             }
             packed.reset();
@@ -158,7 +164,7 @@ int main(int argc, char** argv) {
         for (const std::string& th : bench::split_list(threads_list)) {
             set_num_threads(std::stoi(th));
             const double probe = bandwidth_gbps();
-            run(*dense, preset.c_str(), "dense-fp32", std::stoi(th), prompt, gen, probe);
+            run(*dense, preset.c_str(), "dense-fp32", std::stoi(th), prompt, gen, probe, false);
         }
         dense.reset();
         trim_buffer_cache();
