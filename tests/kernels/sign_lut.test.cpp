@@ -1,7 +1,7 @@
 // sign_lut: the table-look-up sign GEMV (kernels/sign_lut.hpp). Its sums are integers, so every
 // variant must equal sign_matmul_q8's reference exactly: on odd sizes (partial groups, an odd group
 // count, a partial last tile), on the int16 accumulators' worst cases (every q = 127 or -127 under
-// all-+1 signs, past the widening interval and the column chunk), on any thread count. The repack
+// all-+1 signs, over several int16 widening intervals), on any thread count. The repack
 // is checked against the packed bits sign by sign, padding included.
 #include "helpers.hpp"
 
@@ -180,7 +180,7 @@ TEST_CASE("sign_lut_sums with several rows runs them one by one - and sign_matmu
 
 TEST_CASE("sign_lut_sums with 2 threads equals 1 thread and the reference") {
     Rng rng(75);
-    const int64_t out = 101, in = 2300;  // 4 tiles, 2 column chunks
+    const int64_t out = 101, in = 2300;  // 4 tiles
     const PackedSigns S = lut_test_signs(out, in, rng);
     const LutSigns L = kernels::lut_signs(S);
     const Q8Rows X = lut_random_rows(1, in, rng);
