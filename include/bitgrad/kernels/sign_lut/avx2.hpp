@@ -1,5 +1,6 @@
 #pragma once
 // sign_lut's AVX2 variant (kernels/sign_lut.hpp describes it and the layouts).
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
