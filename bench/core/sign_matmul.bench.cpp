@@ -7,7 +7,10 @@
 //                 whole model's layers would. bits_gbps = packed bytes read / time, dense_gbps = float
 //                 bytes / time; speedup = dense time / kernel time.
 //                 "kernel": "int8_<variant>" rows time sign_matmul_q8 (activations rounded to int8,
-//                 kernels/sign_matmul_q8.hpp) with every variant of its list this CPU runs.
+//                 kernels/sign_matmul_q8.hpp) with every variant of its list this CPU runs;
+//                 "lut_<variant>" rows time sign_matmul_lut (the same int8 rounding and integers by
+//                 table look-ups, kernels/sign_lut.hpp: the tables are built in every call) on the
+//                 signs repacked by lut_signs, with every variant of kSignLutVariants.
 //   sign_prefill  rows = 128: gflops = 2 * rows * out * in / time (multiply-adds of the equivalent
 //                 float GEMM), against the float GEMM of the same shape.
 // Usage: sign_matmul_bench [--quick]   (--quick: the 130M shapes only)
@@ -17,6 +20,7 @@
 #include <vector>
 
 #include "bench_util.hpp"
+#include "bitgrad/kernels/sign_lut.hpp"
 #include "bitgrad/kernels/sign_matmul.hpp"
 #include "bitgrad/kernels/sign_matmul_q8.hpp"
 
@@ -99,6 +103,18 @@ static void bench_gemv(const LinearShape& s, int threads, bool cold, Rng& rng) {
             [&] { kernels::sign_matmul_q8(Ps[std::size_t(next++ % n_bits)], x.data(), 1, y.data(), v.id); });
         std::printf(
             "{\"bench\":\"sign_gemv\",\"shape\":\"%ldx%ld\",\"threads\":%d,\"cache\":\"%s\",\"kernel\":\"int8_%s\","
+            "\"us\":%.2f,\"bits_gbps\":%.2f,\"dense_us\":%.2f,\"speedup_vs_dense\":%.2f}\n",
+            long(out), long(in), threads, cache, v.name, t * 1e6, bit_bytes / t * 1e-9, dense * 1e6, dense / t);
+    }
+    std::vector<kernels::LutSigns> Ls;  // the same number of copies as Ps (the same bytes, regrouped)
+    for (const PackedSigns& p : Ps) Ls.push_back(kernels::lut_signs(p));
+    for (const auto& v : kernels::kSignLutVariants) {
+        if (!v.supported() || (v.id == kernels::SignLutKernel::Generic && out * in > 4096 * 4096)) continue;
+        next = 0;
+        const double t = seconds_per_call(
+            [&] { kernels::sign_matmul_lut(Ls[std::size_t(next++ % n_bits)], x.data(), 1, y.data(), v.id); });
+        std::printf(
+            "{\"bench\":\"sign_gemv\",\"shape\":\"%ldx%ld\",\"threads\":%d,\"cache\":\"%s\",\"kernel\":\"lut_%s\","
             "\"us\":%.2f,\"bits_gbps\":%.2f,\"dense_us\":%.2f,\"speedup_vs_dense\":%.2f}\n",
             long(out), long(in), threads, cache, v.name, t * 1e6, bit_bytes / t * 1e-9, dense * 1e6, dense / t);
     }

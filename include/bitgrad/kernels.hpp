@@ -10,6 +10,7 @@
 #include "bitgrad/kernels/gemv_int8.hpp"
 #include "bitgrad/kernels/norm.hpp"
 #include "bitgrad/kernels/rope.hpp"
+#include "bitgrad/kernels/sign_lut.hpp"
 #include "bitgrad/kernels/sign_matmul.hpp"
 #include "bitgrad/kernels/sign_matmul_q8.hpp"
 #include "bitgrad/kernels/softmax.hpp"

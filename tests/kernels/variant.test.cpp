@@ -8,6 +8,7 @@
 
 #include "bitgrad/kernels/gemm_bf16.hpp"
 #include "bitgrad/kernels/gemv_int8.hpp"
+#include "bitgrad/kernels/sign_lut.hpp"
 #include "bitgrad/kernels/sign_matmul.hpp"
 #include "bitgrad/kernels/sign_matmul_q8.hpp"
 
@@ -48,8 +49,11 @@ TEST_CASE("every kernel family's variant list is complete and its dispatch is th
     check_list(kernels::kBf16Variants, {Bf16Kernel::Avx512Bf16, Bf16Kernel::Emulated, Bf16Kernel::Fp32Fallback},
                kernels::bf16_gemm_kernel());
     using kernels::GemvInt8Kernel;
-    check_list(kernels::kGemvInt8Variants, {GemvInt8Kernel::Generic, GemvInt8Kernel::Avx512, GemvInt8Kernel::Avx2, GemvInt8Kernel::Neon},
+    check_list(kernels::kGemvInt8Variants,
+               {GemvInt8Kernel::Generic, GemvInt8Kernel::Avx512, GemvInt8Kernel::Avx2, GemvInt8Kernel::Neon},
                kernels::gemv_int8_kernel());
+    using kernels::SignLutKernel;
+    check_list(kernels::kSignLutVariants, {SignLutKernel::Generic, SignLutKernel::Avx2}, kernels::sign_lut_kernel());
 }
 
 TEST_CASE("kernel names come from the variant lists") {
@@ -74,7 +78,7 @@ TEST_CASE("variant_of names an id its list lacks instead of answering with anoth
 // The kernel tests run every supported entry against its reference; this says which entries those
 // are on the CPU the suite runs on, so a build whose SIMD variants all reported "not supported"
 // (and left only the portable ones tested) fails instead of passing on the reference alone. On
-// AArch64 (tests/aarch64/run_kernel_tests.sh, under qemu) that is NEON in every family.
+// AArch64 (tests/aarch64/run_kernel_tests.sh, under qemu) that is NEON in every family that has one.
 TEST_CASE("the dispatch picks this CPU family's SIMD variants") {
     using kernels::GemvInt8Kernel;
     using kernels::SignKernel;
@@ -83,12 +87,14 @@ TEST_CASE("the dispatch picks this CPU family's SIMD variants") {
     CHECK(kernels::sign_q8_kernel() == SignKernel::Neon);
     CHECK(kernels::gemv_int8_kernel() == GemvInt8Kernel::Neon);
     CHECK(!kernels::sign_kernel_supported(SignKernel::Avx2));
+    CHECK(kernels::sign_lut_kernel() == kernels::SignLutKernel::Generic);  // sign_lut has no NEON variant
 #elif defined(__x86_64__)
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         CHECK(kernels::sign_kernel() != SignKernel::Reference);
         CHECK(kernels::sign_q8_kernel() != SignKernel::Reference);
         CHECK(kernels::gemv_int8_kernel() != GemvInt8Kernel::Generic);
     }
+    if (__builtin_cpu_supports("avx2")) CHECK(kernels::sign_lut_kernel() == kernels::SignLutKernel::Avx2);
     CHECK(!kernels::sign_kernel_supported(SignKernel::Neon));
     CHECK(!kernels::variant_of(kernels::kGemvInt8Variants, GemvInt8Kernel::Neon).supported());
 #else
