@@ -18,9 +18,15 @@
 //   PackedFbiLinear  an FBI layer as sign bits and fp16 alpha, beta, computing the folded identity
 //                      y = S (alpha * x) + (beta . x),   S = sign(W) in {+1, -1}
 //                    with float activations, or int8 ones under kernels::SignActivationsScope
-//                    (kernels/sign_matmul.hpp, kernels/sign_matmul_q8.hpp)
+//                    (kernels/sign_matmul.hpp, kernels/sign_matmul_q8.hpp). With int8 activations a
+//                    decode step (one row) runs the table look-up kernel (kernels/sign_lut.hpp: the
+//                    same integers, a third of the instructions) on a copy of the signs in its
+//                    layout, made on the first such step: float-activation users do not pay its
+//                    memory (as many bytes again as the sign bits).
 #include <cmath>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <tuple>
 #include <utility>
 
@@ -34,6 +40,7 @@
 #include "bitgrad/kernels/fbi.hpp"
 #include "bitgrad/kernels/gemm.hpp"
 #include "bitgrad/kernels/gemm_bf16.hpp"
+#include "bitgrad/kernels/sign_lut.hpp"
 #include "bitgrad/kernels/sign_matmul.hpp"
 #include "bitgrad/kernels/sign_matmul_q8.hpp"
 
@@ -151,7 +158,9 @@ struct PackedFbiLinear {
             }
             xb[r] = dot;
         }
-        if (kernels::sign_activations() == kernels::SignActivations::Int8)
+        if (kernels::sign_activations() == kernels::SignActivations::Int8 && rows == 1)
+            kernels::sign_matmul_lut(decode_layout(), xa.data(), rows, s.data());
+        else if (kernels::sign_activations() == kernels::SignActivations::Int8)
             kernels::sign_matmul_q8(signs, xa.data(), rows, s.data());
         else
             kernels::sign_matmul(signs, xa.data(), rows, s.data());
@@ -159,6 +168,19 @@ struct PackedFbiLinear {
             for (int64_t i = 0; i < n_out; ++i)
                 y[r * n_out + i] = (accumulate ? y[r * n_out + i] : 0.f) + s[r * n_out + i] + xb[r];
     }
+
+    // The signs in sign_lut's layout, made once (thread-safe); copies of this layer share them.
+    const kernels::LutSigns& decode_layout() const {
+        std::call_once(lut_->once, [&] { lut_->signs = kernels::lut_signs(signs); });
+        return lut_->signs;
+    }
+
+private:
+    struct LazyLut {
+        std::once_flag once;
+        kernels::LutSigns signs;
+    };
+    std::shared_ptr<LazyLut> lut_ = std::make_shared<LazyLut>();
 };
 
 }  // namespace bitgrad::infer
