@@ -61,7 +61,8 @@ run_llamacpp() {  # round shapes
       # llama-bench reports the mean of its repetitions; the best one is in its own JSON file
       shape="$(sed -n 's/.*"shape": "\([^"]*\)".*/\1/p' <<<"$line")"
       type="$(sed -n 's/.*"type": "\([^"]*\)".*/\1/p' <<<"$line")"
-      echo "{\"side\":\"llama.cpp\",\"round\":$1,\"anchor\":$line,\"bench\":$(cat "$WORK_DIR/bench-$shape-$type.json")}"
+      bench="$(python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$WORK_DIR/bench-$shape-$type.json")"
+      echo "{\"side\":\"llama.cpp\",\"round\":$1,\"anchor\":$line,\"bench\":$bench}"
     done | tee -a "$raw"
 }
 run_bitgrad() {  # round shapes

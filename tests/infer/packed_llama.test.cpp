@@ -256,3 +256,27 @@ TEST_CASE("fp16 rounding: exact values - ties to even - subnormals - overflow an
         REQUIRE(std::abs(r - f) <= 0.5f * step);
     }
 }
+
+TEST_CASE("PackedFbiLinear::forward_group equals each layer's forward bit for bit - int8 decode and float") {
+    // The decoder runs q, k, v (and gate, up) as one group: at an int8 decode step one call of the
+    // table kernel for all three, which must not change a single output.
+    Rng rng(46);
+    const auto q = infer::PackedFbiLinear::random(70, 130, rng), k = infer::PackedFbiLinear::random(33, 130, rng),
+               v = infer::PackedFbiLinear::random(5, 130, rng);
+    for (int64_t rows : {1, 3}) {
+        const auto x = Tensor<float>::randn({rows, 130}, rng);
+        for (auto a : {kernels::SignActivations::Int8, kernels::SignActivations::Float}) {
+            CAPTURE(rows);
+            CAPTURE(kernels::sign_activations_name(a));
+            kernels::SignActivationsScope scope(a);
+            ParallelMinWork fork_always(1);
+            std::vector<float> yq(std::size_t(rows * 70)), yk(std::size_t(rows * 33)), yv(std::size_t(rows * 5));
+            infer::PackedFbiLinear::forward_group<3>({&q, &k, &v}, x.data(), rows, {yq.data(), yk.data(), yv.data()});
+            for (const auto& [layer, got] : {std::pair{&q, &yq}, std::pair{&k, &yk}, std::pair{&v, &yv}}) {
+                std::vector<float> want(got->size(), 7.f);
+                layer->forward(x.data(), rows, want.data(), false);
+                CHECK(*got == want);
+            }
+        }
+    }
+}

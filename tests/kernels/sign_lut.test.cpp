@@ -239,3 +239,41 @@ TEST_CASE("sign_lut_kernel picks the first supported variant and SignLutKernelSc
     }
     CHECK(kernels::sign_lut_kernel() == best);
 }
+
+TEST_CASE(
+    "sign_lut_sums_many runs layers of different shapes in one call - each equals its reference on 1 and 2 threads") {
+    Rng rng(77);
+    // q, k, v of a decode step have one input; here the shapes differ too, with an empty layer, a
+    // layer with no columns and tiles of several layers in each thread's range.
+    const std::vector<std::pair<int64_t, int64_t>> shapes = {{70, 130}, {0, 130}, {33, 0}, {5, 257}, {96, 768}, {1, 3}};
+    std::vector<PackedSigns> S;
+    std::vector<LutSigns> L;
+    std::vector<Q8Rows> X;
+    std::vector<std::vector<int32_t>> want;
+    for (const auto& [out, in] : shapes) {
+        S.push_back(lut_test_signs(out, in, rng));
+        L.push_back(kernels::lut_signs(S.back()));
+        X.push_back(lut_random_rows(1, in, rng));
+        want.push_back(in == 0 ? std::vector<int32_t>(std::size_t(out), 0) : q8_reference(S.back(), X.back()));
+    }
+    ParallelMinWork fork_always(1);
+    for (const auto& v : kernels::kSignLutVariants) {
+        if (!v.supported()) continue;
+        const std::string kernel = v.name;
+        CAPTURE(kernel);
+        for (int threads : {1, 2}) {
+            CAPTURE(threads);
+            testing::ThreadCount t(threads);
+            std::vector<std::vector<int32_t>> got;
+            std::vector<kernels::LutProblem> problems;
+            for (std::size_t i = 0; i < shapes.size(); ++i)
+                got.emplace_back(std::size_t(shapes[i].first), -999999);  // every sum must be written
+            for (std::size_t i = 0; i < shapes.size(); ++i) problems.push_back({&L[i], X[i].q.data(), got[i].data()});
+            kernels::sign_lut_sums_many(problems.data(), int64_t(problems.size()), v.id);
+            for (std::size_t i = 0; i < shapes.size(); ++i) {
+                CAPTURE(i);
+                CHECK(got[i] == want[i]);
+            }
+        }
+    }
+}

@@ -304,9 +304,7 @@ private:
             float* k = cache ? cache->k[li].data() + pos * Hkv * D : k_new.data();
             float* v = cache ? cache->v[li].data() + pos * Hkv * D : v_new.data();
             kernels::rms_norm_rows(x.data(), l.n1.data(), eps, h.data(), (float*)nullptr, N, C);
-            l.q().forward(h.data(), N, q.data(), false);
-            l.k().forward(h.data(), N, k, false);
-            l.v().forward(h.data(), N, v, false);
+            project<3>({&l.q(), &l.k(), &l.v()}, h.data(), N, {q.data(), k, v});
             kernels::rope_apply(q.data(), q.data(), B, T, H, D, cos_t, sin_t, 1.f, false);
             kernels::rope_apply(k, k, B, T, Hkv, D, cos_t, sin_t, 1.f, false);
             const float* k_all = cache ? cache->k[li].data() : k_new.data();
@@ -314,13 +312,23 @@ private:
             kernels::attention_forward(dims, q.data(), k_all, v_all, o.data(), lse.data());
             l.o().forward(o.data(), N, x.data(), true);  // residual
             kernels::rms_norm_rows(x.data(), l.n2.data(), eps, h.data(), (float*)nullptr, N, C);
-            l.gate().forward(h.data(), N, gate.data(), false);
-            l.up().forward(h.data(), N, up.data(), false);
+            project<2>({&l.gate(), &l.up()}, h.data(), N, {gate.data(), up.data()});
             kernels::swiglu_rows(gate.data(), up.data(), gate.data(), gate.numel());
             l.down().forward(gate.data(), N, x.data(), true);  // residual
         }
         if (cache) cache->length = S;
         return x;
+    }
+
+    // ys[l] = x W_l^T for layers that read the same input: one call where the storage has a grouped
+    // forward (PackedFbiLinear: one fork at decode), else layer by layer.
+    template <std::size_t M>
+    static void project(const std::array<const Linear*, M>& layers, const float* x, int64_t rows,
+                        const std::array<float*, M>& ys) {
+        if constexpr (requires { Linear::template forward_group<M>(layers, x, rows, ys); })
+            Linear::template forward_group<M>(layers, x, rows, ys);
+        else
+            for (std::size_t l = 0; l < M; ++l) layers[l]->forward(x, rows, ys[l], false);
     }
 
     nn::LlamaConfig config_;

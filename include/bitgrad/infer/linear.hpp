@@ -23,12 +23,14 @@
 //                    same integers, a third of the instructions) on a copy of the signs in its
 //                    layout, made on the first such step: float-activation users do not pay its
 //                    memory (as many bytes again as the sign bits).
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "bitgrad/core/bf16.hpp"
 #include "bitgrad/core/error.hpp"
@@ -147,26 +149,29 @@ struct PackedFbiLinear {
     int64_t bytes() const { return signs.bytes() + 2 * 2 * in(); }  // bits + fp16 alpha, beta
 
     void forward(const float* x, int64_t rows, float* y, bool accumulate) const {
+        const bool int8 = kernels::sign_activations() == kernels::SignActivations::Int8;
+        if (int8 && rows == 1) return decode_int8<1>({this}, x, {y}, accumulate);
         const int64_t n_in = in(), n_out = out();
         Tensor<float> xa({rows, n_in}), xb({rows}), s({rows, n_out});
-        const float *a = alpha.data(), *b = beta.data();
-        for (int64_t r = 0; r < rows; ++r) {  // O(rows * in): negligible next to the product
-            float dot = 0;
-            for (int64_t j = 0; j < n_in; ++j) {
-                xa[r * n_in + j] = x[r * n_in + j] * a[j];
-                dot += x[r * n_in + j] * b[j];
-            }
-            xb[r] = dot;
-        }
-        if (kernels::sign_activations() == kernels::SignActivations::Int8 && rows == 1)
-            kernels::sign_matmul_lut(decode_layout(), xa.data(), rows, s.data());
-        else if (kernels::sign_activations() == kernels::SignActivations::Int8)
+        for (int64_t r = 0; r < rows; ++r) xb[r] = fold_input(x + r * n_in, xa.data() + r * n_in);
+        if (int8)
             kernels::sign_matmul_q8(signs, xa.data(), rows, s.data());
         else
             kernels::sign_matmul(signs, xa.data(), rows, s.data());
         for (int64_t r = 0; r < rows; ++r)
             for (int64_t i = 0; i < n_out; ++i)
                 y[r * n_out + i] = (accumulate ? y[r * n_out + i] : 0.f) + s[r * n_out + i] + xb[r];
+    }
+
+    // ys[l] = x W_l^T (rows of x) for N layers that read the same input: q, k and v, or gate and up.
+    // A decode step with int8 activations runs their sign products as one call of the table kernel
+    // (one fork for all N); otherwise each layer's forward. The same numbers either way.
+    template <std::size_t N>
+    static void forward_group(const std::array<const PackedFbiLinear*, N>& layers, const float* x, int64_t rows,
+                              const std::array<float*, N>& ys) {
+        if (kernels::sign_activations() == kernels::SignActivations::Int8 && rows == 1)
+            return decode_int8<N>(layers, x, ys, false);
+        for (std::size_t l = 0; l < N; ++l) layers[l]->forward(x, rows, ys[l], false);
     }
 
     // The signs in sign_lut's layout, made once (thread-safe); copies of this layer share them.
@@ -176,6 +181,45 @@ struct PackedFbiLinear {
     }
 
 private:
+    // xa = alpha .* x, and returns beta . x (one row: negligible next to the product).
+    float fold_input(const float* x, float* xa) const {
+        const float *a = alpha.data(), *b = beta.data();
+        float dot = 0;
+        for (int64_t j = 0; j < in(); ++j) {
+            xa[j] = x[j] * a[j];
+            dot += x[j] * b[j];
+        }
+        return dot;
+    }
+
+    // One activation row through N layers with int8 activations: each layer rounds its own xa
+    // (kernels::quantize_rows_q8), then kernels::sign_lut_sums_many computes every layer's integer
+    // sums P in one call, and y = d (2 P - sum q) + beta . x as sign_matmul_q8 gives it.
+    template <std::size_t N>
+    static void decode_int8(const std::array<const PackedFbiLinear*, N>& layers, const float* x,
+                            const std::array<float*, N>& ys, bool accumulate) {
+        std::array<kernels::Q8Rows, N> X;
+        std::array<float, N> xb;
+        std::array<std::vector<int32_t>, N> P;
+        std::array<kernels::LutProblem, N> problems;
+        for (std::size_t l = 0; l < N; ++l) {
+            const PackedFbiLinear& layer = *layers[l];
+            Tensor<float> xa({layer.in()});
+            xb[l] = layer.fold_input(x, xa.data());
+            X[l] = kernels::quantize_rows_q8(xa.data(), 1, layer.in());
+            P[l].resize(std::size_t(layer.out()));
+            problems[l] = {&layer.decode_layout(), X[l].q.data(), P[l].data()};
+        }
+        kernels::sign_lut_sums_many(problems.data(), int64_t(N));
+        for (std::size_t l = 0; l < N; ++l) {
+            const float d = X[l].scale[0];
+            const int32_t T = X[l].sum[0];
+            float* y = ys[l];
+            for (int64_t i = 0; i < layers[l]->out(); ++i)
+                y[i] = (accumulate ? y[i] : 0.f) + d * float(2 * P[l][std::size_t(i)] - T) + xb[l];
+        }
+    }
+
     struct LazyLut {
         std::once_flag once;
         kernels::LutSigns signs;

@@ -81,29 +81,41 @@ inline SignLutKernel sign_lut_kernel() {
     return SignLutKernelScope::current().value_or(best);
 }
 
+// The n products of `problems` (LutProblem, sign_lut/common.hpp) in one call: their tiles are split
+// across the threads together, so several small layers that read the same input (q, k and v; gate
+// and up) cost one fork. Problems with out = 0 are skipped; in = 0 gives P = 0.
+inline void sign_lut_sums_many(const LutProblem* problems, int64_t n, SignLutKernel k = sign_lut_kernel()) {
+    const auto& v = variant_of(kSignLutVariants, k);
+    BITGRAD_CHECK(v.supported(), "sign_lut_sums: the " << v.name << " kernel is not supported by this CPU");
+    std::vector<LutProblem> work;
+    for (int64_t i = 0; i < n; ++i) {
+        const LutSigns& L = *problems[i].signs;
+        BITGRAD_CHECK(L.tiles == (L.out + kLutTileRows - 1) / kLutTileRows &&
+                          L.groups == ((L.in + 3) / 4 + 1) / 2 * 2 && L.nibbles.numel() == L.bytes(),
+                      "sign_lut_sums: LutSigns [" << L.out << ", " << L.in << "] with tiles = " << L.tiles
+                                                  << ", groups = " << L.groups << ", " << L.nibbles.numel()
+                                                  << " bytes; expected the shape lut_signs gives");
+        if (L.out == 0) continue;
+        if (L.in == 0)
+            std::fill(problems[i].P, problems[i].P + L.out, 0);
+        else
+            work.push_back(problems[i]);
+    }
+    if (!work.empty()) v.run(work.data(), int64_t(work.size()));
+}
+
 // P [rows, out] (int32): P[r, i] = sum of q[r, j] over s[i, j] = +1, as sign_matmul_q8_sums. Made for
-// rows = 1 (decode); more rows run one after the other (correct, not faster than sign_matmul_q8).
+// rows = 1 (decode); more rows are that many problems of one call (correct, not faster than
+// sign_matmul_q8).
 inline void sign_lut_sums(const LutSigns& L, const Q8Rows& X, int32_t* P, SignLutKernel k = sign_lut_kernel()) {
     BITGRAD_CHECK(X.in == L.in, "sign_lut_sums: X.in = " << X.in << ", expected L.in = " << L.in << " (signs [" << L.out
                                                          << ", " << L.in << "])");
     BITGRAD_CHECK(X.rows >= 0 && X.q.numel() >= X.rows * X.stride && X.stride >= X.in,
                   "sign_lut_sums: X holds " << X.q.numel() << " bytes for rows = " << X.rows << " of stride "
                                             << X.stride << ", expected rows * stride with stride >= in = " << X.in);
-    BITGRAD_CHECK(L.tiles == (L.out + kLutTileRows - 1) / kLutTileRows && L.groups == ((L.in + 3) / 4 + 1) / 2 * 2 &&
-                      L.nibbles.numel() == L.bytes(),
-                  "sign_lut_sums: LutSigns [" << L.out << ", " << L.in << "] with tiles = " << L.tiles
-                                              << ", groups = " << L.groups << ", " << L.nibbles.numel()
-                                              << " bytes; expected the shape lut_signs gives");
-    const auto& v = variant_of(kSignLutVariants, k);
-    BITGRAD_CHECK(v.supported(), "sign_lut_sums: the " << v.name << " kernel is not supported by this CPU");
-    if (L.out == 0) return;
-    for (int64_t r = 0; r < X.rows; ++r) {
-        int32_t* p = P + r * L.out;
-        if (L.in == 0)
-            std::fill(p, p + L.out, 0);
-        else
-            v.run(L, X.q.data() + r * X.stride, p);
-    }
+    std::vector<LutProblem> problems;
+    for (int64_t r = 0; r < X.rows; ++r) problems.push_back({&L, X.q.data() + r * X.stride, P + r * L.out});
+    sign_lut_sums_many(problems.data(), int64_t(problems.size()), k);
 }
 
 // y [rows, out] = xa [rows, in] S^T with xa rounded to int8 per row: the same bits as sign_matmul_q8.

@@ -91,8 +91,8 @@ __attribute__((target("avx2"))) inline void lut_tile_avx2(const uint8_t* w, cons
 
 inline bool sign_lut_avx2_supported() { return __builtin_cpu_supports("avx2"); }
 
-inline void sign_lut_avx2(const LutSigns& L, const int8_t* q, int32_t* P) {
-    sign_lut_run<lut_tables_avx2, lut_tile_avx2>(L, q, P);
+inline void sign_lut_avx2(const LutProblem* problems, int64_t n) {
+    sign_lut_run<lut_tables_avx2, lut_tile_avx2>(problems, n);
 }
 
 #else

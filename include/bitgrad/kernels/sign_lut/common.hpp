@@ -4,6 +4,7 @@
 // tiles across threads and the Generic variant. Plain C++: no intrinsics here.
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "bitgrad/core/error.hpp"
 #include "bitgrad/core/parallel.hpp"
@@ -59,9 +60,18 @@ inline LutSigns lut_signs(const PackedSigns& S) {
     return L;
 }
 
-// One variant: P [out] = sum of q[j] over the columns j < in whose sign is +1, for one activation
-// row q [in] (out and in > 0). The variant builds the row's tables itself.
-using SignLutFn = void (*)(const LutSigns& L, const int8_t* q, int32_t* P);
+// One product of a call: signs, one activation row q [in] of int8 (reads q[0, in) only), and
+// P [out] = sum of q[j] over the columns j < in whose sign is +1 (out and in > 0).
+struct LutProblem {
+    const LutSigns* signs;
+    const int8_t* q;
+    int32_t* P;
+};
+
+// One variant: the n products, the tiles of all of them split across the threads as one range
+// (one fork for the q, k and v projections of a decode step instead of three). The variant builds
+// every row's tables itself.
+using SignLutFn = void (*)(const LutProblem* problems, int64_t n);
 
 namespace detail {
 
@@ -95,34 +105,52 @@ inline void lut_tile_generic(const uint8_t* w, const uint8_t* tables, int64_t pa
         }
 }
 
-// The driver of every variant: Tables(q, in, groups, tables) builds the row's tables once, then the
-// threads take contiguous ranges of tiles and Tile(w, tables, pairs, sums) sums each over all columns.
+// The driver of every variant: Tables(q, in, groups, tables) builds each row's tables once, then the
+// tiles of all problems, numbered one after the other, are split into contiguous ranges across the
+// threads and Tile(w, tables, pairs, sums) sums each over all its columns.
 // The tables (64 bytes per 8 columns: 88 KiB at in = 11008) are read from L2 then; column chunks that
 // kept them in L1 while every tile passed were 4-6% slower on the 7B shapes (strided nibble reads).
 template <void (*Tables)(const int8_t*, int64_t, int64_t, uint8_t*),
           void (*Tile)(const uint8_t*, const uint8_t*, int64_t, int32_t*)>
-void sign_lut_run(const LutSigns& L, const int8_t* q, int32_t* P) {
-    auto tables = Tensor<uint8_t>::empty({L.pairs() * kLutTableBytes});
-    Tables(q, L.in, L.groups, tables.data());
+void sign_lut_run(const LutProblem* problems, int64_t n) {
+    std::vector<int64_t> first_tile(std::size_t(n + 1), 0), table_offset(std::size_t(n), 0);
+    int64_t table_bytes = 0, work = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        const LutSigns& L = *problems[i].signs;
+        first_tile[std::size_t(i + 1)] = first_tile[std::size_t(i)] + L.tiles;
+        table_offset[std::size_t(i)] = table_bytes;
+        table_bytes += L.pairs() * kLutTableBytes;
+        work += L.tiles * L.in;
+    }
+    auto tables = Tensor<uint8_t>::empty({table_bytes});
+    for (int64_t i = 0; i < n; ++i) {
+        const LutSigns& L = *problems[i].signs;
+        Tables(problems[i].q, L.in, L.groups, tables.data() + table_offset[std::size_t(i)]);
+    }
+    const int64_t tiles = first_tile[std::size_t(n)];
     parallel_chunks(
-        L.tiles,
+        tiles,
         [&](int64_t t0, int64_t t1) {
+            int64_t i = std::upper_bound(first_tile.begin(), first_tile.end(), t0) - first_tile.begin() - 1;
             for (int64_t t = t0; t < t1; ++t) {
+                while (t >= first_tile[std::size_t(i + 1)]) ++i;
+                const LutSigns& L = *problems[i].signs;
+                const int64_t tile = t - first_tile[std::size_t(i)], i0 = tile * kLutTileRows;
                 alignas(32) int32_t sums[kLutTileRows];
-                Tile(L.tile(t), tables.data(), L.pairs(), sums);
-                const int64_t i0 = t * kLutTileRows;
-                std::copy(sums, sums + std::min(kLutTileRows, L.out - i0), P + i0);
+                Tile(L.tile(tile), tables.data() + table_offset[std::size_t(i)], L.pairs(), sums);
+                std::copy(sums, sums + std::min(kLutTileRows, L.out - i0), problems[i].P + i0);
             }
         },
-        L.in);  // ~1 unit per column and tile: a 768 x 768 layer (a few microseconds) stays on one thread
+        // ~1 unit per column and tile: a lone 768 x 768 layer (a few microseconds) stays on one thread
+        work / std::max<int64_t>(tiles, 1));
 }
 
 inline void lut_tables_all_generic(const int8_t* q, int64_t in, int64_t groups, uint8_t* tables) {
     lut_tables_generic(q, in, groups, 0, tables);
 }
 
-inline void sign_lut_generic(const LutSigns& L, const int8_t* q, int32_t* P) {
-    sign_lut_run<lut_tables_all_generic, lut_tile_generic>(L, q, P);
+inline void sign_lut_generic(const LutProblem* problems, int64_t n) {
+    sign_lut_run<lut_tables_all_generic, lut_tile_generic>(problems, n);
 }
 
 }  // namespace detail
