@@ -110,8 +110,10 @@ inline void lut_tile_generic(const uint8_t* w, const uint8_t* tables, int64_t pa
 // threads and Tile(w, tables, pairs, sums) sums each over all its columns.
 // The tables (64 bytes per 8 columns: 88 KiB at in = 11008) are read from L2 then; column chunks that
 // kept them in L1 while every tile passed were 4-6% slower on the 7B shapes (strided nibble reads).
+// TilePair, where a variant has one, sums two tiles of one problem in one pass (sharing the table loads).
 template <void (*Tables)(const int8_t*, int64_t, int64_t, uint8_t*),
-          void (*Tile)(const uint8_t*, const uint8_t*, int64_t, int32_t*)>
+          void (*Tile)(const uint8_t*, const uint8_t*, int64_t, int32_t*),
+          void (*TilePair)(const uint8_t* const*, const uint8_t*, int64_t, int32_t* const*) = nullptr>
 void sign_lut_run(const LutProblem* problems, int64_t n) {
     std::vector<int64_t> first_tile(std::size_t(n + 1), 0), table_offset(std::size_t(n), 0);
     int64_t table_bytes = 0, work = 0;
@@ -132,13 +134,26 @@ void sign_lut_run(const LutProblem* problems, int64_t n) {
         tiles,
         [&](int64_t t0, int64_t t1) {
             int64_t i = std::upper_bound(first_tile.begin(), first_tile.end(), t0) - first_tile.begin() - 1;
-            for (int64_t t = t0; t < t1; ++t) {
+            for (int64_t t = t0; t < t1;) {
                 while (t >= first_tile[std::size_t(i + 1)]) ++i;
                 const LutSigns& L = *problems[i].signs;
+                const uint8_t* table = tables.data() + table_offset[std::size_t(i)];
                 const int64_t tile = t - first_tile[std::size_t(i)], i0 = tile * kLutTileRows;
-                alignas(32) int32_t sums[kLutTileRows];
-                Tile(L.tile(tile), tables.data() + table_offset[std::size_t(i)], L.pairs(), sums);
-                std::copy(sums, sums + std::min(kLutTileRows, L.out - i0), problems[i].P + i0);
+                alignas(32) int32_t sums[2][kLutTileRows];
+                int64_t tiles_done = 1;
+                if (TilePair && t + 1 < t1 && tile + 1 < L.tiles) {  // two tiles of this problem
+                    const uint8_t* w[2] = {L.tile(tile), L.tile(tile + 1)};
+                    int32_t* s[2] = {sums[0], sums[1]};
+                    TilePair(w, table, L.pairs(), s);
+                    tiles_done = 2;
+                } else {
+                    Tile(L.tile(tile), table, L.pairs(), sums[0]);
+                }
+                for (int64_t d = 0; d < tiles_done; ++d) {
+                    const int64_t r0 = i0 + d * kLutTileRows;
+                    std::copy(sums[d], sums[d] + std::min(kLutTileRows, L.out - r0), problems[i].P + r0);
+                }
+                t += tiles_done;
             }
         },
         // ~1 unit per column and tile: a lone 768 x 768 layer (a few microseconds) stays on one thread
