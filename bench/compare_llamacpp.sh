@@ -89,6 +89,7 @@ import json, statistics, sys
 from collections import defaultdict
 
 runs = defaultdict(list)   # (shape, side, config) -> [(decode, prefill)] one per round
+fractions = defaultdict(list)  # bitgrad: decode bytes/s over the same run's bandwidth probe, per round
 meta = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
@@ -112,9 +113,8 @@ for line in open(sys.argv[1]):
             cfg += " (default)"
         key = (b["preset"], "bitgrad", cfg)
         runs[key].append((b["decode_tokens_per_s"], b["prefill_tokens_per_s"]))
-        meta[key] = {"bytes_per_token_mib": b["bytes_per_token_mib"],
-                     "fraction_of_bandwidth": b["fraction_of_bandwidth"], "rss_mib": b["rss_mib"],
-                     "bandwidth_probe_gbps": b["bandwidth_probe_gbps"]}
+        fractions[key].append(b["fraction_of_bandwidth"])
+        meta[key] = {"bytes_per_token_mib": b["bytes_per_token_mib"], "rss_mib": b["rss_mib"]}
 
 def med(xs):
     xs = [x for x in xs if x is not None]
@@ -132,6 +132,8 @@ for shape, s in summary.items():
     for (side, cfg), (dec, pre, n) in sorted(s.items()):
         out = {"summary": "compare_llamacpp", "shape": shape, "side": side, "config": cfg, "rounds": n,
                "decode_tokens_per_s": dec, "prefill_tokens_per_s": pre, **meta[(shape, side, cfg)]}
+        if fractions[(shape, side, cfg)]:
+            out["fraction_of_bandwidth"] = med(fractions[(shape, side, cfg)])
         if best_dec[0] and dec:
             out["decode_vs_llamacpp_best"] = round(dec / best_dec[1][0], 3)
             out["llamacpp_best_decode_type"] = best_dec[0]
@@ -143,12 +145,14 @@ for shape, s in summary.items():
 
 fmt = lambda x: "-" if x is None else f"{x:.1f}"
 ratio = lambda x: "-" if x is None else f"{x:.2f}x"
+fmt2 = lambda x: "-" if x is None else f"{x:.2f}"
 print("\n| shape | side | configuration | decode tok/s | vs llama.cpp best | prefill tok/s | vs llama.cpp best "
-      "| bytes/token | rounds |", file=sys.stderr)
-print("|---|---|---|---|---|---|---|---|---|", file=sys.stderr)
+      "| bytes/token | of the bandwidth probe | rounds |", file=sys.stderr)
+print("|---|---|---|---|---|---|---|---|---|---|", file=sys.stderr)
 for o in rows:
     print(f'| {o["shape"]} | {o["side"]} | {o["config"]} | {fmt(o["decode_tokens_per_s"])} | '
           f'{ratio(o.get("decode_vs_llamacpp_best"))} | {fmt(o["prefill_tokens_per_s"])} | '
-          f'{ratio(o.get("prefill_vs_llamacpp_best"))} | {o["bytes_per_token_mib"]} MiB | {o["rounds"]} |',
+          f'{ratio(o.get("prefill_vs_llamacpp_best"))} | {o["bytes_per_token_mib"]} MiB | '
+          f'{fmt2(o.get("fraction_of_bandwidth"))} | {o["rounds"]} |',
           file=sys.stderr)
 PYEOF
