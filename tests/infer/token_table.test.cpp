@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "bitgrad/eval/perplexity.hpp"
 #include "bitgrad/infer/packed_file.hpp"
@@ -49,6 +50,18 @@ TEST_CASE("quantize_int8_row: absmax scale - rounding to nearest - zero rows - e
     for (int64_t j = 0; j < 1000; ++j)
         worst = std::max(worst, std::abs(double(r[j]) - double(sr) * qr[std::size_t(j)]));
     CHECK(worst <= 0.5 * sr * (1 + 1e-5));
+}
+
+TEST_CASE("TokenTable refuses a non-finite weight for int8 - naming the row and column") {
+    auto w = Tensor<float>::full({3, 4}, 0.5f);
+    w[2 * 4 + 1] = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_WITH_AS(infer::TokenTable(w, infer::TableFormat::Int8),
+                         doctest::Contains("TokenTable: weight [2, 1] is nan, expected a finite value"), Error);
+    w[2 * 4 + 1] = std::numeric_limits<float>::infinity();
+    CHECK_THROWS_WITH_AS(infer::TokenTable(w, infer::TableFormat::Int8), doctest::Contains("weight [2, 1] is inf"),
+                         Error);
+    w[2 * 4 + 1] = 1.f;
+    CHECK(infer::TokenTable(w, infer::TableFormat::Int8).int8_values()[2 * 4 + 1] == 127);
 }
 
 TEST_CASE("TokenTable: rows and products agree between gemv and matmul - int8 within its rounding of bf16") {

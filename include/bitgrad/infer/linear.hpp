@@ -211,13 +211,8 @@ private:
             problems[l] = {&layer.decode_layout(), X[l].q.data(), P[l].data()};
         }
         kernels::sign_lut_sums_many(problems.data(), int64_t(N));
-        for (std::size_t l = 0; l < N; ++l) {
-            const float d = X[l].scale[0];
-            const int32_t T = X[l].sum[0];
-            float* y = ys[l];
-            for (int64_t i = 0; i < layers[l]->out(); ++i)
-                y[i] = (accumulate ? y[i] : 0.f) + d * float(2 * P[l][std::size_t(i)] - T) + xb[l];
-        }
+        for (std::size_t l = 0; l < N; ++l)
+            kernels::dequantize_sign_sums(X[l], P[l].data(), layers[l]->out(), ys[l], accumulate, &xb[l]);
     }
 
     struct LazyLut {

@@ -11,6 +11,7 @@
 //
 // A table gives a row as floats (the embedding lookup) and y = T x (the lm_head at decode).
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 #include "bitgrad/core/bf16.hpp"
@@ -58,6 +59,9 @@ public:
             for (int64_t i = 0; i < w.numel(); ++i) bf16_[i] = to_bf16(w[i]);
             return;
         }
+        for (int64_t i = 0; i < w.numel(); ++i)  // kernels::quantize_int8_row takes finite values only
+            BITGRAD_CHECK(std::isfinite(w[i]), "TokenTable: weight [" << i / cols_ << ", " << i % cols_ << "] is "
+                                                                      << w[i] << ", expected a finite value for int8");
         int8_ = Tensor<int8_t>(w.shape());
         scale_ = Tensor<float>({rows_});
         parallel_for(

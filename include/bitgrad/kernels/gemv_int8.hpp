@@ -42,6 +42,7 @@ inline float quantize_int8_row(const float* w, int64_t n, int8_t* q) {
     const float inv = 127.f / absmax;
     // nearbyint rounds half to even as lrint does, but in float: GCC vectorizes it (vroundps), which
     // matters at decode, where every packed layer rounds its activation row (sign_matmul_q8, sign_lut).
+    // Finite values only (a NaN would reach an undefined conversion): the callers check them.
     for (int64_t j = 0; j < n; ++j)
         q[j] = int8_t(std::clamp(std::nearbyint(w[j] * inv), -127.f, 127.f));  // w * inv may pass 127 by an ulp
     return absmax / 127.f;

@@ -125,11 +125,7 @@ inline void sign_matmul_lut(const LutSigns& L, const float* xa, int64_t rows, fl
     const Q8Rows X = quantize_rows_q8(xa, rows, L.in);
     std::vector<int32_t> P(std::size_t(rows * L.out));
     sign_lut_sums(L, X, P.data(), k);
-    for (int64_t r = 0; r < rows; ++r) {
-        const float d = X.scale[std::size_t(r)];
-        const int32_t T = X.sum[std::size_t(r)];
-        for (int64_t i = 0; i < L.out; ++i) y[r * L.out + i] = d * float(2 * P[std::size_t(r * L.out + i)] - T);
-    }
+    dequantize_sign_sums(X, P.data(), L.out, y);
 }
 
 }  // namespace bitgrad::kernels

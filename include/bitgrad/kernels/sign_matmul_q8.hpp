@@ -123,11 +123,7 @@ inline void sign_matmul_q8(const PackedSigns& S, const float* xa, int64_t rows, 
     const Q8Rows X = quantize_rows_q8(xa, rows, S.in);
     std::vector<int32_t> P(std::size_t(rows * S.out));
     sign_matmul_q8_sums(S, X, P.data(), k);
-    for (int64_t r = 0; r < rows; ++r) {
-        const float d = X.scale[std::size_t(r)];
-        const int32_t T = X.sum[std::size_t(r)];
-        for (int64_t i = 0; i < S.out; ++i) y[r * S.out + i] = d * float(2 * P[std::size_t(r * S.out + i)] - T);
-    }
+    dequantize_sign_sums(X, P.data(), S.out, y);
 }
 
 }  // namespace bitgrad::kernels

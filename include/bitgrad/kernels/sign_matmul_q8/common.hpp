@@ -50,6 +50,28 @@ inline Q8Rows quantize_rows_q8(const float* xa, int64_t rows, int64_t in) {
 }
 
 // One variant: P [rows, out] = sum of q[r, j] over s[i, j] = +1 (sizes checked, rows and out > 0).
+// The floats back from the integer sums: y[r, i] (+)= d_r (2 P[r, i] - T_r) (+ add[r]) for out outputs
+// a row, P[r, i] = sum of q[r, j] over s[i, j] = +1. The last step of every int8 sign product
+// (sign_matmul_q8, sign_matmul_lut, the packed layers' decode), so all give the same bits.
+inline void dequantize_sign_sums(const Q8Rows& X, const int32_t* P, int64_t out, float* y, bool accumulate = false,
+                                 const float* add = nullptr) {
+    for (int64_t r = 0; r < X.rows; ++r) {
+        const float d = X.scale[std::size_t(r)], extra = add ? add[r] : 0.f;
+        const int32_t T = X.sum[std::size_t(r)];
+        const int32_t* p = P + r * out;
+        float* yr = y + r * out;
+        // the branches outside the loops, so each loop vectorizes (prefill dequantizes rows x out)
+        if (add && accumulate)
+            for (int64_t i = 0; i < out; ++i) yr[i] = yr[i] + d * float(2 * p[i] - T) + extra;
+        else if (add)  // the packed layer's order: S xa + beta . x
+            for (int64_t i = 0; i < out; ++i) yr[i] = 0.f + d * float(2 * p[i] - T) + extra;
+        else if (accumulate)
+            for (int64_t i = 0; i < out; ++i) yr[i] += d * float(2 * p[i] - T);
+        else
+            for (int64_t i = 0; i < out; ++i) yr[i] = d * float(2 * p[i] - T);
+    }
+}
+
 using SignQ8Fn = void (*)(const PackedSigns& S, const Q8Rows& X, int32_t* P);
 
 namespace detail {
