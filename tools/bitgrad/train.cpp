@@ -103,9 +103,18 @@ static int run_training(const cxxopts::ParseResult& r, nn::LlamaConfig config, t
                                   : r.count("overwrite") ? train::RunStart::Overwrite
                                                          : train::RunStart::Fresh;
     const train::RunDirectory run_dir{out};
-    if (start == train::RunStart::Fresh && !run_dir.leftovers().empty()) {
+    bool holds_run = start == train::RunStart::Fresh && !run_dir.leftovers().empty();
+    if (job().data_parallel.distributed()) {
+        // Every replica checks before replica 0 writes anything, and all agree: a replica that looked
+        // after replica 0 had started the run refused it on its own, and replica 0 waited for it.
+        double flag = holds_run ? 1 : 0;
+        job().data_parallel.sum(&flag, 1);
+        holds_run = flag > 0;
+    }
+    if (holds_run) {
         std::string left;
         for (const auto& l : run_dir.leftovers()) left += (left.empty() ? "" : ", ") + l;
+        if (left.empty()) left = "seen by another replica";
         throw UsageError("--out " + out.string() + " holds a training run (" + left +
                          "): continue it with --resume, or start over with --overwrite (deletes them)");
     }
