@@ -117,21 +117,23 @@ expect 2 "--format onnx: expected safetensors, pytorch or both" "$bitgrad" expor
 expect 0 "."                        "$bitgrad" generate --model bin/final --data data --tokens 5 --prompt "the"
 expect 0 "Total params"             "$bitgrad" info --model bin/final
 expect 0 "packed MB|packed [0-9.]+ MB" "$bitgrad" pack --model bin/final --out bin.packed.safetensors
-expect 0 "packed [0-9.]+ MB"        "$bitgrad" pack --model bin/final --out bin.q8.safetensors --tables int8
+expect 0 "packed [0-9.]+ MB"        "$bitgrad" pack --model bin/final --out bin.bf16.safetensors --tables bf16
 expect 0 "decode 5 tokens: [0-9.]+ tok/s" "$bitgrad" generate --model bin.packed.safetensors --data data --tokens 5 --prompt "the"
 printf 'the whale\n\nthe sea\n' > prompts.txt
 expect 0 "decode 4 tokens: [0-9.]+ tok/s" "$bitgrad" generate --model bin.packed.safetensors --data data --tokens 4 --prompts prompts.txt --temperature 0 --repetition-penalty 1.3
-expect 0 "decode 4 tokens: [0-9.]+ tok/s, [0-9]+ threads, int8 activations" "$bitgrad" generate --model bin.packed.safetensors --data data --tokens 4 --prompt "the" --activations int8
+expect 0 "decode 4 tokens: [0-9.]+ tok/s, [0-9]+ threads, int8 activations" "$bitgrad" generate --model bin.packed.safetensors --data data --tokens 4 --prompt "the"
+expect 0 "decode 4 tokens: [0-9.]+ tok/s, [0-9]+ threads, float activations" "$bitgrad" generate --model bin.packed.safetensors --data data --tokens 4 --prompt "the" --activations float
 expect 2 "--activations int4: expected float or int8" "$bitgrad" generate --model bin.packed.safetensors --data data --activations int4
 expect 0 '"packed":true.*"perplexity":[0-9]|"perplexity":[0-9].*"packed":true' "$bitgrad" eval --model bin.packed.safetensors --data data --json --seq 16
-expect 0 "packed.*int8 tables, int8 activations" "$bitgrad" eval --model bin.q8.safetensors --data data --seq 16 --activations int8
+expect 0 "packed.*int8 tables, int8 activations" "$bitgrad" eval --model bin.packed.safetensors --data data --seq 16
+expect 0 "packed.*bf16 tables, float activations" "$bitgrad" eval --model bin.bf16.safetensors --data data --seq 16 --activations float
 # zero-shot multiple choice: an ordinary item and a partial-scoring one, float and packed
 cat > items.jsonl <<'EOF'
 {"context": "Question: where does the whale swim?\nAnswer:", "choices": ["in the sea", "in the desert"], "gold": 0}
 {"contexts": ["the whale swam in the sea", "the whale swam in the sand"], "continuation": "and dived.", "gold": 0}
 EOF
 expect 0 "items: acc [01][.][0-9]+ \+- [0-9.]+ \(2 items, float checkpoint" "$bitgrad" zeroshot --model run/final --data data --items items.jsonl
-expect 0 '"task":"items","model":"bin.packed.safetensors","n":2,"acc":[0-9.]+,"acc_stderr":[0-9.]+,"run":"packed, bf16 tables, float activations"' "$bitgrad" zeroshot --model bin.packed.safetensors --data data --items items.jsonl --json
+expect 0 '"task":"items","model":"bin.packed.safetensors","n":2,"acc":[0-9.]+,"acc_stderr":[0-9.]+,"run":"packed, int8 tables, int8 activations"' "$bitgrad" zeroshot --model bin.packed.safetensors --data data --items items.jsonl --json
 # PIQA's official layout + labels file -> items, exactly as lm-eval 0.4.2's piqa.yaml builds them
 printf '{"goal": "To open a jar", "sol1": "twist the lid", "sol2": "eat the lid"}\n' > piqa.jsonl
 echo 0 > piqa-labels.lst

@@ -226,8 +226,8 @@ TEST_CASE("the packed decoder scores as the float FbiLlama does - with and witho
     const auto alone = eval::evaluate_multiple_choice(items, bytes, eval::make_scorer(packed, false));
     for (std::size_t i = 0; i < items.size(); ++i)
         for (std::size_t k = 0; k < dense.loglikelihoods[i].size(); ++k) {
-            // fp16 alpha and beta, bf16 embedding and lm_head: within 0.05% of the float model's sum
-            // (measured: up to 4e-5 over four seeds).
+            // The packed defaults (fp16 alpha and beta, int8 tables, int8 activations): within 0.05%
+            // of the float model's sum.
             CHECK(shared.loglikelihoods[i][k] == doctest::Approx(dense.loglikelihoods[i][k]).epsilon(5e-4));
             // The context's keys and values kept from the previous choice's prefill, or recomputed: float
             // rounding apart (measured: up to 1.3e-9).

@@ -51,12 +51,16 @@ double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
 }
 }  // namespace packed_llama_test
 
-TEST_CASE("PackedLlama: prefill and token-by-token decode give the nn model's logits at every position") {
+TEST_CASE(
+    "PackedLlama with float activations: prefill and token-by-token decode give the nn model's logits at every "
+    "position") {
     using namespace packed_llama_test;
     Rng init(41);
     nn::FbiLlama<float> model(config(), init);
     round_like_packed(model);
-    const infer::PackedLlama packed(model);
+    // The exact option: float activations and bf16 tables hold the trained numbers (rounded here).
+    const kernels::SignActivationsScope exact(kernels::SignActivations::Float);
+    const infer::PackedLlama packed(model, infer::TableFormat::Bf16);
     const infer::DenseFbiDecoder dense(model);
     Rng rng(7);
     std::vector<int32_t> ids(29);
@@ -89,11 +93,14 @@ TEST_CASE("PackedLlama: prefill and token-by-token decode give the nn model's lo
     CHECK(packed.bytes() < dense.bytes() / 3);
 }
 
-TEST_CASE("PackedLlama stays close to the float student and continues a prompt greedily as it does") {
+TEST_CASE(
+    "PackedLlama with float activations stays close to the float student and continues a prompt greedily as it "
+    "does") {
     using namespace packed_llama_test;
     Rng rng(43);
     nn::FbiLlama<float> model(config(), rng);
-    const infer::PackedLlama packed(model);
+    const kernels::SignActivationsScope exact(kernels::SignActivations::Float);
+    const infer::PackedLlama packed(model, infer::TableFormat::Bf16);
     std::vector<int32_t> ids = {5, 17, 3, 88, 42, 42, 7};
     infer::KvCache cache(packed.config(), 48);
     std::vector<float> logits(97);
@@ -107,7 +114,7 @@ TEST_CASE("PackedLlama stays close to the float student and continues a prompt g
     // model holding the packed values (random weights give near-ties that the fp16 rounding of
     // alpha/beta alone could flip).
     round_like_packed(model);
-    const infer::PackedLlama rounded(model);
+    const infer::PackedLlama rounded(model, infer::TableFormat::Bf16);
     infer::SamplingOptions greedy;
     greedy.temperature = 0;
     Rng r1(1), r2(1);

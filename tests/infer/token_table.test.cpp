@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "bitgrad/eval/perplexity.hpp"
 #include "bitgrad/infer/packed_file.hpp"
@@ -101,7 +102,7 @@ TEST_CASE("packed file with int8 tables: round trip bit for bit - half the table
     testing::TempDir dir("token-table");
     Rng rng(64);
     nn::FbiLlama<float> student(table_config(), rng);
-    const infer::PackedLlama bf(student), q8(student, infer::TableFormat::Int8);
+    const infer::PackedLlama bf(student, infer::TableFormat::Bf16), q8(student);  // int8 tables: the default
     CHECK(q8.lm_head().format() == infer::TableFormat::Int8);
     CHECK(q8.bytes() < bf.bytes());
     infer::save_packed(dir / "q8.safetensors", q8);
@@ -169,15 +170,16 @@ TEST_CASE("perplexity of a packed model equals the tape model's when both hold t
     data::write_token_shard(dir / "val.bin", ids, 53);
     const data::TokenShard shard((dir / "val.bin").string());
     const auto want = eval::perplexity(testing::TapeLM(student), shard, 16);
-    const infer::PackedLlama packed(student);
+    const infer::PackedLlama packed(student, infer::TableFormat::Bf16);
     int64_t calls = 0;
+    std::optional<kernels::SignActivationsScope> exact(kernels::SignActivations::Float);
     const auto got = eval::perplexity(packed, shard, 16, 0, [&](int64_t, int64_t) { ++calls; });
     CHECK(got.tokens == want.tokens);
     CHECK(got.tokens == 12 * 16);  // (200 - 1) / 16 windows
     CHECK(calls == 12);
     CHECK(got.nll == doctest::Approx(want.nll).epsilon(1e-5));
-    // int8 activations cost a little and stay close on this random model.
-    kernels::SignActivationsScope int8(kernels::SignActivations::Int8);
+    // int8 activations (the default) cost a little and stay close on this random model.
+    exact.reset();
     const auto q = eval::perplexity(packed, shard, 16);
     CHECK(q.nll != got.nll);
     CHECK(q.nll == doctest::Approx(got.nll).epsilon(1e-2));

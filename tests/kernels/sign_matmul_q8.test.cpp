@@ -204,11 +204,11 @@ TEST_CASE(
     CHECK(kernels::sign_q8_kernel_supported(kernels::sign_q8_kernel()));
 }
 
-TEST_CASE("SignActivationsScope switches a thread's packed layers to int8 and back") {
-    CHECK(kernels::sign_activations() == kernels::SignActivations::Float);
+TEST_CASE("packed layers default to int8 activations - SignActivationsScope switches a thread to float and back") {
+    CHECK(kernels::sign_activations() == kernels::SignActivations::Int8);
     {
-        kernels::SignActivationsScope scope(kernels::SignActivations::Int8);
-        CHECK(kernels::sign_activations() == kernels::SignActivations::Int8);
+        kernels::SignActivationsScope scope(kernels::SignActivations::Float);
+        CHECK(kernels::sign_activations() == kernels::SignActivations::Float);
     }
-    CHECK(kernels::sign_activations() == kernels::SignActivations::Float);
+    CHECK(kernels::sign_activations() == kernels::SignActivations::Int8);
 }

@@ -25,7 +25,7 @@ cxxopts::Options eval_options() {
         "data", "prepare's directory", cxxopts::value<std::string>())(
         "seq", "window length", cxxopts::value<int64_t>()->default_value("128"))("json", "print one JSON line")(
         "activations", "packed model: " + kActivations.names() + " (as generate)",
-        cxxopts::value<std::string>()->default_value("float"))(
+        cxxopts::value<std::string>()->default_value(kernels::sign_activations_name(kernels::kDefaultSignActivations)))(
         "unigram", "instead of a model: the unigram baseline (add-one smoothed token frequencies of train.bin)")(
         "text",
         "instead of val.bin: any text file, with FBI-LLM's protocol (windows of --seq tokens, default the model's "
@@ -66,9 +66,9 @@ static int eval_text(const cxxopts::ParseResult& r) {
     const infer::OpenedModel opened = infer::open_model(r["model"].as<std::string>());
     const kernels::SignActivationsScope scope(activations);
     const int64_t seq = r.count("seq") ? positive<int64_t>(r, "seq") : opened.model->config().max_position_embeddings;
-    const std::string how = !opened.packed                                  ? "float checkpoint"
-                            : activations == kernels::SignActivations::Int8 ? "packed, int8 activations"
-                                                                            : "packed";
+    const std::string how =
+        !opened.packed ? "float checkpoint"
+                       : std::string("packed, ") + kernels::sign_activations_name(activations) + " activations";
     const eval::PerplexityResult res = eval::paper_perplexity(*opened.model, tokens, seq, progress);
     // The scored tokens stand for the whole text: bits per byte = nll * tokens of the text / (ln 2 * bytes).
     const double bpb = res.nll * double(tokens.size()) / (std::log(2.0) * double(text.size()));

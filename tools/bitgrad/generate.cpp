@@ -27,10 +27,10 @@ cxxopts::Options generate_options() {
         cxxopts::value<double>()->default_value("1.0"))(
         "activations",
         "packed model: " + kActivations.names() +
-            " (float: the trained model's numbers; int8: rounded per token, faster, docs/inference.md measures the "
-            "cost)",
-        cxxopts::value<std::string>()->default_value("float"))("seed", "sampling seed",
-                                                               cxxopts::value<uint64_t>()->default_value("7"))(
+            " (int8, the default: rounded per token, the fast path, docs/inference.md measures the cost; float: the "
+            "trained model's numbers)",
+        cxxopts::value<std::string>()->default_value(kernels::sign_activations_name(kernels::kDefaultSignActivations)))(
+        "seed", "sampling seed", cxxopts::value<uint64_t>()->default_value("7"))(
         "tokenizer", "SentencePiece model (default: --data's, or the one the model carries)",
         cxxopts::value<std::string>())("h,help", "help");
     add_threads_option(o);

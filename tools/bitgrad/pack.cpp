@@ -26,8 +26,9 @@ cxxopts::Options pack_options() {
                                                    cxxopts::value<std::string>())(
         "tables",
         "embedding and lm_head: " + kTables.names() +
-            " (int8: a scale per row, half the bytes; docs/inference.md measures the cost)",
-        cxxopts::value<std::string>()->default_value(infer::table_format_name(infer::TableFormat::Bf16)))(
+            " (int8, the default: a scale per row, half the bytes, docs/inference.md measures the cost; bf16: "
+            "the trained numbers rounded)",
+        cxxopts::value<std::string>()->default_value(infer::table_format_name(infer::PackedFbiLinear::default_tables)))(
         "tokenizer",
         "SentencePiece model to carry in the file, so generate and eval need no --data (default: the model "
         "directory's tokenizer.model, which train and distill write)",
@@ -62,12 +63,12 @@ int run_pack(const cxxopts::ParseResult& r) {
     const auto stats = nn::param_stats(*model);
     std::printf(
         "packed %s -> %s%s\n  float checkpoint %.2f MB, packed %.2f MB (%.1fx smaller)\n"
-        "  logits of a %lld-token probe vs the float model: max |diff| %.3g (%.2g of max |logit|); "
-        "with int8 activations (generate --activations int8) %.3g (%.2g)\n",
+        "  logits of a %lld-token probe vs the float model: max |diff| with int8 activations (the default) "
+        "%.3g (%.2g of max |logit|), with float activations (--activations float) %.3g (%.2g)\n",
         dir.string().c_str(), out.string().c_str(), tok ? " (with its tokenizer)" : "",
         double(stats.bytes_fp32()) / 1e6, double(fs::file_size(out)) / 1e6,
-        double(stats.bytes_fp32()) / double(fs::file_size(out)), (long long)p.tokens, p.max_diff,
-        p.relative(p.max_diff), p.max_diff_int8, p.relative(p.max_diff_int8));
+        double(stats.bytes_fp32()) / double(fs::file_size(out)), (long long)p.tokens, p.max_diff_int8,
+        p.relative(p.max_diff_int8), p.max_diff, p.relative(p.max_diff));
     return 0;
 }
 

@@ -29,7 +29,8 @@ cxxopts::Options zeroshot_options() {
                                        cxxopts::value<std::string>())("limit", "score the first N items only (0: all)",
                                                                       cxxopts::value<int64_t>()->default_value("0"))(
         "activations", "packed model: " + kActivations.names() + " (as generate)",
-        cxxopts::value<std::string>()->default_value("float"))("json", "print one JSON line")("h,help", "help");
+        cxxopts::value<std::string>()->default_value(kernels::sign_activations_name(kernels::kDefaultSignActivations)))(
+        "json", "print one JSON line")("h,help", "help");
     add_threads_option(o);
     return o;
 }

@@ -17,12 +17,12 @@
 //                    the bytes (an FBI layer is refused: pack it instead)
 //   PackedFbiLinear  an FBI layer as sign bits and fp16 alpha, beta, computing the folded identity
 //                      y = S (alpha * x) + (beta . x),   S = sign(W) in {+1, -1}
-//                    with float activations, or int8 ones under kernels::SignActivationsScope
-//                    (kernels/sign_matmul.hpp, kernels/sign_matmul_q8.hpp). With int8 activations a
-//                    decode step (one row) runs the table look-up kernel (kernels/sign_lut.hpp: the
-//                    same integers, a third of the instructions) on a copy of the signs in its
-//                    layout, made on the first such step: float-activation users do not pay its
-//                    memory (as many bytes again as the sign bits).
+//                    with int8 activations (the default: rounded per token) or float ones under
+//                    kernels::SignActivationsScope (kernels/sign_matmul_q8.hpp, kernels/sign_matmul.hpp).
+//                    With int8 activations a decode step (one row) runs the table look-up kernel
+//                    (kernels/sign_lut.hpp: the same integers, a third of the instructions) on a copy
+//                    of the signs in its layout, made on the first such step: float-activation
+//                    users do not pay its memory (as many bytes again as the sign bits).
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -116,7 +116,9 @@ struct Bf16Linear {
 };
 
 struct PackedFbiLinear {
-    static constexpr TableFormat default_tables = TableFormat::Bf16;
+    // Int8 tables go with the default int8 activations: the pair that decodes fastest for the
+    // least measured cost (docs/inference.md).
+    static constexpr TableFormat default_tables = TableFormat::Int8;
     static constexpr bool bf16_products = false;
     static constexpr bool holds_dense = false, holds_fbi = true;
     kernels::PackedSigns signs;

@@ -56,12 +56,12 @@ inline PackProbe probe_packed(const CausalLM& packed, const CausalLM& reference,
         m.forward(probe.data(), n, cache, logits.data());
         return logits;
     };
-    const std::vector<float> ref = last_logits(reference), f = last_logits(packed);
-    std::vector<float> q8;
-    {
-        const kernels::SignActivationsScope int8(kernels::SignActivations::Int8);
-        q8 = last_logits(packed);
-    }
+    auto packed_logits = [&](kernels::SignActivations a) {
+        const kernels::SignActivationsScope scope(a);
+        return last_logits(packed);
+    };
+    const std::vector<float> ref = last_logits(reference), f = packed_logits(kernels::SignActivations::Float),
+                             q8 = packed_logits(kernels::SignActivations::Int8);
     PackProbe p;
     p.tokens = n;
     for (std::size_t v = 0; v < ref.size(); ++v) {

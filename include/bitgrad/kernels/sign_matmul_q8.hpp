@@ -62,10 +62,11 @@ inline const char* sign_activations_name(SignActivations a) {
 // decode_bench).
 using SignActivationsScope = ThreadOverride<SignActivations>;
 
-// What this thread's packed layers (infer::PackedFbiLinear) round their activations to: Float
-// (the default: the trained model's numbers, up to the fp16 alpha and beta) unless a
-// SignActivationsScope says Int8.
-inline SignActivations sign_activations() { return SignActivationsScope::current().value_or(SignActivations::Float); }
+// What this thread's packed layers (infer::PackedFbiLinear) round their activations to: Int8 (the
+// default: per-token absmax, the fast path, docs/inference.md measures its cost) unless a
+// SignActivationsScope says Float (the trained model's numbers, up to the fp16 alpha and beta).
+inline constexpr SignActivations kDefaultSignActivations = SignActivations::Int8;
+inline SignActivations sign_activations() { return SignActivationsScope::current().value_or(kDefaultSignActivations); }
 
 namespace detail {
 
