@@ -90,6 +90,7 @@ from collections import defaultdict
 
 runs = defaultdict(list)   # (shape, side, config) -> [(decode, prefill)] one per round
 fractions = defaultdict(list)  # bitgrad: decode bytes/s over the same run's bandwidth probe, per round
+read_fractions = defaultdict(list)  # the same over the read-only probe
 meta = {}
 for line in open(sys.argv[1]):
     r = json.loads(line)
@@ -114,6 +115,8 @@ for line in open(sys.argv[1]):
         key = (b["preset"], "bitgrad", cfg)
         runs[key].append((b["decode_tokens_per_s"], b["prefill_tokens_per_s"]))
         fractions[key].append(b["fraction_of_bandwidth"])
+        if "fraction_of_read_bandwidth" in b:
+            read_fractions[key].append(b["fraction_of_read_bandwidth"])
         meta[key] = {"bytes_per_token_mib": b["bytes_per_token_mib"], "rss_mib": b["rss_mib"]}
 
 def med(xs):
@@ -134,6 +137,8 @@ for shape, s in summary.items():
                "decode_tokens_per_s": dec, "prefill_tokens_per_s": pre, **meta[(shape, side, cfg)]}
         if fractions[(shape, side, cfg)]:
             out["fraction_of_bandwidth"] = med(fractions[(shape, side, cfg)])
+        if read_fractions[(shape, side, cfg)]:
+            out["fraction_of_read_bandwidth"] = med(read_fractions[(shape, side, cfg)])
         if best_dec[0] and dec:
             out["decode_vs_llamacpp_best"] = round(dec / best_dec[1][0], 3)
             out["llamacpp_best_decode_type"] = best_dec[0]
@@ -147,12 +152,12 @@ fmt = lambda x: "-" if x is None else f"{x:.1f}"
 ratio = lambda x: "-" if x is None else f"{x:.2f}x"
 fmt2 = lambda x: "-" if x is None else f"{x:.2f}"
 print("\n| shape | side | configuration | decode tok/s | vs llama.cpp best | prefill tok/s | vs llama.cpp best "
-      "| bytes/token | of the bandwidth probe | rounds |", file=sys.stderr)
-print("|---|---|---|---|---|---|---|---|---|---|", file=sys.stderr)
+      "| bytes/token | of the bandwidth probe | of the read probe | rounds |", file=sys.stderr)
+print("|---|---|---|---|---|---|---|---|---|---|---|", file=sys.stderr)
 for o in rows:
     print(f'| {o["shape"]} | {o["side"]} | {o["config"]} | {fmt(o["decode_tokens_per_s"])} | '
           f'{ratio(o.get("decode_vs_llamacpp_best"))} | {fmt(o["prefill_tokens_per_s"])} | '
           f'{ratio(o.get("prefill_vs_llamacpp_best"))} | {o["bytes_per_token_mib"]} MiB | '
-          f'{fmt2(o.get("fraction_of_bandwidth"))} | {o["rounds"]} |',
+          f'{fmt2(o.get("fraction_of_bandwidth"))} | {fmt2(o.get("fraction_of_read_bandwidth"))} | {o["rounds"]} |',
           file=sys.stderr)
 PYEOF

@@ -125,8 +125,8 @@ expect 0 "decode 4 tokens: [0-9.]+ tok/s, [0-9]+ threads, int8 activations" "$bi
 expect 0 "decode 4 tokens: [0-9.]+ tok/s, [0-9]+ threads, float activations" "$bitgrad" generate --model bin.packed.safetensors --data data --tokens 4 --prompt "the" --activations float
 expect 2 "--activations int4: expected float or int8" "$bitgrad" generate --model bin.packed.safetensors --data data --activations int4
 expect 0 '"packed":true.*"perplexity":[0-9]|"perplexity":[0-9].*"packed":true' "$bitgrad" eval --model bin.packed.safetensors --data data --json --seq 16
-expect 0 "packed.*int8 tables, int8 activations" "$bitgrad" eval --model bin.packed.safetensors --data data --seq 16
-expect 0 "packed.*bf16 tables, float activations" "$bitgrad" eval --model bin.bf16.safetensors --data data --seq 16 --activations float
+expect 0 "packed.*int8 tables, int8 activations, fp16 KV cache" "$bitgrad" eval --model bin.packed.safetensors --data data --seq 16
+expect 0 "packed.*bf16 tables, float activations, float KV cache" "$bitgrad" eval --model bin.bf16.safetensors --data data --seq 16 --activations float
 # zero-shot multiple choice: an ordinary item and a partial-scoring one, float and packed
 cat > items.jsonl <<'EOF'
 {"context": "Question: where does the whale swim?\nAnswer:", "choices": ["in the sea", "in the desert"], "gold": 0}

@@ -19,8 +19,9 @@ public:
                  int64_t logit_rows = 1) const override {
         using namespace bitgrad;
         REQUIRE(cache.length + n <= cache.capacity);
-        float* keys = cache.k[0].data();  // [capacity, width]: column 0 holds the token id
-        const int64_t width = cache.k[0].dim(1), total = cache.length + n, V = model_.config.vocab_size;
+        REQUIRE(cache.format == infer::KvFormat::Float);
+        float* keys = cache.k[0].data();  // head 0 of layer 0, [capacity, head_dim]: column 0 holds the token id
+        const int64_t width = cache.head_dim, total = cache.length + n, V = model_.config.vocab_size;
         for (int64_t i = 0; i < n; ++i) keys[(cache.length + i) * width] = float(ids[i]);
         Tensor<int32_t> in({1, total});
         for (int64_t t = 0; t < total; ++t) in[t] = int32_t(keys[t * width]);

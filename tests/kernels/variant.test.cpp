@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 
+#include "bitgrad/kernels/attention_decode.hpp"
 #include "bitgrad/kernels/gemm_bf16.hpp"
 #include "bitgrad/kernels/gemv_int8.hpp"
 #include "bitgrad/kernels/sign_lut.hpp"
@@ -54,6 +55,9 @@ TEST_CASE("every kernel family's variant list is complete and its dispatch is th
                kernels::gemv_int8_kernel());
     using kernels::SignLutKernel;
     check_list(kernels::kSignLutVariants, {SignLutKernel::Generic, SignLutKernel::Avx2}, kernels::sign_lut_kernel());
+    using kernels::AttentionDecodeKernel;
+    check_list(kernels::kAttentionDecodeVariants, {AttentionDecodeKernel::Generic, AttentionDecodeKernel::Avx2},
+               kernels::attention_decode_kernel());
 }
 
 TEST_CASE("kernel names come from the variant lists") {
@@ -88,6 +92,7 @@ TEST_CASE("the dispatch picks this CPU family's SIMD variants") {
     CHECK(kernels::gemv_int8_kernel() == GemvInt8Kernel::Neon);
     CHECK(!kernels::sign_kernel_supported(SignKernel::Avx2));
     CHECK(kernels::sign_lut_kernel() == kernels::SignLutKernel::Generic);  // sign_lut has no NEON variant
+    CHECK(kernels::attention_decode_kernel() == kernels::AttentionDecodeKernel::Generic);  // nor attention_decode
 #elif defined(__x86_64__)
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         CHECK(kernels::sign_kernel() != SignKernel::Reference);
@@ -95,6 +100,8 @@ TEST_CASE("the dispatch picks this CPU family's SIMD variants") {
         CHECK(kernels::gemv_int8_kernel() != GemvInt8Kernel::Generic);
     }
     if (__builtin_cpu_supports("avx2")) CHECK(kernels::sign_lut_kernel() == kernels::SignLutKernel::Avx2);
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        CHECK(kernels::attention_decode_kernel() == kernels::AttentionDecodeKernel::Avx2);
     CHECK(!kernels::sign_kernel_supported(SignKernel::Neon));
     CHECK(!kernels::variant_of(kernels::kGemvInt8Variants, GemvInt8Kernel::Neon).supported());
 #else

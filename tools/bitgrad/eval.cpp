@@ -66,9 +66,10 @@ static int eval_text(const cxxopts::ParseResult& r) {
     const infer::OpenedModel opened = infer::open_model(r["model"].as<std::string>());
     const kernels::SignActivationsScope scope(activations);
     const int64_t seq = r.count("seq") ? positive<int64_t>(r, "seq") : opened.model->config().max_position_embeddings;
-    const std::string how =
-        !opened.packed ? "float checkpoint"
-                       : std::string("packed, ") + kernels::sign_activations_name(activations) + " activations";
+    const std::string how = !opened.packed
+                                ? "float checkpoint"
+                                : std::string("packed, ") + kernels::sign_activations_name(activations) +
+                                      " activations, " + infer::kv_format_name(opened.model->kv_format()) + " KV cache";
     const eval::PerplexityResult res = eval::paper_perplexity(*opened.model, tokens, seq, progress);
     // The scored tokens stand for the whole text: bits per byte = nll * tokens of the text / (ln 2 * bytes).
     const double bpb = res.nll * double(tokens.size()) / (std::log(2.0) * double(text.size()));
@@ -128,8 +129,10 @@ int run_eval(const cxxopts::ParseResult& r) {
         j["packed"] = true;
         j["tables"] = infer::table_format_name(static_cast<const infer::PackedLlama&>(m).lm_head().format());
         j["activations"] = acts;
+        j["kv_cache"] = infer::kv_format_name(m.kv_format());
         j["bytes_packed"] = m.bytes();
-        how = " (" + opened.description + ", " + acts + " activations)";
+        how = " (" + opened.description + ", " + acts + " activations, " + infer::kv_format_name(m.kv_format()) +
+              " KV cache)";
     } else {
         const auto stats = nn::param_stats(m.config());
         j["bytes_fp32"] = stats.bytes_fp32();

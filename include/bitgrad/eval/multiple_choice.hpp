@@ -261,9 +261,10 @@ inline Scorer make_scorer(const infer::CausalLM& decoder, bool reuse_prefix = tr
             const int64_t n = int64_t(r.tokens.size()), ctx = n - r.scored;
             BITGRAD_CHECK(r.scored >= 1 && ctx >= 1 && n - 1 <= c.max_position_embeddings,
                           "multiple choice: a request of " << n << " tokens scoring " << r.scored);
-            if (st->cache.capacity < n - 1) {  // grows in steps of 64 positions
+            // grows in steps of 64 positions (and follows a change of the model's cache format)
+            if (st->cache.capacity < n - 1 || st->cache.format != decoder.kv_format()) {
                 st->cached.clear();
-                st->cache = infer::KvCache(c, std::min(c.max_position_embeddings, (n - 1 + 63) / 64 * 64));
+                st->cache = decoder.new_cache(std::min(c.max_position_embeddings, (n - 1 + 63) / 64 * 64));
             }
             int64_t p = 0;
             if (reuse_prefix)

@@ -74,7 +74,7 @@ inline PerplexityResult perplexity(const infer::CausalLM& decoder, const data::T
                                                             << c.max_position_embeddings << "]");
     const int64_t windows = detail::perplexity_windows(shard, seq_len, c.vocab_size, max_windows);
     const int64_t V = c.vocab_size;
-    infer::KvCache cache(c, seq_len);
+    infer::KvCache cache = decoder.new_cache(seq_len);
     std::vector<int32_t> window(std::size_t(seq_len + 1));
     std::vector<float> logits(std::size_t(seq_len * V));
     double total = 0;
@@ -100,7 +100,7 @@ inline PerplexityResult paper_perplexity(const infer::CausalLM& decoder, const s
     const auto& c = decoder.config();
     const int64_t V = c.vocab_size;
     const int64_t windows = detail::paper_windows(tokens, seq_len, V, c.max_position_embeddings);
-    infer::KvCache cache(c, seq_len);
+    infer::KvCache cache = decoder.new_cache(seq_len);
     std::vector<float> logits(std::size_t(seq_len * V));
     double total = 0;
     for (int64_t w = 0; w < windows; ++w) {

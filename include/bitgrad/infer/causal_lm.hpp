@@ -33,6 +33,10 @@ public:
                          int64_t logit_rows = 1) const = 0;
     // Bytes of the weights as stored.
     virtual int64_t bytes() const = 0;
+    // What this model's KV cache holds (infer/kv_cache.hpp): float unless the model says otherwise.
+    virtual KvFormat kv_format() const { return KvFormat::Float; }
+    // A cache of this model's format for `capacity` positions.
+    KvCache new_cache(int64_t capacity) const { return KvCache(config(), capacity, kv_format()); }
 };
 
 // Timing of one generate call: the prompt's prefill and the token-by-token decode.
@@ -71,7 +75,7 @@ inline std::vector<int32_t> generate(const CausalLM& model, std::vector<int32_t>
     }
     KvCache cache;
     try {
-        cache = KvCache(c, int64_t(ids.size()) + max_new);
+        cache = model.new_cache(int64_t(ids.size()) + max_new);
     } catch (const Error& e) {
         BITGRAD_CHECK(false, "generate: " << ids.size() << " prompt tokens + max_new " << max_new
                                           << (asked > max_new ? " (" + std::to_string(asked) +

@@ -194,17 +194,21 @@ public:
         }
         return n;
     }
-    // Bytes read per decoded token: every weight once (the embedding only one row) and the cache.
+    // Bytes read per decoded token: every weight once (the embedding only one row) and the cache
+    // (in the format kv_format() gives).
     int64_t bytes_per_token(int64_t context) const {
+        const int64_t element = kv_format() == KvFormat::Float ? 4 : 2;
         return bytes() - embed_.bytes() + embed_.bytes_per_row() +
-               2 * 4 * context * config_.num_hidden_layers * config_.num_key_value_heads * config_.head_dim();
+               2 * element * context * config_.num_hidden_layers * config_.num_key_value_heads * config_.head_dim();
     }
+    KvFormat kv_format() const override { return Linear::kv_format(); }
 
     void forward(const int32_t* ids, int64_t n, KvCache& cache, float* logits, int64_t logit_rows = 1) const override {
         BITGRAD_CHECK(n >= 1, "Decoder::forward: no tokens");
         BITGRAD_CHECK(logit_rows >= 1 && logit_rows <= n,
                       "Decoder::forward: logit_rows " << logit_rows << " must be in [1, " << n << "]");
-        BITGRAD_CHECK(int64_t(cache.k.size()) == config_.num_hidden_layers,
+        BITGRAD_CHECK(cache.layers() == config_.num_hidden_layers && cache.kv_heads == config_.num_key_value_heads &&
+                          cache.head_dim == config_.head_dim(),
                       "Decoder::forward: the cache was made for another model");
         BITGRAD_CHECK(
             cache.length + n <= cache.capacity,
@@ -290,8 +294,9 @@ private:
                           "Decoder: token id " << ids[i] << " at index " << i << " is outside the vocabulary [0, "
                                                << c.vocab_size << ")");
         Tensor<float> x({N, C}), h({N, C}), q({N, H * D}), o({N, H * D}), lse({B, H, T}), gate({N, I}), up({N, I});
-        Tensor<float> k_new, v_new;  // without a cache: this call's keys and values
-        if (!cache) k_new = Tensor<float>({N, Hkv * D}), v_new = Tensor<float>({N, Hkv * D});
+        // This call's keys and values; with a cache they are stored in it and attention reads them there.
+        Tensor<float> k_new({N, Hkv * D}), v_new({N, Hkv * D}), k_all, v_all;
+        if (cache && T > 1) k_all = Tensor<float>({S, Hkv * D}), v_all = Tensor<float>({S, Hkv * D});
         parallel_for(
             N, [&](int64_t r) { embed_.row(ids[r], x.data() + r * C); }, C);
         Tensor<float> cos_t, sin_t;
@@ -301,15 +306,23 @@ private:
         const float eps = float(c.rms_norm_eps);
         for (std::size_t li = 0; li < blocks_.size(); ++li) {
             const BlockType& l = blocks_[li];
-            float* k = cache ? cache->k[li].data() + pos * Hkv * D : k_new.data();
-            float* v = cache ? cache->v[li].data() + pos * Hkv * D : v_new.data();
             kernels::rms_norm_rows(x.data(), l.n1.data(), eps, h.data(), (float*)nullptr, N, C);
-            project<3>({&l.q(), &l.k(), &l.v()}, h.data(), N, {q.data(), k, v});
+            project<3>({&l.q(), &l.k(), &l.v()}, h.data(), N, {q.data(), k_new.data(), v_new.data()});
             kernels::rope_apply(q.data(), q.data(), B, T, H, D, cos_t, sin_t, 1.f, false);
-            kernels::rope_apply(k, k, B, T, Hkv, D, cos_t, sin_t, 1.f, false);
-            const float* k_all = cache ? cache->k[li].data() : k_new.data();
-            const float* v_all = cache ? cache->v[li].data() : v_new.data();
-            kernels::attention_forward(dims, q.data(), k_all, v_all, o.data(), lse.data());
+            kernels::rope_apply(k_new.data(), k_new.data(), B, T, Hkv, D, cos_t, sin_t, 1.f, false);
+            if (!cache) {
+                kernels::attention_forward(dims, q.data(), k_new.data(), v_new.data(), o.data(), lse.data());
+            } else {
+                // The cache's values, as stored (fp16 rounds this call's keys too): a prompt's rows
+                // see what the same tokens decoded one at a time see.
+                cache->write(int64_t(li), pos, T, k_new.data(), v_new.data());
+                if (T == 1) {
+                    cache->attend(int64_t(li), S, H, q.data(), o.data());
+                } else {
+                    cache->read(int64_t(li), S, k_all.data(), v_all.data());
+                    kernels::attention_forward(dims, q.data(), k_all.data(), v_all.data(), o.data(), lse.data());
+                }
+            }
             l.o().forward(o.data(), N, x.data(), true);  // residual
             kernels::rms_norm_rows(x.data(), l.n2.data(), eps, h.data(), (float*)nullptr, N, C);
             project<2>({&l.gate(), &l.up()}, h.data(), N, {gate.data(), up.data()});

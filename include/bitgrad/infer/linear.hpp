@@ -10,6 +10,7 @@
 //   holds_dense, holds_fbi            which kind of trained layer it can store
 //   default_tables, bf16_products     the token tables that go with it, and whether the lm_head's
 //                                     product over many rows runs in bf16 as the layers' do
+//   kv_format()                       what the model's KV cache holds (infer/kv_cache.hpp)
 //
 //   FloatLinear      W in float. A dense layer as it is; an FBI layer as W_hat = alpha * sign(W) + beta
 //                    (kernels::fbi_materialize: the training model's numbers)
@@ -22,7 +23,8 @@
 //                    With int8 activations a decode step (one row) runs the table look-up kernel
 //                    (kernels/sign_lut.hpp: the same integers, a third of the instructions) on a copy
 //                    of the signs in its layout, made on the first such step: float-activation
-//                    users do not pay its memory (as many bytes again as the sign bits).
+//                    users do not pay its memory (as many bytes again as the sign bits). With
+//                    int8 activations the model's KV cache holds fp16 (kv_format()).
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -38,6 +40,7 @@
 #include "bitgrad/core/parallel.hpp"
 #include "bitgrad/core/rng.hpp"
 #include "bitgrad/core/tensor.hpp"
+#include "bitgrad/infer/kv_cache.hpp"
 #include "bitgrad/infer/token_table.hpp"
 #include "bitgrad/kernels/fbi.hpp"
 #include "bitgrad/kernels/gemm.hpp"
@@ -61,6 +64,7 @@ inline std::tuple<Tensor<float>, Tensor<float>, Tensor<float>> random_fbi_weight
 struct FloatLinear {
     static constexpr TableFormat default_tables = TableFormat::Float;
     static constexpr bool bf16_products = false;  // products follow the thread's matmul precision
+    static KvFormat kv_format() { return KvFormat::Float; }
     static constexpr bool holds_dense = true, holds_fbi = true;
     Tensor<float> weight;  // [out, in]: W, or W_hat of an FBI layer
 
@@ -89,6 +93,7 @@ struct FloatLinear {
 struct Bf16Linear {
     static constexpr TableFormat default_tables = TableFormat::Bf16;
     static constexpr bool bf16_products = true;  // the lm_head's product in bf16 too
+    static KvFormat kv_format() { return KvFormat::Float; }
     static constexpr bool holds_dense = true, holds_fbi = false;
     Tensor<bf16> weight;  // [out, in]
 
@@ -121,6 +126,11 @@ struct PackedFbiLinear {
     static constexpr TableFormat default_tables = TableFormat::Int8;
     static constexpr bool bf16_products = false;
     static constexpr bool holds_dense = false, holds_fbi = true;
+    // The fast path rounds what it keeps as it rounds what it multiplies: with int8 activations the
+    // cache holds fp16 (half the bytes a decode step reads there); with float ones, floats.
+    static KvFormat kv_format() {
+        return kernels::sign_activations() == kernels::SignActivations::Int8 ? KvFormat::Fp16 : KvFormat::Float;
+    }
     kernels::PackedSigns signs;
     Tensor<float> alpha, beta;  // [in], values exactly representable in fp16
 

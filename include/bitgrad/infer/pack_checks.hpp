@@ -51,7 +51,7 @@ inline PackProbe probe_packed(const CausalLM& packed, const CausalLM& reference,
     Rng rng(seed);
     for (auto& id : probe) id = int32_t(rng.uniform_int(uint64_t(V)));
     auto last_logits = [&](const CausalLM& m) {
-        KvCache cache(m.config(), n);
+        KvCache cache = m.new_cache(n);
         std::vector<float> logits(static_cast<std::size_t>(V));
         m.forward(probe.data(), n, cache, logits.data());
         return logits;
