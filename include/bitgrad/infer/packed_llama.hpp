@@ -3,7 +3,7 @@
 // prefill and decode. An instantiation of the one decoder (infer/decoder.hpp):
 //
 //   infer::PackedLlama packed(student);                       // from a trained nn::FbiLlama<float>
-//   infer::KvCache cache(packed.config(), 512);               // room for 512 positions
+//   infer::KvCache cache = packed.new_cache(512);             // room for 512 positions, in the model's format
 //   std::vector<float> logits(V);
 //   packed.forward(prompt.data(), n, cache, logits.data());   // prefill: logits of the last token
 //   packed.forward(&next, 1, cache, logits.data());           // decode: one token at a time
@@ -15,8 +15,9 @@
 // (int8 with a scale per row by default, or bf16: token_table.hpp), the RMSNorm weights in float.
 // The layer computes the folded identity (never W_hat):
 //   y = S (alpha * x) + (beta . x),     S = sign(W) in {+1, -1}
-// By default each token's activations are rounded to int8 first (kernels/sign_matmul_q8.hpp), the
-// fast path; docs/inference.md measures its cost and that of the int8 tables. With float
+// By default each token's activations are rounded to int8 first (kernels/sign_matmul_q8.hpp) and
+// the KV cache holds fp16 (infer/kv_cache.hpp), the fast path; docs/inference.md measures its cost
+// and that of the int8 tables. With float
 // activations (kernels::SignActivationsScope) and bf16 tables, the exact option, results differ
 // from the float model only by the fp16 rounding of alpha and beta, the bf16 rounding of the
 // embedding and lm_head, and the order of float sums (tests/infer/ state the tolerances).
