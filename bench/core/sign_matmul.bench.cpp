@@ -12,7 +12,8 @@
 //                 table look-ups, kernels/sign_lut.hpp: the tables are built in every call) on the
 //                 signs repacked by lut_signs, with every variant of kSignLutVariants.
 //   sign_prefill  rows = 128: gflops = 2 * rows * out * in / time (multiply-adds of the equivalent
-//                 float GEMM), against the float GEMM of the same shape.
+//                 float GEMM), against the float GEMM of the same shape; "int8_<variant>" rows time
+//                 sign_matmul_q8 (the rounding of the activations included).
 // Usage: sign_matmul_bench [--quick]   (--quick: the 130M shapes only)
 #include <chrono>
 #include <cstdio>
@@ -145,6 +146,14 @@ static void bench_prefill(const LinearShape& s, int threads, Rng& rng) {
             "\"ms\":%.3f,\"gflops\":%.1f,\"dense_ms\":%.3f,\"speedup_vs_dense\":%.2f}\n",
             long(out), long(in), long(rows), threads, kernels::sign_kernel_name(k), t * 1e3, flops / t * 1e-9,
             dense * 1e3, dense / t);
+    }
+    for (const auto& v : kernels::kSignQ8Variants) {  // int8 activations: rounding included
+        if (!v.supported() || v.id == SignKernel::Reference) continue;
+        const double t = seconds_per_call([&] { kernels::sign_matmul_q8(P, x.data(), rows, y.data(), v.id); });
+        std::printf(
+            "{\"bench\":\"sign_prefill\",\"shape\":\"%ldx%ld\",\"rows\":%ld,\"threads\":%d,\"kernel\":\"int8_%s\","
+            "\"ms\":%.3f,\"gflops\":%.1f,\"dense_ms\":%.3f,\"speedup_vs_dense\":%.2f}\n",
+            long(out), long(in), long(rows), threads, v.name, t * 1e3, flops / t * 1e-9, dense * 1e3, dense / t);
     }
     std::fflush(stdout);
 }

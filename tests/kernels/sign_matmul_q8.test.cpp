@@ -84,13 +84,14 @@ TEST_CASE("quantize_rows_q8 rounds each row by its absmax - pads with zeros - su
 
 TEST_CASE(
     "sign_matmul_q8 integer sums equal the int64 loop over the unpacked signs for every kernel - odd sizes - rows 1 2 "
-    "5 9") {
+    "5 9 and 19 (the prefill panel from kQ8PanelRows)") {
+    static_assert(kernels::detail::kQ8PanelRows <= 9, "rows 9 and 19 must reach the prefill panel");
     Rng rng(22);
     for (int64_t out : kQ8Outs)
         for (int64_t in : kQ8Ins) {
             const auto W = q8_weights(out, in, rng);
             const PackedSigns P = kernels::pack_signs(W.data(), out, in);
-            for (int64_t rows : {1, 2, 5, 9}) {
+            for (int64_t rows : {1, 2, 5, 9, 19}) {
                 const auto xa = q8_activations(rows, in, rng);
                 const kernels::Q8Rows X = kernels::quantize_rows_q8(xa.data(), rows, in);
                 std::vector<int32_t> want(std::size_t(rows * out));
@@ -157,7 +158,7 @@ TEST_CASE(
 
 TEST_CASE("sign_matmul_q8 with 2 threads equals 1 thread bit for bit") {
     Rng rng(24);
-    for (int64_t rows : {1, 7})
+    for (int64_t rows : {1, 7, 19})
         for (SignKernel k : q8_runnable_kernels()) {
             const int64_t out = 101, in = 2300;
             const auto W = q8_weights(out, in, rng);
@@ -174,6 +175,36 @@ TEST_CASE("sign_matmul_q8 with 2 threads equals 1 thread bit for bit") {
                 kernels::sign_matmul_q8(P, xa.data(), rows, two.data(), k);
             }
             CHECK(one == two);
+        }
+}
+
+// The prefill panel keeps its sums in 16-bit lanes through a column chunk: the largest sums there
+// are (every q = +-127 under every bit set, over widths up to two whole chunks and a tail) must come
+// out exact, as must the mixed ones of alternating bits.
+TEST_CASE("sign_matmul_q8 sums of all q = +-127 over long rows are exact for every kernel - no 16-bit overflow") {
+    for (int64_t in : {kernels::detail::kQ8PanelKC, 2 * kernels::detail::kQ8PanelKC + 64 + 5})
+        for (float sign : {1.f, -1.f}) {
+            const int64_t out = 5, rows = 2 * kernels::detail::kQ8PanelRows + 1;
+            Tensor<float> W({out, in});
+            for (int64_t i = 0; i < out; ++i)
+                for (int64_t j = 0; j < in; ++j) W[i * in + j] = i == 1 ? float(j % 2 ? -1 : 1) : i == 2 ? -1.f : 1.f;
+            const PackedSigns P = kernels::pack_signs(W.data(), out, in);
+            std::vector<float> xa(std::size_t(rows * in), sign);  // rounds to q = +-127 everywhere
+            const kernels::Q8Rows X = kernels::quantize_rows_q8(xa.data(), rows, in);
+            const int32_t all = int32_t(sign) * 127 * int32_t(in), even = int32_t(sign) * 127 * int32_t((in + 1) / 2);
+            for (SignKernel k : q8_runnable_kernels()) {
+                const std::string kernel = kernels::sign_kernel_name(k);
+                CAPTURE(kernel);
+                CAPTURE(in);
+                std::vector<int32_t> got(std::size_t(rows * out), -999999);
+                kernels::sign_matmul_q8_sums(P, X, got.data(), k);
+                for (int64_t r = 0; r < rows; ++r) {
+                    CHECK(got[std::size_t(r * out + 0)] == all);   // every bit set
+                    CHECK(got[std::size_t(r * out + 1)] == even);  // the even columns
+                    CHECK(got[std::size_t(r * out + 2)] == 0);     // no bit set
+                    CHECK(got[std::size_t(r * out + 4)] == all);
+                }
+            }
         }
 }
 

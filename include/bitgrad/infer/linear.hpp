@@ -164,15 +164,24 @@ struct PackedFbiLinear {
         const bool int8 = kernels::sign_activations() == kernels::SignActivations::Int8;
         if (int8 && rows == 1) return decode_int8<1>({this}, x, {y}, accumulate);
         const int64_t n_in = in(), n_out = out();
-        Tensor<float> xa({rows, n_in}), xb({rows}), s({rows, n_out});
-        for (int64_t r = 0; r < rows; ++r) xb[r] = fold_input(x + r * n_in, xa.data() + r * n_in);
-        if (int8)
-            kernels::sign_matmul_q8(signs, xa.data(), rows, s.data());
-        else
-            kernels::sign_matmul(signs, xa.data(), rows, s.data());
-        for (int64_t r = 0; r < rows; ++r)
-            for (int64_t i = 0; i < n_out; ++i)
-                y[r * n_out + i] = (accumulate ? y[r * n_out + i] : 0.f) + s[r * n_out + i] + xb[r];
+        Tensor<float> xa({rows, n_in}), xb({rows});
+        parallel_for(
+            rows, [&](int64_t r) { xb[r] = fold_input(x + r * n_in, xa.data() + r * n_in); }, n_in);
+        if (int8) {  // y = d (2 P - sum q) + beta . x, in the order of the float path below
+            const kernels::Q8Rows X = kernels::quantize_rows_q8(xa.data(), rows, n_in);
+            std::vector<int32_t> P(std::size_t(rows * n_out));
+            kernels::sign_matmul_q8_sums(signs, X, P.data());
+            return kernels::dequantize_sign_sums(X, P.data(), n_out, y, accumulate, xb.data());
+        }
+        Tensor<float> s({rows, n_out});
+        kernels::sign_matmul(signs, xa.data(), rows, s.data());
+        parallel_for(
+            rows,
+            [&](int64_t r) {
+                for (int64_t i = 0; i < n_out; ++i)
+                    y[r * n_out + i] = (accumulate ? y[r * n_out + i] : 0.f) + s[r * n_out + i] + xb[r];
+            },
+            n_out);
     }
 
     // ys[l] = x W_l^T (rows of x) for N layers that read the same input: q, k and v, or gate and up.
