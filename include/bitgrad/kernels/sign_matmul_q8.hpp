@@ -22,8 +22,8 @@
 //   Avx2         32 sign bits become 32 byte masks (vpshufb spreads each byte over 8 lanes, vpcmpeqb
 //                against 1, 2, 4, .., 128); vpand keeps q where s = +1; vpmaddubsw (ones x q -> int16
 //                pairs) and vpmaddwd (-> int32) sum them: 4 instructions per 32 products and row,
-//                the mask's 4 shared by every activation row. From kQ8PanelRows activation rows on
-//                (prefill) the bits of a few output rows are first expanded to a panel of bytes
+//                the mask's 4 shared by every activation row. From kQ8PanelRows (2) activation rows
+//                on (prefill) the bits of a few output rows are first expanded to a panel of bytes
 //                0 / 1, which vpmaddubsw multiplies by q directly and vpaddw accumulates in int16
 //                within a column chunk: 2 instructions per 32 products and row (common.hpp bounds
 //                the 16-bit sums).
@@ -33,9 +33,9 @@
 //   Neon         (AArch64) 16 bits become 16 byte masks (vqtbl1q, vtst); vdotq_s32 of the 0 / 1 bytes
 //                and q with the dot-product extension, else vand + vpaddl + vpadal.
 // Blocking as in sign_matmul: a micro-kernel takes NI output rows x NR activation rows (each mask
-// serves NR rows, each q load NI outputs); decode (rows = 1) runs NI = 8 over whole rows, a few
-// rows NI = 4, NR = 4 over column chunks of kQ8KC so that chunk of q stays in L2, the AVX2 panel
-// NI = 2, NR = 4 (more accumulators spill on AVX2's 16 registers). Threads own output rows.
+// serves NR rows, each q load NI outputs); decode (rows = 1) runs NI = 8 over whole rows, prefill
+// NI = 4, NR = 4 over column chunks of kQ8KC so that chunk of q stays in L2 (AVX-512, NEON), the
+// AVX2 panel NI = 2, NR = 4 (more accumulators spill on AVX2's 16 registers). Threads own output rows.
 #include <cstdint>
 #include <iterator>
 #include <vector>

@@ -116,7 +116,9 @@ void sign_q8_simd(const PackedSigns& S, const Q8Rows& X, int32_t* P) {
 // loop is one multiply of 32 bytes by 32 q and one add per 32 products (Isa::block), with no mask
 // work. Sums stay in 16-bit lanes within a chunk: a lane adds two products of |q| <= 127 a step,
 // kQ8PanelKC / 32 = 64 steps, |sum| <= 64 * 254 < 2^15; each chunk's sums are then widened to int32.
-inline constexpr int64_t kQ8PanelRows = 8;   // from this many activation rows on (sign_matmul bench)
+// From 2 activation rows on: there the panel already ran 1.10-1.20x the mask kernel, at 8 rows
+// 1.84-2.04x (one thread, 768 x 2048 and 2048 x 768); one row is decode's, with no reuse of a panel.
+inline constexpr int64_t kQ8PanelRows = 2;
 inline constexpr int64_t kQ8PanelKC = 2048;  // column chunk: 64 steps of 32; NI x 2 KiB of panel
 
 // NI panel rows (row i's bytes at panel + i * kQ8PanelKC) against NR rows of q (q + r * stride)
